@@ -1,0 +1,36 @@
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the `ticketing` command in .venv/bin/
+
+run: $(STAMP) ## start the demo service on SQLite and print a token and a curl command
+	$(BIN)/ticketing demo
+
+test: $(STAMP) ## run the whole suite (PostgreSQL tests too when TICKETING_TEST_DATABASE_URL is set)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## ruff (format check and lint) and mypy
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+format: $(STAMP) ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+clean: ## remove the virtualenv and the local data folder
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install run test lint format clean

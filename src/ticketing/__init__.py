@@ -1,0 +1,3 @@
+"""A multi-tenant, API-first service desk backend."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""Allows `python -m ticketing`."""
+
+from ticketing.cli import main
+
+main()

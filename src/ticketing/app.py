@@ -1,0 +1,119 @@
+"""The ASGI application: routers, error rendering, health check, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from ticketing import __version__
+from ticketing.auth.access import app_state
+from ticketing.catalog.endpoints import router as catalog_router
+from ticketing.config import Settings, get_settings
+from ticketing.kit.errors import (
+    InputValidationFailure,
+    NotFound,
+    ServiceUnavailable,
+    TicketingError,
+)
+from ticketing.kit.requests import RequestIdMiddleware, request_id_var
+from ticketing.kit.responses import JsonResponse, error_response
+from ticketing.state import AppState
+from ticketing.tickets.endpoints import router as tickets_router
+
+log = logging.getLogger("ticketing")
+
+
+class _HttpError(TicketingError):
+    """A routing-level error (unknown path, wrong method) in the seed's envelope."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self._status = status
+
+    def body(self) -> dict[str, object]:
+        return {**super().body(), "status": self._status, "code": _HTTP_CODES.get(self._status)}
+
+
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Builds the application for the given settings (default: from the environment)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = AppState.from_settings(settings)
+        app.state.ticketing = state
+        try:
+            yield
+        finally:
+            await state.engine.dispose()
+
+    app = FastAPI(
+        title="Ticketing",
+        version=__version__,
+        description="Multi-tenant service desk API: create tickets from service catalog offers.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(tickets_router)
+    app.include_router(catalog_router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
+    async def healthz(request: Request) -> Response:
+        state = app_state(request)
+        try:
+            async with state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (OSError, DBAPIError) as exc:
+            log.warning("health check: database unreachable: %s", exc)
+            return JsonResponse({"status": "unhealthy", "database": "unreachable"}, status_code=503)
+        return JsonResponse({"status": "ok", "database": "ok"})
+
+    @app.exception_handler(TicketingError)
+    async def on_ticketing_error(_request: Request, exc: TicketingError) -> Response:
+        return error_response(exc, request_id=request_id_var.get())
+
+    @app.exception_handler(RequestValidationError)
+    async def on_request_validation(_request: Request, exc: RequestValidationError) -> Response:
+        reasons: dict[str, list[str]] = {}
+        for error in exc.errors():
+            key = ".".join(str(p) for p in error["loc"][1:]) or str(error["loc"][0])
+            reasons.setdefault(key, []).append(str(error["msg"]))
+        failure = InputValidationFailure(reasons, "Invalid request")
+        return error_response(failure, request_id=request_id_var.get())
+
+    @app.exception_handler(HTTPException)
+    async def on_http_error(_request: Request, exc: HTTPException) -> Response:
+        error = (
+            NotFound() if exc.status_code == 404 else _HttpError(exc.status_code, str(exc.detail))
+        )
+        response = error_response(error, request_id=request_id_var.get())
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(OperationalError)
+    async def on_database_down(_request: Request, exc: OperationalError) -> Response:
+        request_id = request_id_var.get()
+        log.error("database error (request %s): %s", request_id, exc.orig)
+        return error_response(
+            ServiceUnavailable("The database is unavailable"), request_id=request_id
+        )
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_request: Request, exc: Exception) -> Response:
+        request_id = request_id_var.get()
+        log.exception("unhandled error (request %s)", request_id, exc_info=exc)
+        return error_response(TicketingError(), request_id=request_id)
+
+    return app

@@ -1,0 +1,1 @@
+"""Bearer-token authentication (Keycloak-shaped OIDC JWTs) and authorization."""

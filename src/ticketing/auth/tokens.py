@@ -1,0 +1,220 @@
+"""Verifies bearer tokens against the trusted issuer's keys and reads their claims."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+import jwt
+
+from ticketing.auth.dev_issuer import DevKey, issuer_for
+from ticketing.kit.errors import AuthenticationFailure, ServiceUnavailable
+
+# Asymmetric algorithms only: `none` and HMAC (which would accept a public key as a
+# shared secret) are never accepted.
+ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as the verified token says."""
+
+    realm: str
+    subject: str
+    tenant_id: str | None
+    roles: frozenset[str]
+    scopes: frozenset[str]
+    teams: tuple[str, ...]
+    username: str
+    email: str | None
+    first_name: str
+    last_name: str
+
+    @property
+    def submitter(self) -> str:
+        """What `submittedBy` records: the email when the token has one."""
+        return self.email or self.username
+
+    @classmethod
+    def from_claims(cls, realm: str, claims: dict[str, Any]) -> Principal:
+        realm_access = claims.get("realm_access")
+        roles = realm_access.get("roles") if isinstance(realm_access, dict) else None
+        scope = claims.get("scope")
+        teams = claims.get("teams")
+        email = claims.get("email") if isinstance(claims.get("email"), str) else None
+        username = claims.get("preferred_username")
+        if not isinstance(username, str) or not username:
+            username = email or str(claims.get("sub", ""))
+        tenant_id = claims.get("tenant_id")
+        return cls(
+            realm=realm,
+            subject=str(claims.get("sub", "")),
+            tenant_id=tenant_id if isinstance(tenant_id, str) else None,
+            roles=frozenset(r for r in roles or () if isinstance(r, str)),
+            scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+            teams=tuple(t for t in teams or () if isinstance(t, str))
+            if isinstance(teams, list)
+            else (),
+            username=username,
+            email=email or None,
+            first_name=_str(claims.get("given_name")),
+            last_name=_str(claims.get("family_name")),
+        )
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class KeySource(Protocol):
+    """Finds the public key for a realm's issuer and a key id."""
+
+    async def key_for(self, issuer: str, kid: str | None) -> jwt.PyJWK | None: ...
+
+
+class DevKeySource:
+    """The development issuer's own key, trusted for every realm under its base URL."""
+
+    def __init__(self, key: DevKey) -> None:
+        self._jwk = jwt.PyJWK(key.public_jwk)
+        self._kid = key.kid
+
+    async def key_for(self, issuer: str, kid: str | None) -> jwt.PyJWK | None:
+        return self._jwk if kid == self._kid else None
+
+
+@dataclass
+class _IssuerKeys:
+    keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
+    fetched_at: float = float("-inf")
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class OidcKeySource:
+    """Keys published by an OIDC provider: discovery -> jwks_uri, cached per issuer.
+
+    An unknown kid triggers a refetch, at most once per `refresh_interval` seconds per
+    issuer, so that key rotation needs no restart and bogus kids cannot hammer the provider.
+    """
+
+    def __init__(self, *, refresh_interval: float, timeout: float) -> None:
+        self._refresh_interval = refresh_interval
+        self._timeout = timeout
+        self._issuers: dict[str, _IssuerKeys] = {}
+
+    async def key_for(self, issuer: str, kid: str | None) -> jwt.PyJWK | None:
+        entry = self._issuers.setdefault(issuer, _IssuerKeys())
+        key = _pick(entry.keys, kid)
+        if key is not None:
+            return key
+        async with entry.lock:
+            key = _pick(entry.keys, kid)
+            if key is not None:
+                return key
+            if time.monotonic() - entry.fetched_at < self._refresh_interval:
+                return None
+            entry.keys = await self._fetch(issuer)
+            entry.fetched_at = time.monotonic()
+            return _pick(entry.keys, kid)
+
+    async def _fetch(self, issuer: str) -> dict[str, jwt.PyJWK]:
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout) as client:
+                discovery = await client.get(f"{issuer}/.well-known/openid-configuration")
+                discovery.raise_for_status()
+                jwks_uri = discovery.json()["jwks_uri"]
+                response = await client.get(jwks_uri)
+                response.raise_for_status()
+                jwks = response.json()
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise ServiceUnavailable("The identity provider cannot be reached") from exc
+        keys: dict[str, jwt.PyJWK] = {}
+        for data in jwks.get("keys", []) if isinstance(jwks, dict) else []:
+            if not isinstance(data, dict) or data.get("use", "sig") != "sig":
+                continue
+            try:
+                jwk = jwt.PyJWK(data)
+            except jwt.PyJWTError:
+                continue  # a key type or algorithm this service does not verify with
+            keys[str(data.get("kid", ""))] = jwk
+        return keys
+
+
+def _pick(keys: dict[str, jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:
+    if kid is not None:
+        return keys.get(kid)
+    # A provider with a single key may omit kid.
+    return next(iter(keys.values())) if len(keys) == 1 else None
+
+
+class TokenVerifier:
+    """Checks signature, algorithm, issuer, exp and nbf; returns the caller's Principal."""
+
+    def __init__(
+        self,
+        *,
+        issuer_base: str,
+        keys: KeySource,
+        leeway: int = 30,
+        audience: str | None = None,
+    ) -> None:
+        self._realms_prefix = issuer_for(issuer_base, "")
+        self._keys = keys
+        self._leeway = leeway
+        self._audience = audience
+
+    async def verify(self, authorization: str | None) -> Principal:
+        token = _bearer(authorization)
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise AuthenticationFailure("Malformed bearer token") from exc
+        alg = header.get("alg")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise AuthenticationFailure("Token signing algorithm is not accepted")
+        issuer = unverified.get("iss")
+        realm = self._realm_of(issuer)
+        if realm is None or not isinstance(issuer, str):
+            raise AuthenticationFailure("Token issuer is not trusted")
+        kid = header.get("kid")
+        key = await self._keys.key_for(issuer, kid if isinstance(kid, str) else None)
+        if key is None:
+            raise AuthenticationFailure("Token signing key is unknown")
+        options: dict[str, Any] = {"require": ["exp", "iss"], "verify_aud": bool(self._audience)}
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key.key,
+                algorithms=[alg],
+                issuer=issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options=options,  # type: ignore[arg-type]
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise AuthenticationFailure("Token has expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise AuthenticationFailure("Token is not valid yet") from exc
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise AuthenticationFailure("Token signature or claims are invalid") from exc
+        return Principal.from_claims(realm, claims)
+
+    def _realm_of(self, issuer: Any) -> str | None:
+        if not isinstance(issuer, str) or not issuer.startswith(self._realms_prefix):
+            return None
+        realm = issuer[len(self._realms_prefix) :]
+        return realm if realm and "/" not in realm else None
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthenticationFailure("Missing bearer token")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationFailure("Authorization header must be 'Bearer <token>'")
+    return token

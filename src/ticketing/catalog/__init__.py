@@ -1,0 +1,1 @@
+"""The service catalog: ticket types with their typed fields, teams and offers."""

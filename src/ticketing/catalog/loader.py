@@ -1,0 +1,106 @@
+"""Writes a tenant configuration file into the database, idempotently."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.catalog import repository
+from ticketing.catalog.config_file import ConfigFile, TenantConfig
+from ticketing.models import Offer, Team, Tenant, TicketField, TicketType
+
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+def config_hash(tenant: TenantConfig) -> str:
+    """A digest of a tenant's normalised configuration; equal digests mean nothing to do."""
+    normal = tenant.model_dump(mode="json", by_alias=True)
+    return hashlib.sha256(json.dumps(normal, sort_keys=True).encode()).hexdigest()
+
+
+async def load_config(session: AsyncSession, config: ConfigFile) -> list[tuple[str, Outcome]]:
+    """Creates or updates every tenant of the file in the caller's transaction.
+
+    Teams, ticket types and offers are upserted by id; a ticket type's fields are replaced
+    by the file's list. Entries missing from the file are kept (retire an offer with
+    `active: false`). A tenant whose configuration is unchanged is not touched.
+    """
+    outcomes: list[tuple[str, Outcome]] = []
+    for tenant_config in config.tenants:
+        outcomes.append((str(tenant_config.id), await _load_tenant(session, tenant_config)))
+    return outcomes
+
+
+async def _load_tenant(session: AsyncSession, config: TenantConfig) -> Outcome:
+    digest = config_hash(config)
+    tenant = await repository.get_tenant(session, tenant_id=config.id)
+    if tenant is not None and tenant.config_hash == digest:
+        return "unchanged"
+    outcome: Outcome = "created" if tenant is None else "updated"
+    if tenant is None:
+        tenant = Tenant(id=config.id, config_version=0)
+        session.add(tenant)
+    tenant.name = config.name
+    tenant.realm = config.realm
+    tenant.prefix = config.prefix
+    tenant.config_hash = digest
+    tenant.config_version = tenant.config_version + 1
+    await session.flush()
+
+    for team in config.teams:
+        await session.merge(
+            Team(tenant_id=config.id, id=team.id, name=team.name, create_roles=team.create_roles)
+        )
+    for position, ticket_type in enumerate(config.ticket_types):
+        await session.merge(
+            TicketType(
+                tenant_id=config.id,
+                id=ticket_type.id,
+                name=ticket_type.name,
+                prefix=ticket_type.prefix,
+                create_roles=ticket_type.create_roles,
+                workflow=ticket_type.workflow.model_dump(mode="json", exclude_none=True),
+                position=position,
+            )
+        )
+        await session.flush()
+        await repository.replace_fields(
+            session,
+            tenant_id=config.id,
+            ticket_type_id=ticket_type.id,
+            fields=[
+                TicketField(
+                    tenant_id=config.id,
+                    ticket_type_id=ticket_type.id,
+                    id=field.id,
+                    position=index,
+                    name=field.name,
+                    label=field.label or field.name,
+                    type=field.type,
+                    required=field.required,
+                    default_value=field.default_value,
+                    options=[o.model_dump(exclude_none=True) for o in field.options],
+                    limits=field.limits,
+                )
+                for index, field in enumerate(ticket_type.fields)
+            ],
+        )
+    await session.flush()
+    for offer in config.offers:
+        await session.merge(
+            Offer(
+                tenant_id=config.id,
+                id=offer.id,
+                name=offer.name,
+                description=offer.description,
+                category=offer.category,
+                item_type=offer.item_type,
+                catalog_types=list(offer.catalog_types),
+                active=offer.active,
+            )
+        )
+    await session.flush()
+    return outcome

@@ -1,0 +1,162 @@
+"""A tenant's catalog compiled for request handling, cached per configuration version."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.catalog import repository
+from ticketing.catalog.fields import FieldSpec, default_for
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    category: str
+
+
+@dataclass(frozen=True)
+class TicketTypeSpec:
+    """A ticket type ready for validation: fields by UUID, defaults, initial status."""
+
+    id: str
+    name: str
+    prefix: str
+    own_prefix: str | None
+    create_roles: frozenset[str]
+    workflow: dict[str, Any]
+    initial_status: Status
+    fields: tuple[FieldSpec, ...]
+    fields_by_id: dict[str, FieldSpec]
+    # (field id, value) for each optional field whose defaultValue is a valid value.
+    defaults: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class TeamSpec:
+    id: str
+    name: str
+    create_roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class OfferSpec:
+    id: str
+    name: str
+    description: str
+    category: str | None
+    item_type: str
+    catalog_types: tuple[str, ...]
+    active: bool
+
+
+@dataclass(frozen=True)
+class TenantCatalog:
+    """Everything about one tenant's configuration a request needs, immutable."""
+
+    tenant_id: uuid.UUID
+    name: str
+    realm: str
+    prefix: str
+    version: int
+    teams: dict[str, TeamSpec]
+    ticket_types: dict[str, TicketTypeSpec]
+    offers: dict[str, OfferSpec]
+
+
+class CatalogCache:
+    """Per-process cache of compiled catalogs, keyed by tenant and configuration version.
+
+    Every request reads the tenant's current version (one indexed lookup), so a `load` run
+    by another process is seen by the next request.
+    """
+
+    def __init__(self) -> None:
+        self._catalogs: dict[uuid.UUID, TenantCatalog] = {}
+
+    async def get(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> TenantCatalog | None:
+        """Gets the tenant's catalog, compiling it when its configuration has changed."""
+        current = await repository.get_tenant_version(session, tenant_id=tenant_id)
+        if current is None:
+            return None
+        cached = self._catalogs.get(tenant_id)
+        if cached is not None and cached.version == current[1]:
+            return cached
+        catalog = await compile_catalog(session, tenant_id=tenant_id)
+        if catalog is not None:
+            self._catalogs[tenant_id] = catalog
+        return catalog
+
+
+async def compile_catalog(session: AsyncSession, *, tenant_id: uuid.UUID) -> TenantCatalog | None:
+    """Reads a tenant's catalog rows and builds its TenantCatalog."""
+    tenant = await repository.get_tenant(session, tenant_id=tenant_id)
+    if tenant is None:
+        return None
+    teams, ticket_types, field_rows, offers = await repository.list_catalog_rows(
+        session, tenant_id=tenant_id
+    )
+    fields_by_type: dict[str, list[FieldSpec]] = {}
+    for field_row in field_rows:
+        fields_by_type.setdefault(field_row.ticket_type_id, []).append(
+            FieldSpec(
+                id=str(field_row.id),
+                name=field_row.name,
+                label=field_row.label,
+                type=field_row.type,
+                required=field_row.required,
+                default_value=field_row.default_value,
+                options=tuple(field_row.options),
+                limits=dict(field_row.limits),
+            )
+        )
+    types: dict[str, TicketTypeSpec] = {}
+    for row in ticket_types:
+        fields = tuple(fields_by_type.get(row.id, ()))
+        statuses = row.workflow.get("statuses") or [{"name": "Open", "category": "To-do Category"}]
+        initial = next((s for s in statuses if s.get("initial")), statuses[0])
+        defaults = []
+        for spec in fields:
+            if not spec.required:
+                ok, value = default_for(spec)
+                if ok:
+                    defaults.append((spec.id, value))
+        types[row.id] = TicketTypeSpec(
+            id=row.id,
+            name=row.name,
+            prefix=row.prefix or tenant.prefix,
+            own_prefix=row.prefix,
+            create_roles=frozenset(row.create_roles),
+            workflow=row.workflow,
+            initial_status=Status(initial["name"], initial["category"]),
+            fields=fields,
+            fields_by_id={f.id: f for f in fields},
+            defaults=tuple(defaults),
+        )
+    return TenantCatalog(
+        tenant_id=tenant.id,
+        name=tenant.name,
+        realm=tenant.realm,
+        prefix=tenant.prefix,
+        version=tenant.config_version,
+        teams={
+            t.id: TeamSpec(id=t.id, name=t.name, create_roles=frozenset(t.create_roles))
+            for t in teams
+        },
+        ticket_types=types,
+        offers={
+            o.id: OfferSpec(
+                id=o.id,
+                name=o.name,
+                description=o.description,
+                category=o.category,
+                item_type=o.item_type,
+                catalog_types=tuple(o.catalog_types),
+                active=o.active,
+            )
+            for o in offers
+        },
+    )

@@ -1,0 +1,238 @@
+"""The `ticketing` command: serve, migrate, load, token, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from ticketing.auth.dev_issuer import DEFAULT_SCOPE, load_or_create_dev_key, mint_token
+from ticketing.catalog.config_file import ConfigError, read_config
+from ticketing.catalog.loader import load_config
+from ticketing.config import Settings, get_settings
+from ticketing.demo import DEMO_CONFIG, DEMO_REALM, DEMO_TENANT
+from ticketing.kit import migrate
+from ticketing.kit.db import create_engine, create_sessionmaker, transaction
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    return create_engine(settings.resolved_database_url, pool_size=2)
+
+
+async def _migrate(settings: Settings) -> str | None:
+    engine = _engine(settings)
+    try:
+        await migrate.upgrade(engine)
+        return await migrate.current_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _schema_state(settings: Settings) -> tuple[str | None, str | None]:
+    engine = _engine(settings)
+    try:
+        return await migrate.current_revision(engine), migrate.head_revision()
+    finally:
+        await engine.dispose()
+
+
+async def _load(settings: Settings, path: Path) -> list[tuple[str, str]]:
+    config = read_config(path)
+    engine = _engine(settings)
+    try:
+        if not await migrate.is_up_to_date(engine):
+            raise SystemExit(
+                "ticketing: the database schema is not up to date; run `ticketing migrate`"
+            )
+        async with transaction(create_sessionmaker(engine)) as session:
+            return [(t, o) for t, o in await load_config(session, config)]
+    finally:
+        await engine.dispose()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    revision = asyncio.run(_migrate(get_settings()))
+    print(f"database schema at revision {revision}")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    try:
+        outcomes = asyncio.run(_load(get_settings(), Path(args.file)))
+    except ConfigError as exc:
+        print("ticketing: configuration rejected, nothing was written:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    for tenant_id, outcome in outcomes:
+        print(f"tenant {tenant_id}: {outcome}")
+    return 0
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    key = load_or_create_dev_key(settings.dev_key_path)
+    print(
+        mint_token(
+            key,
+            issuer_base=settings.dev_issuer_url,
+            tenant_id=args.tenant,
+            realm=args.realm,
+            username=args.user,
+            email=args.email,
+            first_name=args.first_name,
+            last_name=args.last_name,
+            roles=_split(args.roles),
+            scope=args.scope,
+            teams=_split(args.teams),
+            ttl=args.ttl,
+        )
+    )
+    return 0
+
+
+def _serve(host: str, port: int, workers: int, log_level: str) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "ticketing.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if args.migrate:
+        asyncio.run(_migrate(settings))
+    else:
+        current, head = asyncio.run(_schema_state(settings))
+        if current != head:
+            print(
+                f"ticketing: the database schema is at {current or 'nothing'}, this version "
+                f"needs {head}; run `ticketing migrate` (or `ticketing serve --migrate`)",
+                file=sys.stderr,
+            )
+            return 2
+    _serve(args.host, args.port, args.workers, args.log_level)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    asyncio.run(_migrate(settings))
+    for tenant_id, outcome in asyncio.run(_load(settings, DEMO_CONFIG)):
+        print(f"demo tenant {tenant_id}: {outcome}")
+    key = load_or_create_dev_key(settings.dev_key_path)
+    token = mint_token(
+        key,
+        issuer_base=settings.dev_issuer_url,
+        tenant_id=DEMO_TENANT,
+        realm=DEMO_REALM,
+        username="user@example.com",
+        email="user@example.com",
+        first_name="Jane",
+        last_name="Doe",
+        roles=["ticket_agent", "ticket_user"],
+        scope=DEFAULT_SCOPE,
+        teams=["james"],
+        ttl=args.ttl,
+    )
+    host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+    base_url = f"http://{host_for_url}:{args.port}"
+    body = (
+        '{"source": "api", "summary": "Hardware request - new laptop", "ticketBody": {'
+        '"offerId": "23629", '
+        '"ab13e5d1-9b9d-4c3e-8fc4-e86912c8cb53": "Need a replacement laptop", '
+        '"7f111983-1013-41be-a056-989fff018bb5": '
+        '"<p>Current laptop battery no longer holds charge.</p>", '
+        '"711ea9e6-1b73-4070-9eb2-941803f7f5d4": "<2week"}, '
+        '"attachments": {}, "ticketRelation": null}'
+    )
+    url = f"{base_url}/api/v2/ticketing/ticket/create/james/16910?type=template&module=ticketing"
+    print(
+        f"""
+Demo service on {base_url} (database: {settings.resolved_database_url})
+
+Bearer token (valid {args.ttl // 3600} h):
+{token}
+
+Create a ticket:
+curl --request POST \\
+  --url {shlex.quote(url)} \\
+  --header 'accept: application/json' \\
+  --header 'authorization: Bearer {token}' \\
+  --header 'content-type: application/json' \\
+  --header 'x-tenantid: {DEMO_TENANT}' \\
+  --header 'realmname: {DEMO_REALM}' \\
+  --header 'issupportrequest: false' \\
+  --data {shlex.quote(body)}
+
+Discover ticket types and offers:
+curl -s '{base_url}/api/v2/ticketing/ticket-type?type=template&module=ticketing' \\
+  -H 'authorization: Bearer {token}' -H 'x-tenantid: {DEMO_TENANT}' -H 'realmname: {DEMO_REALM}'
+""",
+        flush=True,
+    )
+    _serve(args.host, args.port, 1, args.log_level)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ticketing", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    load = sub.add_parser("load", help="load a tenant configuration file (YAML or JSON)")
+    load.add_argument("file")
+    load.set_defaults(func=cmd_load)
+
+    token = sub.add_parser("token", help="mint a token signed by the development issuer")
+    token.add_argument("--tenant", required=True)
+    token.add_argument("--realm", required=True)
+    token.add_argument("--user", required=True)
+    token.add_argument("--email")
+    token.add_argument("--first-name")
+    token.add_argument("--last-name")
+    token.add_argument("--roles", default="ticket_agent", help="comma-separated realm roles")
+    token.add_argument("--scope", default=DEFAULT_SCOPE)
+    token.add_argument("--teams", help="comma-separated team slugs")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.set_defaults(func=cmd_token)
+
+    demo = sub.add_parser("demo", help="load the demo tenant, print a token and a curl, serve")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--ttl", type=int, default=24 * 3600)
+    demo.add_argument("--log-level", default="info")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(args.func(args))

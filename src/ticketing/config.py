@@ -1,0 +1,74 @@
+"""Settings read from the environment (`TICKETING_*`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="TICKETING_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Folder for the SQLite database and the development signing key.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="sqlite:///path or postgresql://user@host:port/db; "
+        "default: SQLite in data_dir.",
+    )
+    oidc_base_url: str | None = Field(
+        default=None,
+        description="Identity provider base URL; tokens must have iss = {base}/realms/{realm}. "
+        "Unset: the development issuer is the trusted one.",
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="When set, tokens must carry this audience."
+    )
+    dev_issuer_url: str = Field(
+        default="http://localhost:8000",
+        description="Base URL the development issuer puts in its tokens' iss.",
+    )
+    jwks_refresh_interval: float = Field(
+        default=30.0,
+        description="Least number of seconds between two JWKS fetches caused by unknown kids.",
+    )
+    jwks_timeout: float = Field(default=5.0, description="Seconds to wait for the JWKS endpoint.")
+    clock_skew: int = Field(default=30, description="Leeway in seconds for exp and nbf.")
+    db_pool_size: int = Field(default=10, description="Connections per process (PostgreSQL).")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL with the async driver the service uses."""
+        return async_database_url(
+            self.database_url or f"sqlite:///{self.data_dir / 'ticketing.db'}"
+        )
+
+    @property
+    def dev_key_path(self) -> Path:
+        return self.data_dir / "dev-signing-key.pem"
+
+
+def async_database_url(url: str) -> str:
+    """Maps a database URL as people write it to the async driver's dialect."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r}")
+    base = scheme.split("+", 1)[0]
+    if base in ("postgres", "postgresql"):
+        return f"postgresql+asyncpg://{rest}"
+    if base == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    raise ValueError(f"unsupported database {scheme!r}: use sqlite:/// or postgresql://")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Shared plumbing: errors, database, JSON responses, request context."""

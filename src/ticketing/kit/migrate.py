@@ -1,0 +1,55 @@
+"""Applies and checks the Alembic migrations shipped inside the package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# Serialises `migrate` across processes that start together against one PostgreSQL.
+_PG_MIGRATION_LOCK = 7_311_842_001
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str | None:
+    """The newest revision the code knows."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def upgrade(engine: AsyncEngine) -> None:
+    """Brings the schema to the newest revision."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at (None for an empty database)."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current)
+
+
+async def is_up_to_date(engine: AsyncEngine) -> bool:
+    return await current_revision(engine) == head_revision()

@@ -1,0 +1,79 @@
+"""Envelope schemas shared by every endpoint, for the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorEnvelope(BaseModel):
+    """The seed's error envelope."""
+
+    error: bool = True
+    code: str | None = Field(default=None, examples=["USER_PERMISSION_FAILURE"])
+    message: str
+    status: int
+    requestId: str | None = Field(default=None, description="Present on 5xx answers.")
+
+
+class ValidationResult(BaseModel):
+    result: bool = False
+    reason: dict[str, list[str]] = Field(
+        description="Each failing field UUID or body key with its messages."
+    )
+
+
+class ValidationErrorEnvelope(ErrorEnvelope):
+    validationResult: ValidationResult
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ValidationErrorEnvelope, "description": "INPUT_VALIDATION_FAILURE"},
+    401: {
+        "model": ErrorEnvelope,
+        "description": "AUTHENTICATION_FAILURE (bad or missing token) or "
+        "USER_PERMISSION_FAILURE (scope or role missing)",
+    },
+    404: {"model": ErrorEnvelope, "description": "Tenant not found"},
+    503: {"model": ErrorEnvelope, "description": "A dependency is unavailable; retry later"},
+}
+
+# Headers every ticketing call takes; declared for the OpenAPI document.
+TICKETING_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": "x-tenantid",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+        "description": "The tenant; must equal the token's tenant_id claim.",
+    },
+    {
+        "name": "realmname",
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "The identity-provider realm that issued the token.",
+    },
+]
+
+
+def query_parameter(
+    name: str, description: str, *, enum: list[str] | None = None
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if enum:
+        schema["enum"] = enum
+    return {
+        "name": name,
+        "in": "query",
+        "required": True,
+        "schema": schema,
+        "description": description,
+    }
+
+
+CATALOG_QUERY = [
+    query_parameter("type", "Catalog type.", enum=["template", "agent", "user"]),
+    query_parameter("module", "The module context.", enum=["ticketing"]),
+]

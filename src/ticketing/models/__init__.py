@@ -1,0 +1,186 @@
+"""All tables. Every table is keyed by tenant first, so the schema can be sharded by tenant."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JsonType, list[Any]: JsonType, Any: JsonType}
+
+
+class Tenant(Base):
+    """An organisation; its users log in through one identity-provider realm."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    realm: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(20))
+    # Bumped whenever the tenant's configuration changes; processes key their caches on it.
+    config_version: Mapped[int] = mapped_column(Integer, default=1)
+    config_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Team(Base):
+    """A team of a tenant, addressed by its slug (`teamId`)."""
+
+    __tablename__ = "teams"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    create_roles: Mapped[list[Any]]
+
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+class TicketType(Base):
+    """A ticket type (item type): its fields, workflow and display-ID prefix."""
+
+    __tablename__ = "ticket_types"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str | None] = mapped_column(String(20))
+    create_roles: Mapped[list[Any]]
+    workflow: Mapped[dict[str, Any]]
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+class TicketField(Base):
+    """One typed field of a ticket type, keyed by UUID."""
+
+    __tablename__ = "ticket_fields"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    ticket_type_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(30))
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    default_value: Mapped[Any] = mapped_column(JsonType, nullable=True)
+    options: Mapped[list[Any]]
+    limits: Mapped[dict[str, Any]]
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "ticket_type_id"],
+            ["ticket_types.tenant_id", "ticket_types.id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+
+class Offer(Base):
+    """A service catalog offer: what a requester picks; it names the ticket type it creates."""
+
+    __tablename__ = "offers"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str | None] = mapped_column(String(200))
+    item_type: Mapped[str] = mapped_column(String(100))
+    catalog_types: Mapped[list[Any]]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "item_type"],
+            ["ticket_types.tenant_id", "ticket_types.id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+
+class DisplayIdCounter(Base):
+    """The last display number handed out per tenant and prefix."""
+
+    __tablename__ = "display_id_counters"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(20), primary_key=True)
+    last_value: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+class Ticket(Base):
+    """A ticket: field values in `data`, bound to a team and a ticket type."""
+
+    __tablename__ = "tickets"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    # PostgreSQL fills it from an identity; on SQLite the insert computes it (writes are serial).
+    id_serial: Mapped[int] = mapped_column(BigInteger, Identity(), nullable=False)
+    object_id: Mapped[str] = mapped_column(String(40))
+    display_prefix: Mapped[str] = mapped_column(String(20))
+    display_number: Mapped[int] = mapped_column(BigInteger)
+    team_id: Mapped[str] = mapped_column(String(100))
+    item_type_id: Mapped[str] = mapped_column(String(100))
+    offer_id: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]
+    attachments: Mapped[dict[str, Any]]
+    ticket_relation: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    etag: Mapped[uuid.UUID] = mapped_column(Uuid)
+    version: Mapped[int] = mapped_column(Integer)
+    status_type: Mapped[str] = mapped_column(String(100))
+    status_category: Mapped[str] = mapped_column(String(100))
+    moved_to: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    deleted_seq: Mapped[int] = mapped_column(BigInteger, default=-1)
+    submitted_by: Mapped[str] = mapped_column(String(320))
+    is_support_request: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "object_id", name="uq_tickets_tenant_object_id"),
+        UniqueConstraint(
+            "tenant_id", "display_prefix", "display_number", name="uq_tickets_display_number"
+        ),
+        Index("ix_tickets_tenant_id_serial", "tenant_id", "id_serial"),
+        Index("ix_tickets_tenant_created_at", "tenant_id", "created_at"),
+    )

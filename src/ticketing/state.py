@@ -1,0 +1,49 @@
+"""What one server process holds for its lifetime: engine, sessions, verifier, caches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ticketing.auth.dev_issuer import load_or_create_dev_key
+from ticketing.auth.tokens import DevKeySource, KeySource, OidcKeySource, TokenVerifier
+from ticketing.catalog.service import CatalogCache
+from ticketing.config import Settings
+from ticketing.kit.db import create_engine, create_sessionmaker
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    verifier: TokenVerifier
+    catalogs: CatalogCache
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AppState:
+        engine = create_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            verifier=build_verifier(settings),
+            catalogs=CatalogCache(),
+        )
+
+
+def build_verifier(settings: Settings) -> TokenVerifier:
+    """Trusts the configured OIDC provider, or the development issuer when there is none."""
+    keys: KeySource
+    if settings.oidc_base_url:
+        base = settings.oidc_base_url
+        keys = OidcKeySource(
+            refresh_interval=settings.jwks_refresh_interval, timeout=settings.jwks_timeout
+        )
+    else:
+        base = settings.dev_issuer_url
+        keys = DevKeySource(load_or_create_dev_key(settings.dev_key_path))
+    return TokenVerifier(
+        issuer_base=base, keys=keys, leeway=settings.clock_skew, audience=settings.oidc_audience
+    )

@@ -1,0 +1,1 @@
+"""Tickets: creation (the seed's endpoint) and their public shape."""

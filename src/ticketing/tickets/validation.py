@@ -1,0 +1,223 @@
+"""Validation of a create-ticket request: query, top-level body keys, offer and fields."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ticketing.catalog.config_file import CATALOG_TYPES
+from ticketing.catalog.fields import FieldError, clean_value
+from ticketing.catalog.service import TenantCatalog, TicketTypeSpec
+from ticketing.kit.errors import InputValidationFailure, Reasons
+
+BODY_KEYS = ("source", "summary", "ticketBody", "attachments", "ticketRelation")
+WATCHER_KEYS = ("ccWatchers", "toWatchers")
+MODULE = "ticketing"
+MAX_SOURCE = 100
+MAX_SUMMARY = 1000
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """A create-ticket request that passed validation, values cleaned."""
+
+    source: str
+    summary: str
+    offer_id: str
+    values: dict[str, Any]
+    watchers: dict[str, list[str]]
+    attachments: dict[str, Any]
+    ticket_relation: dict[str, Any] | None
+    is_support_request: bool
+
+
+_NOT_PARSED = object()
+
+
+def _parse_json(reasons: Reasons, raw: bytes, content_type: str | None) -> Any:
+    if content_type:
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type != "application/json" and not media_type.endswith("+json"):
+            reasons.add("content-type", "Header content-type must be application/json")
+            return _NOT_PARSED
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        reasons.add("body", "Request body must be valid JSON")
+        return _NOT_PARSED
+
+
+def _support_flag(reasons: Reasons, value: str | None) -> bool:
+    if value is None or value.strip().lower() in ("", "false"):
+        return False
+    if value.strip().lower() == "true":
+        return True
+    reasons.add("issupportrequest", "Header issupportrequest must be true or false")
+    return False
+
+
+def check_query(reasons: Reasons, query: Mapping[str, str]) -> str | None:
+    """Checks `type` (catalog type) and `module`; returns the catalog type when valid."""
+    catalog_type = query.get("type")
+    if not catalog_type:
+        reasons.add("type", "Query parameter type is required")
+    elif catalog_type not in CATALOG_TYPES:
+        reasons.add("type", f"Query parameter type must be one of: {', '.join(CATALOG_TYPES)}")
+    module = query.get("module")
+    if not module:
+        reasons.add("module", "Query parameter module is required")
+    elif module != MODULE:
+        reasons.add("module", f"Query parameter module must be {MODULE}")
+    return catalog_type if catalog_type in CATALOG_TYPES else None
+
+
+def validate_create(
+    raw_body: bytes,
+    *,
+    headers: Mapping[str, str],
+    query: Mapping[str, str],
+    catalog: TenantCatalog,
+    ticket_type: TicketTypeSpec,
+) -> CreateRequest:
+    """Validates everything at once; raises InputValidationFailure listing every failure."""
+    reasons = Reasons()
+    catalog_type = check_query(reasons, query)
+    is_support_request = _support_flag(reasons, headers.get("issupportrequest"))
+    body = _parse_json(reasons, raw_body, headers.get("content-type"))
+    if not isinstance(body, dict):
+        if body is not _NOT_PARSED:
+            reasons.add("body", "Request body must be a JSON object")
+        raise InputValidationFailure(reasons.reason)
+    for key in BODY_KEYS:
+        if key not in body:
+            reasons.add(key, f"{key} is required")
+    for key in body:
+        if key not in BODY_KEYS:
+            reasons.add(key, f"Unknown key {key}")
+
+    source = _text(reasons, body, "source", MAX_SOURCE)
+    summary = _text(reasons, body, "summary", MAX_SUMMARY)
+    attachments = body.get("attachments")
+    if "attachments" in body and not isinstance(attachments, dict):
+        reasons.add("attachments", "attachments must be an object; send {} when there are none")
+    relation = body.get("ticketRelation")
+    if "ticketRelation" in body and relation is not None and not isinstance(relation, dict):
+        reasons.add("ticketRelation", "ticketRelation must be an object or null")
+
+    ticket_body = body.get("ticketBody")
+    offer_id = ""
+    values: dict[str, Any] = {}
+    watchers: dict[str, list[str]] = {key: [] for key in WATCHER_KEYS}
+    if "ticketBody" in body and not isinstance(ticket_body, dict):
+        reasons.add("ticketBody", "ticketBody must be an object")
+    elif isinstance(ticket_body, dict):
+        offer_id = _check_offer(reasons, ticket_body, catalog, ticket_type, catalog_type)
+        values = _check_fields(reasons, ticket_body, ticket_type, watchers)
+
+    reasons.raise_if_any()
+    return CreateRequest(
+        source=source,
+        summary=summary,
+        offer_id=offer_id,
+        values=values,
+        watchers=watchers,
+        attachments=attachments if isinstance(attachments, dict) else {},
+        ticket_relation=relation if isinstance(relation, dict) else None,
+        is_support_request=is_support_request,
+    )
+
+
+def _text(reasons: Reasons, body: dict[str, Any], key: str, max_length: int) -> str:
+    if key not in body:
+        return ""
+    value = body[key]
+    if not isinstance(value, str):
+        reasons.add(key, f"{key} must be a string")
+        return ""
+    if not value.strip():
+        reasons.add(key, f"{key} is required")
+    elif len(value) > max_length:
+        reasons.add(key, f"{key} must be at most {max_length} characters long")
+    return value
+
+
+def _check_offer(
+    reasons: Reasons,
+    ticket_body: dict[str, Any],
+    catalog: TenantCatalog,
+    ticket_type: TicketTypeSpec,
+    catalog_type: str | None,
+) -> str:
+    if "offerId" not in ticket_body or ticket_body["offerId"] in (None, ""):
+        reasons.add("offerId", "Field offerId is required")
+        return ""
+    offer_id = ticket_body["offerId"]
+    if not isinstance(offer_id, str):
+        reasons.add("offerId", "offerId must be sent as a string")
+        return ""
+    offer = catalog.offers.get(offer_id)
+    if offer is None:
+        reasons.add("offerId", f"Offer {offer_id} does not exist")
+    elif not offer.active:
+        reasons.add("offerId", f"Offer {offer_id} is not active")
+    else:
+        if catalog_type is not None and catalog_type not in offer.catalog_types:
+            reasons.add(
+                "offerId", f"Offer {offer_id} is not available in the {catalog_type} catalog"
+            )
+        if offer.item_type != ticket_type.id:
+            reasons.add(
+                "offerId",
+                f"Offer {offer_id} creates item type {offer.item_type}, "
+                f"which does not match item type {ticket_type.id}",
+            )
+    return offer_id
+
+
+def _check_fields(
+    reasons: Reasons,
+    ticket_body: dict[str, Any],
+    ticket_type: TicketTypeSpec,
+    watchers: dict[str, list[str]],
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in ticket_body.items():
+        if key == "offerId":
+            continue
+        if key in WATCHER_KEYS:
+            if not isinstance(value, list) or not all(
+                isinstance(v, str) and v.strip() and len(v) <= 320 for v in value
+            ):
+                reasons.add(key, f"{key} must be a list of usernames or email addresses")
+            else:
+                watchers[key] = list(dict.fromkeys(value))
+            continue
+        field_id = _field_id(key)
+        spec = ticket_type.fields_by_id.get(field_id) if field_id else None
+        if spec is None:
+            reasons.add(key, f"Unknown field {key} for item type {ticket_type.id}")
+            continue
+        if spec.id in values:
+            reasons.add(key, f"Field {spec.label} is given more than once")
+            continue
+        try:
+            values[spec.id] = clean_value(spec, value)
+        except FieldError as exc:
+            reasons.add(spec.id, str(exc))
+    for spec in ticket_type.fields:
+        if spec.id not in values and spec.required and spec.id not in reasons.reason:
+            reasons.add(spec.id, f"Field {spec.label} is required")
+    for field_id, default in ticket_type.defaults:
+        values.setdefault(field_id, default)
+    return values
+
+
+def _field_id(key: str) -> str | None:
+    try:
+        return str(uuid.UUID(key))
+    except ValueError:
+        return None
