@@ -1,0 +1,99 @@
+"""Fixtures: one real server per database backend (SQLite always, PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import (
+    Database,
+    Server,
+    Tenant,
+    new_tenant_config,
+    reset_postgresql,
+    start_server,
+    stop_server,
+)
+from ticketing.auth.dev_issuer import load_or_create_dev_key
+
+PG_URL = os.environ.get("TICKETING_TEST_DATABASE_URL")
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param(
+        "postgresql",
+        id="postgresql",
+        marks=[
+            pytest.mark.postgresql,
+            pytest.mark.skipif(not PG_URL, reason="TICKETING_TEST_DATABASE_URL is not set"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Database:
+    """A migrated database of each backend."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "ticketing.db"
+        db = Database("sqlite", f"sqlite:///{path}")
+    else:
+        assert PG_URL
+        reset_postgresql(PG_URL)
+        db = Database("postgresql", PG_URL)
+    db.migrate()
+    return db
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data folder shared by the test servers (holds the dev signing key)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def server(database: Database, data_dir: Path) -> Iterator[Server]:
+    """A `ticketing serve` process on the database."""
+    server = start_server(database_url=database.url, data_dir=data_dir)
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def make_tenant(
+    server: Server, database: Database, data_dir: Path, http: httpx.Client
+) -> Callable[..., Tenant]:
+    """Loads a fresh tenant (standard configuration, overrides applied) and returns it."""
+    key = load_or_create_dev_key(data_dir / "dev-signing-key.pem")
+
+    def make(**overrides: Any) -> Tenant:
+        config = new_tenant_config(**overrides)
+        database.load({"tenants": [config]})
+        return Tenant(
+            id=config["id"],
+            realm=config["realm"],
+            config=config,
+            key=key,
+            base_url=server.base_url,
+            db=database,
+            client=http,
+        )
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
+    """A fresh tenant with the standard configuration."""
+    return make_tenant()
