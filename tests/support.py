@@ -244,10 +244,13 @@ class Database:
         return asyncio.run(runner())
 
     def fetch(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-        """Runs one SQL query and returns its rows."""
+        """Runs one SQL statement and returns its rows; UUID parameters as the backend stores them."""
+        if self.name == "sqlite":
+            # SQLAlchemy's Uuid type keeps SQLite values as 32 hex digits.
+            params = {k: v.hex if isinstance(v, uuid.UUID) else v for k, v in params.items()}
 
         async def go(engine: Any) -> list[tuple[Any, ...]]:
-            async with engine.connect() as conn:
+            async with engine.begin() as conn:
                 result = await conn.execute(text(sql), params)
                 return [tuple(r) for r in result.fetchall()] if result.returns_rows else []
 
