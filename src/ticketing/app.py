@@ -36,13 +36,11 @@ class _HttpError(TicketingError):
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
-        self._status = status
-
-    def body(self) -> dict[str, object]:
-        return {**super().body(), "status": self._status, "code": _HTTP_CODES.get(self._status)}
+        self.status = status
+        self.code = _HTTP_CODES.get(status, "HTTP_ERROR")
 
 
-_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+_HTTP_CODES = {405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

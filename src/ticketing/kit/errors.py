@@ -11,8 +11,8 @@ VALIDATION_MESSAGE = "There occured an error during ticket data validation"
 class TicketingError(Exception):
     """Base of every error the API answers with; renders as the seed's error envelope."""
 
-    status: ClassVar[int] = 500
-    code: ClassVar[str | None] = None
+    status: int = 500
+    code: str | None = None
     default_message: ClassVar[str] = "Internal server error"
 
     def __init__(self, message: str | None = None) -> None:
@@ -83,6 +83,14 @@ class Forbidden(TicketingError):
     status = 403
     code = "FORBIDDEN"
     default_message = "Your roles do not allow this team or ticket type"
+
+
+class PayloadTooLarge(TicketingError):
+    """A request body over the size limit."""
+
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+    default_message = "Request body is too large"
 
 
 class ServiceUnavailable(TicketingError):

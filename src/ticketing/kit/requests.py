@@ -6,7 +6,12 @@ import re
 import uuid
 from contextvars import ContextVar
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ticketing.kit.errors import PayloadTooLarge
+
+MAX_BODY_BYTES = 1024 * 1024
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -40,3 +45,18 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """Reads the request body, refusing (413) anything over `limit` bytes before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body must not exceed {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body must not exceed {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

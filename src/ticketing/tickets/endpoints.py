@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from ticketing.auth.access import Action, admit, app_state
 from ticketing.kit.db import transaction
+from ticketing.kit.requests import read_body
 from ticketing.kit.responses import JsonResponse
 from ticketing.kit.schemas import (
     CATALOG_QUERY,
@@ -60,7 +61,7 @@ _CREATE_OPENAPI: dict[str, Any] = {
 async def create_ticket(request: Request, teamId: str, itemTypeId: str) -> Response:
     """Creates a ticket from a service catalog offer."""
     state = app_state(request)
-    raw_body = await request.body()
+    raw_body = await read_body(request)
     async with transaction(state.sessionmaker) as session:
         access = await admit(request, session, Action.CREATE)
         ticket = await service.create_ticket(

@@ -19,6 +19,8 @@ WATCHER_KEYS = ("ccWatchers", "toWatchers")
 MODULE = "ticketing"
 MAX_SOURCE = 100
 MAX_SUMMARY = 1000
+MAX_DEPTH = 32
+MAX_TICKET_BODY_KEYS = 1000
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,34 @@ def _parse_json(reasons: Reasons, raw: bytes, content_type: str | None) -> Any:
             reasons.add("content-type", "Header content-type must be application/json")
             return _NOT_PARSED
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         reasons.add("body", "Request body must be valid JSON")
         return _NOT_PARSED
+    problem = _structure_problem(body, 0)
+    if problem:
+        reasons.add("body", problem)
+        return _NOT_PARSED
+    return body
+
+
+def _structure_problem(value: Any, depth: int) -> str | None:
+    """Rejects what no field can hold and the database cannot store: deep nesting, NUL."""
+    if isinstance(value, str):
+        return "Request body must not contain NUL characters" if "\x00" in value else None
+    if depth >= MAX_DEPTH and isinstance(value, dict | list):
+        return f"Request body must not nest deeper than {MAX_DEPTH} levels"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = _structure_problem(key, depth) or _structure_problem(item, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = _structure_problem(item, depth + 1)
+            if problem:
+                return problem
+    return None
 
 
 def _support_flag(reasons: Reasons, value: str | None) -> bool:
@@ -114,6 +140,8 @@ def validate_create(
     watchers: dict[str, list[str]] = {key: [] for key in WATCHER_KEYS}
     if "ticketBody" in body and not isinstance(ticket_body, dict):
         reasons.add("ticketBody", "ticketBody must be an object")
+    elif isinstance(ticket_body, dict) and len(ticket_body) > MAX_TICKET_BODY_KEYS:
+        reasons.add("ticketBody", f"ticketBody must not have more than {MAX_TICKET_BODY_KEYS} keys")
     elif isinstance(ticket_body, dict):
         offer_id = _check_offer(reasons, ticket_body, catalog, ticket_type, catalog_type)
         values = _check_fields(reasons, ticket_body, ticket_type, watchers)

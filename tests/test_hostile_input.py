@@ -1,0 +1,97 @@
+"""Input no field can hold is refused with a 4xx in the seed's envelope, and stores nothing."""
+
+from __future__ import annotations
+
+import json
+
+from tests.support import TITLE, Tenant, seed_body
+
+
+def _assert_rejected(tenant: Tenant, response_status: int, response_json: dict, key: str) -> None:
+    assert response_json["error"] is True
+    assert response_json["status"] == response_status
+    if response_status == 400:
+        assert response_json["code"] == "INPUT_VALIDATION_FAILURE"
+        assert key in response_json["validationResult"]["reason"]
+    assert tenant.ticket_count() == 0
+
+
+def test_body_over_one_mebibyte_is_413(tenant: Tenant) -> None:
+    body = seed_body(summary="x" * (1024 * 1024 + 1))
+    response = tenant.create(content=json.dumps(body).encode())
+    assert response.status_code == 413
+    assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
+    _assert_rejected(tenant, 413, response.json(), "body")
+
+
+def test_nul_character_is_400(tenant: Tenant) -> None:
+    body = seed_body(summary="before\u0000after")
+    response = tenant.create(body)
+    assert response.status_code == 400
+    _assert_rejected(tenant, 400, response.json(), "body")
+
+
+def test_nul_in_field_value_is_400(tenant: Tenant) -> None:
+    body = seed_body()
+    body["ticketBody"][TITLE] = "a\u0000b"
+    response = tenant.create(body)
+    assert response.status_code == 400
+    _assert_rejected(tenant, 400, response.json(), "body")
+
+
+def test_nesting_deeper_than_32_is_400(tenant: Tenant) -> None:
+    deep: dict = {}
+    node = deep
+    for _ in range(40):
+        node["x"] = {}
+        node = node["x"]
+    response = tenant.create(seed_body(attachments=deep))
+    assert response.status_code == 400
+    _assert_rejected(tenant, 400, response.json(), "body")
+
+
+def test_nesting_within_limit_is_accepted(tenant: Tenant) -> None:
+    deep: dict = {}
+    node = deep
+    for _ in range(20):
+        node["x"] = {}
+        node = node["x"]
+    response = tenant.create(seed_body(attachments=deep))
+    assert response.status_code == 200, response.text
+
+
+def test_more_than_1000_ticket_body_keys_is_400(tenant: Tenant) -> None:
+    body = seed_body()
+    for i in range(1001):
+        body["ticketBody"][f"k{i}"] = "v"
+    response = tenant.create(body)
+    assert response.status_code == 400
+    _assert_rejected(tenant, 400, response.json(), "ticketBody")
+
+
+def test_invalid_utf8_is_400(tenant: Tenant) -> None:
+    raw = json.dumps(seed_body()).encode().replace(b"Hardware", b"Hard\xffware")
+    response = tenant.create(content=raw)
+    assert response.status_code == 400
+    _assert_rejected(tenant, 400, response.json(), "body")
+
+
+def test_unknown_route_is_404_envelope(tenant: Tenant) -> None:
+    response = tenant.client.get(f"{tenant.base_url}/api/v2/ticketing/nothing-here")
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": True,
+        "code": "NOT_FOUND",
+        "message": "Not found",
+        "status": 404,
+    }
+
+
+def test_wrong_method_is_405_envelope(tenant: Tenant) -> None:
+    response = tenant.client.get(
+        f"{tenant.base_url}/api/v2/ticketing/ticket/create/james/16910",
+        params={"type": "template", "module": "ticketing"},
+    )
+    assert response.status_code == 405
+    assert response.json()["error"] is True
+    assert response.json()["status"] == 405
