@@ -183,4 +183,50 @@ class Ticket(Base):
         ),
         Index("ix_tickets_tenant_id_serial", "tenant_id", "id_serial"),
         Index("ix_tickets_tenant_created_at", "tenant_id", "created_at"),
+        # The list endpoint's sorts and common filters.
+        Index("ix_tickets_tenant_updated_at", "tenant_id", "updated_at"),
+        Index("ix_tickets_tenant_status", "tenant_id", "status_type", "created_at"),
+        Index("ix_tickets_tenant_submitter", "tenant_id", "submitted_by", "created_at"),
+        Index("ix_tickets_tenant_team", "tenant_id", "team_id", "created_at"),
+    )
+
+
+class TicketHistory(Base):
+    """One change of a ticket (creation included): who, when, and each field's old and new value."""
+
+    __tablename__ = "ticket_history"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(20))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_by: Mapped[dict[str, Any]]
+    changes: Mapped[list[Any]]
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "ticket_id"], ["tickets.tenant_id", "tickets.id"], ondelete="CASCADE"
+        ),
+    )
+
+
+class TicketComment(Base):
+    """A comment on a ticket; internal ones are for agents and admins only."""
+
+    __tablename__ = "ticket_comments"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    ticket_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    body: Mapped[str] = mapped_column(Text)
+    internal: Mapped[bool] = mapped_column(Boolean)
+    author: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "ticket_id"], ["tickets.tenant_id", "tickets.id"], ondelete="CASCADE"
+        ),
+        Index("ix_ticket_comments_ticket", "tenant_id", "ticket_id", "created_at"),
     )

@@ -6,10 +6,11 @@ import uuid
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.models import DisplayIdCounter, Ticket
+from ticketing.models import DisplayIdCounter, Ticket, TicketHistory
 
 
 def _insert_for(session: AsyncSession) -> Any:
@@ -48,3 +49,28 @@ async def insert_ticket(session: AsyncSession, *, values: dict[str, Any]) -> int
         }
     statement = insert(Ticket).values(**values).returning(Ticket.id_serial)
     return int((await session.execute(statement)).scalar_one())
+
+
+async def insert_history(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    version: int,
+    action: str,
+    at: Any,
+    by: dict[str, Any],
+    changes: list[dict[str, Any]],
+) -> None:
+    """Records one change of a ticket."""
+    await session.execute(
+        sa_insert(TicketHistory).values(
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            version=version,
+            action=action,
+            changed_at=at,
+            changed_by=by,
+            changes=changes,
+        )
+    )

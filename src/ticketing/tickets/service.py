@@ -9,15 +9,20 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.auth.access import Access
+from ticketing.auth.tokens import Principal
 from ticketing.catalog.service import TicketTypeSpec
 from ticketing.kit.errors import Forbidden, HtmlNotFound
-from ticketing.kit.time import isoformat, utcnow
+from ticketing.kit.time import utcnow
 from ticketing.tickets import repository
+from ticketing.tickets.public import ticket_public
 from ticketing.tickets.validation import CreateRequest, validate_create
 
 # The seed's create response shows a new ticket at version 2: the record is written, then
 # its system fields; integrations read this number, so it is kept.
 INITIAL_VERSION = 2
+NOT_DELETED = -1
+# Kept by the system; never sent as field values.
+SYSTEM_DATA_KEYS = frozenset({"submittedBy", "lastUpdatedBy"})
 
 
 def format_display_id(prefix: str, number: int) -> str:
@@ -61,59 +66,64 @@ async def create_ticket(
     principal = access.principal
     data = _ticket_data(request, access)
     now = utcnow()
-    ticket_id, etag = uuid.uuid4(), uuid.uuid4()
     tenant_id = access.catalog.tenant_id
     prefix = ticket_type.prefix
     number = await repository.next_display_number(session, tenant_id=tenant_id, prefix=prefix)
-    object_id = format_display_id(prefix, number)
     status = ticket_type.initial_status
-    id_serial = await repository.insert_ticket(
-        session,
-        values={
-            "tenant_id": tenant_id,
-            "id": ticket_id,
-            "object_id": object_id,
-            "display_prefix": prefix,
-            "display_number": number,
-            "team_id": team_id,
-            "item_type_id": item_type_id,
-            "offer_id": request.offer_id,
-            "source": request.source,
-            "summary": request.summary,
-            "data": data,
-            "attachments": request.attachments,
-            "ticket_relation": request.ticket_relation,
-            "etag": etag,
-            "version": INITIAL_VERSION,
-            "status_type": status.name,
-            "status_category": status.category,
-            "moved_to": None,
-            "deleted_seq": -1,
-            "submitted_by": principal.submitter,
-            "is_support_request": request.is_support_request,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    timestamp = isoformat(now)
-    return {
-        "id": str(ticket_id),
-        "tenant_id": str(tenant_id),
-        "object_id": object_id,
-        "etag": str(etag),
+    values: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "id": uuid.uuid4(),
+        "object_id": format_display_id(prefix, number),
+        "display_prefix": prefix,
+        "display_number": number,
+        "team_id": team_id,
+        "item_type_id": item_type_id,
+        "offer_id": request.offer_id,
+        "source": request.source,
         "summary": request.summary,
         "data": data,
-        "lookup_props": {"teamId": team_id, "itemTypeId": item_type_id},
-        "moved_to": None,
-        "deleted_seq": -1,
+        "attachments": request.attachments,
+        "ticket_relation": request.ticket_relation,
+        "etag": uuid.uuid4(),
         "version": INITIAL_VERSION,
         "status_type": status.name,
         "status_category": status.category,
-        "created_at": timestamp,
-        "updated_at": timestamp,
-        "id_serial": id_serial,
-        "metrics": [],
-        "slas": [],
+        "moved_to": None,
+        "deleted_seq": NOT_DELETED,
+        "submitted_by": principal.submitter,
+        "is_support_request": request.is_support_request,
+        "created_at": now,
+        "updated_at": now,
+    }
+    values["id_serial"] = await repository.insert_ticket(session, values=values)
+    await repository.insert_history(
+        session,
+        tenant_id=tenant_id,
+        ticket_id=values["id"],
+        version=INITIAL_VERSION,
+        action="create",
+        at=now,
+        by=actor(principal),
+        changes=[
+            {"field": "summary", "old": None, "new": request.summary},
+            {"field": "status", "old": None, "new": status.name},
+            *(
+                {"field": key, "old": None, "new": value}
+                for key, value in data.items()
+                if key not in SYSTEM_DATA_KEYS
+            ),
+        ],
+    )
+    return ticket_public(values)
+
+
+def actor(principal: Principal) -> dict[str, str]:
+    """Who made a change, as history and comments record it."""
+    return {
+        "username": principal.username,
+        "email": principal.submitter,
+        "firstName": principal.first_name,
+        "lastName": principal.last_name,
     }
 
 

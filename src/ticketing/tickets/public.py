@@ -1,0 +1,36 @@
+"""A ticket's public shape, as the create, get, update and list answers show it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ticketing.kit.time import isoformat
+
+
+def ticket_public(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Renders a ticket row (column name -> value) in the seed's order and names."""
+    return {
+        "id": str(row["id"]),
+        "tenant_id": str(row["tenant_id"]),
+        "object_id": row["object_id"],
+        "etag": str(row["etag"]),
+        "summary": row["summary"],
+        "data": row["data"],
+        "lookup_props": {"teamId": row["team_id"], "itemTypeId": row["item_type_id"]},
+        "moved_to": row["moved_to"],
+        "deleted_seq": row["deleted_seq"],
+        "version": row["version"],
+        "status_type": row["status_type"],
+        "status_category": row["status_category"],
+        "created_at": isoformat(row["created_at"]),
+        "updated_at": isoformat(row["updated_at"]),
+        "id_serial": row["id_serial"],
+        "metrics": [],
+        "slas": [],
+    }
+
+
+def etag_header(etag: Any) -> str:
+    """The ETag header value: the ticket's etag, quoted."""
+    return f'"{etag}"'
