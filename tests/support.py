@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from ticketing.auth.dev_issuer import DevKey, load_or_create_dev_key, mint_token
+from ticketing.auth.dev_issuer import DevKey, mint_token
 from ticketing.catalog.config_file import parse_config
 from ticketing.catalog.loader import load_config
 from ticketing.config import async_database_url
@@ -244,7 +244,7 @@ class Database:
         return asyncio.run(runner())
 
     def fetch(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-        """Runs one SQL statement and returns its rows; UUID parameters as the backend stores them."""
+        """Runs one SQL statement and returns its rows (UUIDs as the backend stores them)."""
         if self.name == "sqlite":
             # SQLAlchemy's Uuid type keeps SQLite values as 32 hex digits.
             params = {k: v.hex if isinstance(v, uuid.UUID) else v for k, v in params.items()}

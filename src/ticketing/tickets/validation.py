@@ -37,24 +37,24 @@ class CreateRequest:
     is_support_request: bool
 
 
-_NOT_PARSED = object()
+NOT_PARSED = object()
 
 
-def _parse_json(reasons: Reasons, raw: bytes, content_type: str | None) -> Any:
-    if content_type:
-        media_type = content_type.split(";", 1)[0].strip().lower()
-        if media_type != "application/json" and not media_type.endswith("+json"):
-            reasons.add("content-type", "Header content-type must be application/json")
-            return _NOT_PARSED
+def parse_body(reasons: Reasons, raw: bytes, content_type: str | None) -> Any:
+    """Parses a JSON body; problems go to `reasons` and the result is NOT_PARSED."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        reasons.add("content-type", "Header content-type must be application/json")
+        return NOT_PARSED
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         reasons.add("body", "Request body must be valid JSON")
-        return _NOT_PARSED
+        return NOT_PARSED
     problem = _structure_problem(body, 0)
     if problem:
         reasons.add("body", problem)
-        return _NOT_PARSED
+        return NOT_PARSED
     return body
 
 
@@ -113,9 +113,9 @@ def validate_create(
     reasons = Reasons()
     catalog_type = check_query(reasons, query)
     is_support_request = _support_flag(reasons, headers.get("issupportrequest"))
-    body = _parse_json(reasons, raw_body, headers.get("content-type"))
+    body = parse_body(reasons, raw_body, headers.get("content-type"))
     if not isinstance(body, dict):
-        if body is not _NOT_PARSED:
+        if body is not NOT_PARSED:
             reasons.add("body", "Request body must be a JSON object")
         raise InputValidationFailure(reasons.reason)
     for key in BODY_KEYS:
@@ -217,12 +217,7 @@ def _check_fields(
         if key == "offerId":
             continue
         if key in WATCHER_KEYS:
-            if not isinstance(value, list) or not all(
-                isinstance(v, str) and v.strip() and len(v) <= 320 for v in value
-            ):
-                reasons.add(key, f"{key} must be a list of usernames or email addresses")
-            else:
-                watchers[key] = list(dict.fromkeys(value))
+            _watchers(reasons, key, value, watchers)
             continue
         field_id = _field_id(key)
         spec = ticket_type.fields_by_id.get(field_id) if field_id else None
@@ -245,7 +240,86 @@ def _check_fields(
 
 
 def _field_id(key: str) -> str | None:
+    """The field UUID a ticketBody key names: the published form, in either letter case."""
+    if len(key) != 36:
+        return None
     try:
-        return str(uuid.UUID(key))
+        canonical = str(uuid.UUID(key))
     except ValueError:
         return None
+    return canonical if canonical == key.lower() else None
+
+
+UPDATE_KEYS = ("etag", "summary", "ticketBody", "status", *WATCHER_KEYS)
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    """The changes a valid update asks for; None (or absent) means "leave as it is"."""
+
+    summary: str | None
+    values: dict[str, Any]
+    status: str | None
+    watchers: dict[str, list[str]]
+
+
+def validate_update(
+    body: dict[str, Any], *, ticket_type: TicketTypeSpec, current: Mapping[str, Any]
+) -> UpdateRequest:
+    """Validates an update with the create rules, for the keys given; lists every failure."""
+    reasons = Reasons()
+    for key in body:
+        if key not in UPDATE_KEYS:
+            reasons.add(key, f"Unknown key {key}")
+    summary = None
+    if "summary" in body:
+        summary = _text(reasons, body, "summary", MAX_SUMMARY)
+    watchers: dict[str, list[str]] = {}
+    for key in WATCHER_KEYS:
+        if key in body:
+            _watchers(reasons, key, body[key], watchers)
+    values: dict[str, Any] = {}
+    ticket_body = body.get("ticketBody")
+    if ticket_body is not None and not isinstance(ticket_body, dict):
+        reasons.add("ticketBody", "ticketBody must be an object")
+    elif isinstance(ticket_body, dict):
+        for key, value in ticket_body.items():
+            if key == "offerId":
+                if value != current["data"].get("offerId"):
+                    reasons.add("offerId", "offerId cannot be changed")
+                continue
+            if key in WATCHER_KEYS:
+                _watchers(reasons, key, value, watchers)
+                continue
+            field_id = _field_id(key)
+            spec = ticket_type.fields_by_id.get(field_id) if field_id else None
+            if spec is None:
+                reasons.add(key, f"Unknown field {key} for item type {ticket_type.id}")
+                continue
+            try:
+                values[spec.id] = clean_value(spec, value)
+            except FieldError as exc:
+                reasons.add(spec.id, str(exc))
+    status = body.get("status")
+    if status is not None:
+        names = [s["name"] for s in ticket_type.workflow.get("statuses", [])]
+        if not isinstance(status, str) or status not in names:
+            reasons.add("status", f"status must be one of: {', '.join(names)}")
+        elif status != current["status_type"]:
+            transitions = ticket_type.workflow.get("transitions")
+            allowed = (transitions or {}).get(current["status_type"], [])
+            if transitions is not None and status not in allowed:
+                reasons.add(
+                    "status", f"status cannot change from {current['status_type']} to {status}"
+                )
+    reasons.raise_if_any()
+    return UpdateRequest(summary=summary, values=values, status=status, watchers=watchers)
+
+
+def _watchers(reasons: Reasons, key: str, value: Any, out: dict[str, list[str]]) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and v.strip() and len(v) <= 320 for v in value
+    ):
+        reasons.add(key, f"{key} must be a list of usernames or email addresses")
+    else:
+        out[key] = list(dict.fromkeys(value))
