@@ -21,16 +21,23 @@ from ticketing.kit.errors import (
 from ticketing.state import AppState
 
 TICKET_ROLES = frozenset(WRITE_ROLES)
+# Roles that see and work every ticket of the tenant; others see only what they submitted.
+AGENT_ROLES = frozenset({"ticket_agent", "tenant_admin"})
 
 
 class Action(Enum):
-    """What a call does, and the scope and wording of its permission failure."""
+    """What a call does: its scope, the realm roles it needs, its permission wording."""
 
-    CREATE = ("tickets:write", "create ticket")
-    READ_CATALOG = ("tickets:read", "read the service catalog")
+    CREATE = ("tickets:write", TICKET_ROLES, "create ticket")
+    READ_CATALOG = ("tickets:read", TICKET_ROLES, "read the service catalog")
+    READ = ("tickets:read", TICKET_ROLES, "read tickets")
+    UPDATE = ("tickets:write", TICKET_ROLES, "update ticket")
+    COMMENT = ("tickets:write", TICKET_ROLES, "comment on ticket")
+    DELETE = ("tickets:write", AGENT_ROLES, "delete ticket")
 
-    def __init__(self, scope: str, wording: str) -> None:
+    def __init__(self, scope: str, roles: frozenset[str], wording: str) -> None:
         self.scope = scope
+        self.roles = roles
         self.wording = wording
 
     def allowed_scopes(self) -> frozenset[str]:
@@ -46,6 +53,15 @@ class Access:
 
     principal: Principal
     catalog: TenantCatalog
+
+    @property
+    def tenant_id(self) -> uuid.UUID:
+        return self.catalog.tenant_id
+
+    @property
+    def own_only(self) -> str | None:
+        """The submitter whose tickets alone this caller may see, or None for all."""
+        return None if self.principal.roles & AGENT_ROLES else self.principal.submitter
 
 
 def app_state(request: Request) -> AppState:
@@ -91,7 +107,7 @@ async def admit(request: Request, session: AsyncSession, action: Action) -> Acce
     if catalog is None or catalog.realm != principal.realm:
         raise TenantNotFound()
     # Step 4: the scope for the action and a ticketing realm role.
-    if not (principal.scopes & action.allowed_scopes()) or not (principal.roles & TICKET_ROLES):
+    if not (principal.scopes & action.allowed_scopes()) or not (principal.roles & action.roles):
         raise PermissionFailure(f"You do not have the required permissions to {action.wording}")
     return Access(principal=principal, catalog=catalog)
 

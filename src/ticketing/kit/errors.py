@@ -85,6 +85,29 @@ class Forbidden(TicketingError):
     default_message = "Your roles do not allow this team or ticket type"
 
 
+class EtagRequired(TicketingError):
+    """A change without the etag of the version it was based on."""
+
+    status = 428
+    code = "ETAG_REQUIRED"
+    default_message = "The current etag is required (body etag or If-Match header)"
+
+
+class EtagMismatch(TicketingError):
+    """The ticket changed since the caller read it (etag sent in the body)."""
+
+    status = 409
+    code = "ETAG_MISMATCH"
+    default_message = "The ticket was changed by someone else; fetch it again and retry"
+
+
+class PreconditionFailed(EtagMismatch):
+    """The ticket changed since the caller read it (etag sent as If-Match)."""
+
+    status = 412
+    code = "PRECONDITION_FAILED"
+
+
 class PayloadTooLarge(TicketingError):
     """A request body over the size limit."""
 

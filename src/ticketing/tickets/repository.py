@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, RowMapping, Select, func, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ticketing.models import DisplayIdCounter, Ticket, TicketHistory
+from ticketing.models import DisplayIdCounter, Ticket, TicketComment, TicketHistory
+
+NOT_DELETED = -1
 
 
 def _insert_for(session: AsyncSession) -> Any:
@@ -74,3 +76,119 @@ async def insert_history(
             changes=changes,
         )
     )
+
+
+def scoped(tenant_id: uuid.UUID, *, submitted_by: str | None = None) -> Select[Any]:
+    """The one place ticket reads are scoped: the tenant's live tickets (and, for callers who
+    may only see their own, the ones they submitted)."""
+    query = select(Ticket.__table__).where(
+        Ticket.tenant_id == tenant_id, Ticket.deleted_seq == NOT_DELETED
+    )
+    if submitted_by is not None:
+        query = query.where(Ticket.submitted_by == submitted_by)
+    return query
+
+
+async def get_ticket(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    object_id: str,
+    submitted_by: str | None = None,
+    for_update: bool = False,
+) -> RowMapping | None:
+    """Gets a live ticket by its display ID."""
+    query = scoped(tenant_id, submitted_by=submitted_by).where(Ticket.object_id == object_id)
+    if for_update:
+        query = query.with_for_update()
+    row: RowMapping | None = (await session.execute(query)).mappings().first()
+    return row
+
+
+async def update_ticket(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    expected_etag: uuid.UUID,
+    values: dict[str, Any],
+) -> RowMapping | None:
+    """Writes `values` only if the ticket's etag is still `expected_etag`; None otherwise."""
+    statement = (
+        update(Ticket)
+        .where(
+            Ticket.tenant_id == tenant_id,
+            Ticket.id == ticket_id,
+            Ticket.etag == expected_etag,
+            Ticket.deleted_seq == NOT_DELETED,
+        )
+        .values(**values)
+        .returning(*Ticket.__table__.columns)
+    )
+    row: RowMapping | None = (await session.execute(statement)).mappings().first()
+    return row
+
+
+async def list_tickets(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    submitted_by: str | None,
+    where: ColumnElement[bool],
+    order_by: tuple[Any, ...],
+    top: int,
+    offset: int,
+) -> list[RowMapping]:
+    """Gets one page of the tenant's tickets matching `where`."""
+    query = (
+        scoped(tenant_id, submitted_by=submitted_by)
+        .where(where)
+        .order_by(*order_by)
+        .limit(top)
+        .offset(offset)
+    )
+    return list((await session.execute(query)).mappings().all())
+
+
+async def count_tickets(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    submitted_by: str | None,
+    where: ColumnElement[bool],
+) -> int:
+    """Counts the tenant's tickets matching `where`."""
+    inner = scoped(tenant_id, submitted_by=submitted_by).where(where).with_only_columns(Ticket.id)
+    query = select(func.count()).select_from(inner.subquery())
+    return int((await session.execute(query)).scalar_one())
+
+
+async def list_history(
+    session: AsyncSession, *, tenant_id: uuid.UUID, ticket_id: uuid.UUID
+) -> list[TicketHistory]:
+    """Gets every recorded change of a ticket, oldest first."""
+    query = (
+        select(TicketHistory)
+        .where(TicketHistory.tenant_id == tenant_id, TicketHistory.ticket_id == ticket_id)
+        .order_by(TicketHistory.version)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def insert_comment(session: AsyncSession, *, comment: TicketComment) -> None:
+    """Adds a comment."""
+    session.add(comment)
+    await session.flush()
+
+
+async def list_comments(
+    session: AsyncSession, *, tenant_id: uuid.UUID, ticket_id: uuid.UUID, internal: bool
+) -> list[TicketComment]:
+    """Gets a ticket's comments, oldest first; internal ones only when `internal`."""
+    query = select(TicketComment).where(
+        TicketComment.tenant_id == tenant_id, TicketComment.ticket_id == ticket_id
+    )
+    if not internal:
+        query = query.where(TicketComment.internal.is_(False))
+    query = query.order_by(TicketComment.created_at, TicketComment.id)
+    return list((await session.scalars(query)).all())

@@ -1,0 +1,273 @@
+"""The list/count request: search, paging, sort and the nested filter, parsed into SQL clauses.
+
+Every operand becomes a bound parameter; columns come from a fixed map or from the
+tenant's own field UUIDs, so nothing from the request reaches SQL as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, true
+
+from ticketing.catalog.fields import FieldSpec
+from ticketing.catalog.service import TenantCatalog
+from ticketing.kit.errors import Reasons
+from ticketing.models import Ticket
+
+OPERATORS = ("EQ", "NE", "GT", "GE", "LT", "LE", "LIKE", "IN")
+SORTS = {
+    "createdAt": (Ticket.created_at,),
+    "updatedAt": (Ticket.updated_at,),
+    "objectId": (Ticket.display_prefix, Ticket.display_number),
+    "status": (Ticket.status_type,),
+    "summary": (Ticket.summary,),
+}
+MAX_TOP = 100
+DEFAULT_TOP = 30
+MAX_CONDITIONS = 100
+MAX_DEPTH = 8
+MAX_IN = 100
+TEXT_TYPES = frozenset({"text", "textarea", "richtext", "email", "user", "dropdown", "radio"})
+LIST_KEYS = frozenset({"search", "top", "offset", "sort", "searchOrder", "filter"})
+
+
+@dataclass(frozen=True)
+class Column:
+    """A filterable column: its SQL expression and the kind of operand it compares with."""
+
+    expression: Any
+    kind: str  # "string", "datetime", "number", "boolean"
+
+
+FIXED_COLUMNS = {
+    "objectId": Column(Ticket.object_id, "string"),
+    "summary": Column(Ticket.summary, "string"),
+    "status": Column(Ticket.status_type, "string"),
+    "statusCategory": Column(Ticket.status_category, "string"),
+    "teamId": Column(Ticket.team_id, "string"),
+    "itemTypeId": Column(Ticket.item_type_id, "string"),
+    "submittedBy": Column(Ticket.submitted_by, "string"),
+    "createdAt": Column(Ticket.created_at, "datetime"),
+    "updatedAt": Column(Ticket.updated_at, "datetime"),
+}
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A parsed list/count request."""
+
+    where: ColumnElement[bool]
+    order_by: tuple[Any, ...]
+    top: int
+    offset: int
+
+
+def _field_column(spec: FieldSpec) -> Column | None:
+    value = Ticket.data[spec.id]
+    if spec.type == "number":
+        return Column(value.as_float(), "number")
+    if spec.type == "checkbox":
+        return Column(value.as_boolean(), "boolean")
+    if spec.type in ("date", "datetime") or spec.type in TEXT_TYPES:
+        return Column(value.as_string(), "string")
+    return None  # multiselect: a list, not comparable with these operators
+
+
+def tenant_fields(catalog: TenantCatalog) -> dict[str, FieldSpec]:
+    """Every field UUID of the tenant's ticket types."""
+    return {spec.id: spec for t in catalog.ticket_types.values() for spec in t.fields}
+
+
+def parse_list_request(body: Any, catalog: TenantCatalog, *, paged: bool = True) -> ListQuery:
+    """Parses a list/count body; raises InputValidationFailure naming every problem."""
+    reasons = Reasons()
+    if not isinstance(body, dict):
+        reasons.add("body", "Request body must be a JSON object")
+        reasons.raise_if_any()
+        raise AssertionError
+    for key in body:
+        if key not in LIST_KEYS:
+            reasons.add(key, f"Unknown key {key}")
+    fields = tenant_fields(catalog)
+    clauses: list[ColumnElement[bool]] = []
+
+    search = body.get("search")
+    if search not in (None, ""):
+        if not isinstance(search, str) or len(search) > 200:
+            reasons.add("search", "search must be a string of at most 200 characters")
+        else:
+            clauses.append(_search_clause(search, fields))
+
+    top = _int(reasons, body, "top", DEFAULT_TOP, 1, MAX_TOP) if paged else MAX_TOP
+    offset = _int(reasons, body, "offset", 0, 0, None) if paged else 0
+
+    sort = body.get("sort", "createdAt") or "createdAt"
+    if sort not in SORTS:
+        reasons.add("sort", f"sort must be one of: {', '.join(SORTS)}")
+        sort = "createdAt"
+    order = body.get("searchOrder", "DESC") or "DESC"
+    if not isinstance(order, str) or order.upper() not in ("ASC", "DESC"):
+        reasons.add("searchOrder", "searchOrder must be ASC or DESC")
+        order = "DESC"
+    descending = order.upper() == "DESC"
+    columns = (*SORTS[sort], Ticket.id_serial)
+    order_by = tuple(c.desc() if descending else c.asc() for c in columns)
+
+    if body.get("filter") is not None:
+        counter = [0]
+        clause = _node(reasons, body["filter"], "filter", fields, 0, counter)
+        if clause is not None:
+            clauses.append(clause)
+
+    reasons.raise_if_any("Invalid list request")
+    return ListQuery(where=and_(true(), *clauses), order_by=order_by, top=top, offset=offset)
+
+
+def _int(
+    reasons: Reasons, body: dict[str, Any], key: str, default: int, low: int, high: int | None
+) -> int:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        reasons.add(key, f"{key} must be a whole number {bound}")
+        return default
+    return value
+
+
+def _search_clause(search: str, fields: dict[str, FieldSpec]) -> ColumnElement[bool]:
+    needle = search.lower()
+    targets = [Ticket.summary, Ticket.object_id]
+    targets += [
+        Ticket.data[spec.id].as_string()
+        for spec in fields.values()
+        if spec.type in ("text", "textarea", "richtext")
+    ]
+    return or_(*(func.lower(t).contains(needle, autoescape=True) for t in targets))
+
+
+def _node(
+    reasons: Reasons,
+    node: Any,
+    path: str,
+    fields: dict[str, FieldSpec],
+    depth: int,
+    counter: list[int],
+) -> ColumnElement[bool] | None:
+    if not isinstance(node, dict):
+        reasons.add(path, "A filter must be an object")
+        return None
+    if "column" in node:
+        counter[0] += 1
+        if counter[0] > MAX_CONDITIONS:
+            reasons.add(path, f"A filter may have at most {MAX_CONDITIONS} conditions")
+            return None
+        return _condition(reasons, node, path, fields)
+    if depth >= MAX_DEPTH:
+        reasons.add(path, f"Filters may nest at most {MAX_DEPTH} levels")
+        return None
+    op = node.get("op", "AND")
+    operands = node.get("operand")
+    if not isinstance(op, str) or op.upper() not in ("AND", "OR"):
+        reasons.add(f"{path}.op", "A filter group's op must be AND or OR")
+        return None
+    if not isinstance(operands, list):
+        reasons.add(f"{path}.operand", "A filter group's operand must be a list")
+        return None
+    parts = [
+        _node(reasons, item, f"{path}.operand[{i}]", fields, depth + 1, counter)
+        for i, item in enumerate(operands)
+    ]
+    clauses = [p for p in parts if p is not None]
+    if not clauses:
+        return true() if op.upper() == "AND" else false()
+    return and_(*clauses) if op.upper() == "AND" else or_(*clauses)
+
+
+def _condition(
+    reasons: Reasons, node: dict[str, Any], path: str, fields: dict[str, FieldSpec]
+) -> ColumnElement[bool] | None:
+    name = node.get("column")
+    column = FIXED_COLUMNS.get(name) if isinstance(name, str) else None
+    if column is None and isinstance(name, str) and name in fields:
+        column = _field_column(fields[name])
+        if column is None:
+            reasons.add(f"{path}.column", f"Column {name} cannot be filtered")
+            return None
+    if column is None:
+        reasons.add(f"{path}.column", f"Unknown column {name}")
+        return None
+    op = node.get("op")
+    if not isinstance(op, str) or op.upper() not in OPERATORS:
+        reasons.add(f"{path}.op", f"op must be one of: {', '.join(OPERATORS)}")
+        return None
+    op = op.upper()
+    operand = node.get("operand")
+    if op == "LIKE":
+        if column.kind != "string" or not isinstance(operand, str) or not operand:
+            reasons.add(f"{path}.operand", "LIKE takes a non-empty string on a text column")
+            return None
+        return _like(column.expression, operand)
+    if op == "IN":
+        if not isinstance(operand, list) or not 1 <= len(operand) <= MAX_IN:
+            reasons.add(f"{path}.operand", f"IN takes a list of 1 to {MAX_IN} values")
+            return None
+        values = [_operand(column, v) for v in operand]
+        if any(v is _BAD for v in values):
+            reasons.add(f"{path}.operand", f"IN values must be {column.kind} values")
+            return None
+        return column.expression.in_(values)  # type: ignore[no-any-return]
+    value = _operand(column, operand)
+    if value is _BAD:
+        reasons.add(f"{path}.operand", f"operand must be a {column.kind} value")
+        return None
+    return _COMPARE[op](column.expression, value)
+
+
+_BAD = object()
+
+
+def _operand(column: Column, value: Any) -> Any:
+    if column.kind == "string":
+        return value if isinstance(value, str) else _BAD
+    if column.kind == "number":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return value if ok else _BAD
+    if column.kind == "boolean":
+        return value if isinstance(value, bool) else _BAD
+    if not isinstance(value, str):
+        return _BAD
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return _BAD
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _like(expression: Any, pattern: str) -> ColumnElement[bool]:
+    lowered = func.lower(expression)
+    if "%" in pattern:
+        return lowered.like(pattern.lower())
+    return lowered.contains(pattern.lower(), autoescape=True)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "EQ": lambda c, v: c == v,
+    "NE": lambda c, v: or_(c != v, c.is_(None)),
+    "GT": lambda c, v: c > v,
+    "GE": lambda c, v: c >= v,
+    "LT": lambda c, v: c < v,
+    "LE": lambda c, v: c <= v,
+}
