@@ -25,7 +25,9 @@ from ticketing.kit.errors import (
 )
 from ticketing.kit.requests import RequestIdMiddleware, request_id_var
 from ticketing.kit.responses import JsonResponse, error_response
+from ticketing.kit.schemas import install_openapi
 from ticketing.state import AppState
+from ticketing.tenants.endpoints import router as tenants_router
 from ticketing.tickets.endpoints import router as tickets_router
 
 log = logging.getLogger("ticketing")
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(tickets_router)
     app.include_router(catalog_router)
+    app.include_router(tenants_router)
+    install_openapi(app)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     async def healthz(request: Request) -> Response:

@@ -77,3 +77,40 @@ CATALOG_QUERY = [
     query_parameter("type", "Catalog type.", enum=["template", "agent", "user"]),
     query_parameter("module", "The module context.", enum=["ticketing"]),
 ]
+
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+# Request bodies that endpoints read themselves (to keep the order of checks), registered
+# here so that the OpenAPI document still describes them as components.
+_BODY_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """An OpenAPI requestBody referring to `model`, which install_openapi adds to components."""
+    _BODY_MODELS[model.__name__] = model
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": REF_TEMPLATE.format(model=model.__name__)}}
+        },
+    }
+
+
+def install_openapi(app: Any) -> None:
+    """Adds the registered request-body models (and the models they use) to the document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema  # type: ignore[no-any-return]
+        document: dict[str, Any] = build()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, model in _BODY_MODELS.items():
+            schema = model.model_json_schema(ref_template=REF_TEMPLATE)
+            for def_name, definition in schema.pop("$defs", {}).items():
+                schemas.setdefault(def_name, definition)
+            schemas[name] = schema
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi

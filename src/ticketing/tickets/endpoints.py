@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from ticketing.auth.access import Action, admit, app_state
 from ticketing.kit.db import transaction
+from ticketing.kit.errors import Reasons
 from ticketing.kit.requests import read_body
 from ticketing.kit.responses import JsonResponse
 from ticketing.kit.schemas import (
@@ -16,9 +18,25 @@ from ticketing.kit.schemas import (
     ERROR_RESPONSES,
     TICKETING_HEADERS,
     ErrorEnvelope,
+    body_schema,
 )
-from ticketing.tickets import service
-from ticketing.tickets.schemas import TicketCreate, TicketCreated
+from ticketing.tickets import comments, lifecycle, listing, service
+from ticketing.tickets.public import etag_header, ticket_public
+from ticketing.tickets.schemas import (
+    CommentCreate,
+    CommentResponse,
+    CommentsResponse,
+    DeleteResponse,
+    TicketCountResponse,
+    TicketCreate,
+    TicketCreated,
+    TicketEnvelope,
+    TicketHistoryResponse,
+    TicketListRequest,
+    TicketListResponse,
+    TicketUpdate,
+)
+from ticketing.tickets.validation import check_query
 
 router = APIRouter(prefix="/api/v2/ticketing", tags=["tickets"])
 
@@ -34,10 +52,7 @@ _CREATE_OPENAPI: dict[str, Any] = {
         },
         *CATALOG_QUERY,
     ],
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": TicketCreate.model_json_schema()}},
-    },
+    "requestBody": body_schema(TicketCreate),
 }
 
 
@@ -81,5 +96,238 @@ async def create_ticket(request: Request, teamId: str, itemTypeId: str) -> Respo
             "objectId": ticket["object_id"],
             "ticket": ticket,
         },
-        headers={"ETag": f'"{ticket["etag"]}"'},
+        headers={"ETag": etag_header(ticket["etag"])},
+    )
+
+
+def _check_query(request: Request) -> None:
+    reasons = Reasons()
+    check_query(reasons, request.query_params)
+    reasons.raise_if_any("Invalid query parameters")
+
+
+def _body_openapi(model: type[BaseModel], *extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "parameters": [*TICKETING_HEADERS, *CATALOG_QUERY, *extra],
+        "requestBody": body_schema(model),
+    }
+
+
+_PLAIN_OPENAPI: dict[str, Any] = {"parameters": [*TICKETING_HEADERS, *CATALOG_QUERY]}
+_TICKET_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    404: {"model": ErrorEnvelope, "description": "Tenant not found, or no such ticket"},
+}
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The current etag (quoted or bare).",
+}
+
+
+@router.get(
+    "/ticket/{objectId}",
+    summary="Get a ticket",
+    response_model=TicketEnvelope,
+    responses={
+        **_TICKET_ERRORS,
+        304: {"description": "If-None-Match names the current etag"},
+    },
+    openapi_extra={
+        "parameters": [
+            *TICKETING_HEADERS,
+            *CATALOG_QUERY,
+            {**_IF_MATCH, "name": "If-None-Match"},
+        ]
+    },
+)
+async def get_ticket(request: Request, objectId: str) -> Response:
+    """Gets one ticket by its display ID, with its etag in the ETag header."""
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.READ)
+        ticket = await lifecycle.find_ticket(session, access=access, object_id=objectId)
+    _check_query(request)
+    etag = etag_header(ticket["etag"])
+    if lifecycle.etag_matches(request.headers.get("if-none-match"), ticket["etag"]):
+        return Response(status_code=304, headers={"ETag": etag})
+    public = ticket_public(ticket)
+    return JsonResponse(
+        {"success": True, "status": 200, "objectId": objectId, "ticket": public},
+        headers={"ETag": etag},
+    )
+
+
+@router.patch(
+    "/ticket/update/{objectId}",
+    summary="Update a ticket",
+    response_model=TicketEnvelope,
+    responses={
+        **_TICKET_ERRORS,
+        409: {"model": ErrorEnvelope, "description": "ETAG_MISMATCH: the body's etag is stale"},
+        412: {"model": ErrorEnvelope, "description": "If-Match names a stale etag"},
+        428: {"model": ErrorEnvelope, "description": "No etag given"},
+    },
+    openapi_extra=_body_openapi(TicketUpdate, _IF_MATCH),
+)
+async def update_ticket(request: Request, objectId: str) -> Response:
+    """Changes summary, field values, status or watchers, if the etag sent is current."""
+    raw_body = await read_body(request)
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.UPDATE)
+        _check_query(request)
+        ticket = await lifecycle.update_ticket(
+            session, access=access, object_id=objectId, raw_body=raw_body, headers=request.headers
+        )
+    return JsonResponse(
+        {
+            "success": True,
+            "message": "ticket updated successfully",
+            "status": 200,
+            "objectId": objectId,
+            "ticket": ticket,
+        },
+        headers={"ETag": etag_header(ticket["etag"])},
+    )
+
+
+@router.delete(
+    "/ticket/{objectId}",
+    summary="Delete a ticket (soft)",
+    response_model=DeleteResponse,
+    responses={
+        **_TICKET_ERRORS,
+        412: {"model": ErrorEnvelope, "description": "If-Match names a stale etag"},
+        428: {"model": ErrorEnvelope, "description": "No If-Match header"},
+    },
+    openapi_extra={
+        "parameters": [*TICKETING_HEADERS, *CATALOG_QUERY, {**_IF_MATCH, "required": True}]
+    },
+)
+async def delete_ticket(request: Request, objectId: str) -> Response:
+    """Soft-deletes a ticket (agents and admins); its display ID is never reused."""
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.DELETE)
+        _check_query(request)
+        await lifecycle.delete_ticket(
+            session, access=access, object_id=objectId, if_match=request.headers.get("if-match")
+        )
+    return JsonResponse(
+        {
+            "success": True,
+            "message": "ticket deleted successfully",
+            "status": 200,
+            "objectId": objectId,
+        }
+    )
+
+
+@router.post(
+    "/ticket/list",
+    summary="List tickets",
+    response_model=TicketListResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra=_body_openapi(TicketListRequest),
+)
+async def list_tickets(request: Request) -> Response:
+    """A page of tickets matching search and filter, and the total that match."""
+    raw_body = await read_body(request)
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.READ)
+        _check_query(request)
+        page = await listing.list_tickets(
+            session,
+            access=access,
+            raw_body=raw_body,
+            content_type=request.headers.get("content-type"),
+        )
+    return JsonResponse({"success": True, "status": 200, "data": page})
+
+
+@router.post(
+    "/ticket/count",
+    summary="Count tickets",
+    response_model=TicketCountResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra=_body_openapi(TicketListRequest),
+)
+async def count_tickets(request: Request) -> Response:
+    """How many tickets match the filter."""
+    raw_body = await read_body(request)
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.READ)
+        _check_query(request)
+        count = await listing.count_tickets(
+            session,
+            access=access,
+            raw_body=raw_body,
+            content_type=request.headers.get("content-type"),
+        )
+    return JsonResponse({"success": True, "status": 200, "data": {"count": count}})
+
+
+@router.get(
+    "/ticket/{objectId}/history",
+    summary="A ticket's change history",
+    response_model=TicketHistoryResponse,
+    responses=_TICKET_ERRORS,
+    openapi_extra=_PLAIN_OPENAPI,
+)
+async def ticket_history(request: Request, objectId: str) -> Response:
+    """Every change in order: version, when, who, and each field's old and new value."""
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.READ)
+        _check_query(request)
+        entries = await lifecycle.ticket_history(session, access=access, object_id=objectId)
+    return JsonResponse(
+        {"success": True, "status": 200, "objectId": objectId, "data": {"value": entries}}
+    )
+
+
+@router.post(
+    "/ticket/{objectId}/comments",
+    summary="Comment on a ticket",
+    response_model=CommentResponse,
+    responses=_TICKET_ERRORS,
+    openapi_extra=_body_openapi(CommentCreate),
+)
+async def add_comment(request: Request, objectId: str) -> Response:
+    """Adds a comment (sanitized HTML); the ticket's etag does not change."""
+    raw_body = await read_body(request)
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.COMMENT)
+        _check_query(request)
+        comment = await comments.add_comment(
+            session,
+            access=access,
+            object_id=objectId,
+            raw_body=raw_body,
+            content_type=request.headers.get("content-type"),
+        )
+    return JsonResponse(
+        {
+            "success": True,
+            "message": "comment added successfully",
+            "status": 200,
+            "comment": comment,
+        }
+    )
+
+
+@router.get(
+    "/ticket/{objectId}/comments",
+    summary="A ticket's comments",
+    response_model=CommentsResponse,
+    responses=_TICKET_ERRORS,
+    openapi_extra=_PLAIN_OPENAPI,
+)
+async def list_comments(request: Request, objectId: str) -> Response:
+    """The ticket's comments, oldest first; internal ones for agents and admins only."""
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.READ)
+        _check_query(request)
+        found = await comments.list_comments(session, access=access, object_id=objectId)
+    return JsonResponse(
+        {"success": True, "status": 200, "data": {"value": found, "count": len(found)}}
     )

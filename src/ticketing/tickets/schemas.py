@@ -66,3 +66,150 @@ class TicketCreated(BaseModel):
     status: int = 200
     objectId: str
     ticket: TicketPublic
+
+
+class TicketEnvelope(BaseModel):
+    success: bool = True
+    message: str | None = None
+    status: int = 200
+    objectId: str
+    ticket: TicketPublic
+
+
+class TicketUpdate(BaseModel):
+    """Body of PATCH /ticket/update/{objectId}; only the keys given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    etag: str | None = Field(default=None, description="The current etag (or send it as If-Match).")
+    summary: str | None = None
+    ticketBody: dict[str, Any] | None = Field(
+        default=None, description="Field UUID -> value; null clears an optional field."
+    )
+    status: str | None = Field(default=None, description="A status name of the workflow.")
+    ccWatchers: list[str] | None = None
+    toWatchers: list[str] | None = None
+
+
+class FilterCondition(BaseModel):
+    id: Any = None
+    column: str = Field(
+        description="objectId, summary, status, statusCategory, teamId, itemTypeId, "
+        "submittedBy, createdAt, updatedAt, or a field UUID"
+    )
+    op: str = Field(description="EQ, NE, GT, GE, LT, LE, LIKE or IN")
+    operand: Any
+
+
+class FilterGroup(BaseModel):
+    op: str = Field(default="AND", description="AND or OR")
+    operand: list[FilterCondition | FilterGroup]
+
+
+class TicketListRequest(BaseModel):
+    """Body of POST /ticket/list and /ticket/count."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    search: str | None = Field(default=None, description="Matches summary and text fields.")
+    top: int = Field(default=30, ge=1, le=100)
+    offset: int = Field(default=0, ge=0)
+    sort: str = Field(
+        default="createdAt", description="createdAt|updatedAt|objectId|status|summary"
+    )
+    searchOrder: str = Field(default="DESC", description="ASC or DESC")
+    filter: FilterGroup | None = None
+
+
+class TicketPage(BaseModel):
+    value: list[TicketPublic]
+    count: int
+
+
+class TicketListResponse(BaseModel):
+    success: bool = True
+    status: int = 200
+    data: TicketPage
+
+
+class CountData(BaseModel):
+    count: int
+
+
+class TicketCountResponse(BaseModel):
+    success: bool = True
+    status: int = 200
+    data: CountData
+
+
+class Actor(BaseModel):
+    username: str
+    email: str
+    firstName: str
+    lastName: str
+
+
+class Change(BaseModel):
+    field: str
+    old: Any = None
+    new: Any = None
+
+
+class HistoryEntry(BaseModel):
+    version: int
+    action: str = Field(description="create, update or delete")
+    at: str
+    by: Actor
+    changes: list[Change]
+
+
+class HistoryData(BaseModel):
+    value: list[HistoryEntry]
+
+
+class TicketHistoryResponse(BaseModel):
+    success: bool = True
+    status: int = 200
+    objectId: str
+    data: HistoryData
+
+
+class CommentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: str = Field(description="HTML; sanitized like rich text.")
+    internal: bool = Field(default=False, description="Visible to agents and admins only.")
+
+
+class CommentPublic(BaseModel):
+    id: str
+    objectId: str
+    body: str
+    internal: bool
+    author: Actor
+    created_at: str
+
+
+class CommentResponse(BaseModel):
+    success: bool = True
+    message: str
+    status: int = 200
+    comment: CommentPublic
+
+
+class CommentsData(BaseModel):
+    value: list[CommentPublic]
+    count: int
+
+
+class CommentsResponse(BaseModel):
+    success: bool = True
+    status: int = 200
+    data: CommentsData
+
+
+class DeleteResponse(BaseModel):
+    success: bool = True
+    message: str
+    status: int = 200
+    objectId: str

@@ -1,0 +1,1 @@
+"""Tenants: their vocabularies (statuses, ticket types, teams)."""

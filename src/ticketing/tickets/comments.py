@@ -1,0 +1,93 @@
+"""Comments on tickets: sanitized like rich text; internal ones for agents and admins only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import nh3
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.auth.access import AGENT_ROLES, Access
+from ticketing.kit.errors import InputValidationFailure, PermissionFailure, Reasons
+from ticketing.kit.time import isoformat, utcnow
+from ticketing.models import TicketComment
+from ticketing.tickets import repository
+from ticketing.tickets.lifecycle import find_ticket
+from ticketing.tickets.service import actor
+from ticketing.tickets.validation import NOT_PARSED, parse_body
+
+MAX_COMMENT = 65_536
+
+
+def comment_public(comment: TicketComment, object_id: str) -> dict[str, Any]:
+    return {
+        "id": str(comment.id),
+        "objectId": object_id,
+        "body": comment.body,
+        "internal": comment.internal,
+        "author": comment.author,
+        "created_at": isoformat(comment.created_at),
+    }
+
+
+async def add_comment(
+    session: AsyncSession,
+    *,
+    access: Access,
+    object_id: str,
+    raw_body: bytes,
+    content_type: str | None,
+) -> dict[str, Any]:
+    """Adds a comment; the ticket's etag and version do not change."""
+    ticket = await find_ticket(session, access=access, object_id=object_id)
+    reasons = Reasons()
+    body = parse_body(reasons, raw_body, content_type)
+    if body is NOT_PARSED or not isinstance(body, dict):
+        if body is not NOT_PARSED:
+            reasons.add("body", "Request body must be a JSON object")
+        raise InputValidationFailure(reasons.reason)
+    for key in body:
+        if key not in ("body", "internal"):
+            reasons.add(key, f"Unknown key {key}")
+    text = body.get("body")
+    clean = ""
+    if not isinstance(text, str) or not text.strip():
+        reasons.add("body", "body is required and must be a string")
+    elif len(text) > MAX_COMMENT:
+        reasons.add("body", f"body must be at most {MAX_COMMENT} characters long")
+    else:
+        clean = nh3.clean(text)
+        if not clean.strip():
+            reasons.add("body", "body is empty once unsafe HTML is removed")
+    internal = body.get("internal", False)
+    if not isinstance(internal, bool):
+        reasons.add("internal", "internal must be true or false")
+    reasons.raise_if_any()
+    if internal and not access.principal.roles & AGENT_ROLES:
+        raise PermissionFailure("You do not have the required permissions to add internal comments")
+    comment = TicketComment(
+        tenant_id=access.tenant_id,
+        id=uuid.uuid4(),
+        ticket_id=ticket["id"],
+        body=clean,
+        internal=internal,
+        author=actor(access.principal),
+        created_at=utcnow(),
+    )
+    await repository.insert_comment(session, comment=comment)
+    return comment_public(comment, object_id)
+
+
+async def list_comments(
+    session: AsyncSession, *, access: Access, object_id: str
+) -> list[dict[str, Any]]:
+    """A ticket's comments, oldest first; internal ones only for agents and admins."""
+    ticket = await find_ticket(session, access=access, object_id=object_id)
+    comments = await repository.list_comments(
+        session,
+        tenant_id=access.tenant_id,
+        ticket_id=ticket["id"],
+        internal=bool(access.principal.roles & AGENT_ROLES),
+    )
+    return [comment_public(c, object_id) for c in comments]

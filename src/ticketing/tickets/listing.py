@@ -1,0 +1,54 @@
+"""Listing and counting tickets with search, filter, sort and paging."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.auth.access import Access
+from ticketing.kit.errors import InputValidationFailure, Reasons
+from ticketing.tickets import repository
+from ticketing.tickets.filters import parse_list_request
+from ticketing.tickets.public import ticket_public
+from ticketing.tickets.validation import NOT_PARSED, parse_body
+
+
+def _parse(raw_body: bytes, content_type: str | None) -> Any:
+    reasons = Reasons()
+    if not raw_body.strip():
+        return {}
+    body = parse_body(reasons, raw_body, content_type)
+    if body is NOT_PARSED:
+        raise InputValidationFailure(reasons.reason)
+    return body
+
+
+async def list_tickets(
+    session: AsyncSession, *, access: Access, raw_body: bytes, content_type: str | None
+) -> dict[str, Any]:
+    """One page of the tickets the caller may see, and how many match in all."""
+    query = parse_list_request(_parse(raw_body, content_type), access.catalog)
+    rows = await repository.list_tickets(
+        session,
+        tenant_id=access.tenant_id,
+        submitted_by=access.own_only,
+        where=query.where,
+        order_by=query.order_by,
+        top=query.top,
+        offset=query.offset,
+    )
+    total = await repository.count_tickets(
+        session, tenant_id=access.tenant_id, submitted_by=access.own_only, where=query.where
+    )
+    return {"value": [ticket_public(dict(row)) for row in rows], "count": total}
+
+
+async def count_tickets(
+    session: AsyncSession, *, access: Access, raw_body: bytes, content_type: str | None
+) -> int:
+    """How many tickets the caller may see match the filter."""
+    query = parse_list_request(_parse(raw_body, content_type), access.catalog, paged=False)
+    return await repository.count_tickets(
+        session, tenant_id=access.tenant_id, submitted_by=access.own_only, where=query.where
+    )
