@@ -182,12 +182,14 @@ class Ticket(Base):
             "tenant_id", "display_prefix", "display_number", name="uq_tickets_display_number"
         ),
         Index("ix_tickets_tenant_id_serial", "tenant_id", "id_serial"),
-        Index("ix_tickets_tenant_created_at", "tenant_id", "created_at"),
-        # The list endpoint's sorts and common filters.
-        Index("ix_tickets_tenant_updated_at", "tenant_id", "updated_at"),
-        Index("ix_tickets_tenant_status", "tenant_id", "status_type", "created_at"),
-        Index("ix_tickets_tenant_submitter", "tenant_id", "submitted_by", "created_at"),
-        Index("ix_tickets_tenant_team", "tenant_id", "team_id", "created_at"),
+        # The list endpoint's sorts (id_serial breaks ties) and common filters.
+        Index("ix_tickets_tenant_created_at", "tenant_id", "created_at", "id_serial"),
+        Index("ix_tickets_tenant_updated_at", "tenant_id", "updated_at", "id_serial"),
+        Index("ix_tickets_tenant_status", "tenant_id", "status_type", "created_at", "id_serial"),
+        Index(
+            "ix_tickets_tenant_submitter", "tenant_id", "submitted_by", "created_at", "id_serial"
+        ),
+        Index("ix_tickets_tenant_team", "tenant_id", "team_id", "created_at", "id_serial"),
     )
 
 

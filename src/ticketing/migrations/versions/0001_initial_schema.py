@@ -113,7 +113,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_tickets_tenant_created_at", ["tenant_id", "created_at"], unique=False
+            "ix_tickets_tenant_created_at", ["tenant_id", "created_at", "id_serial"], unique=False
         )
         batch_op.create_index(
             "ix_tickets_tenant_id_serial", ["tenant_id", "id_serial"], unique=False

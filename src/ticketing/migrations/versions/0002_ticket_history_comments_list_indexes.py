@@ -62,16 +62,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_tickets_tenant_status", ["tenant_id", "status_type", "created_at"], unique=False
+            "ix_tickets_tenant_status",
+            ["tenant_id", "status_type", "created_at", "id_serial"],
+            unique=False,
         )
         batch_op.create_index(
-            "ix_tickets_tenant_submitter", ["tenant_id", "submitted_by", "created_at"], unique=False
+            "ix_tickets_tenant_submitter",
+            ["tenant_id", "submitted_by", "created_at", "id_serial"],
+            unique=False,
         )
         batch_op.create_index(
-            "ix_tickets_tenant_team", ["tenant_id", "team_id", "created_at"], unique=False
+            "ix_tickets_tenant_team",
+            ["tenant_id", "team_id", "created_at", "id_serial"],
+            unique=False,
         )
         batch_op.create_index(
-            "ix_tickets_tenant_updated_at", ["tenant_id", "updated_at"], unique=False
+            "ix_tickets_tenant_updated_at", ["tenant_id", "updated_at", "id_serial"], unique=False
         )
 
 
