@@ -64,6 +64,7 @@ class ListQuery:
     order_by: tuple[Any, ...]
     top: int
     offset: int
+    unfiltered: bool
 
 
 def _field_column(spec: FieldSpec) -> Column | None:
@@ -124,7 +125,13 @@ def parse_list_request(body: Any, catalog: TenantCatalog, *, paged: bool = True)
             clauses.append(clause)
 
     reasons.raise_if_any("Invalid list request")
-    return ListQuery(where=and_(true(), *clauses), order_by=order_by, top=top, offset=offset)
+    return ListQuery(
+        where=and_(true(), *clauses),
+        order_by=order_by,
+        top=top,
+        offset=offset,
+        unfiltered=not clauses,
+    )
 
 
 def _int(

@@ -23,8 +23,6 @@ from ticketing.tickets.public import ticket_public
 from ticketing.tickets.service import SYSTEM_DATA_KEYS, actor
 from ticketing.tickets.validation import NOT_PARSED, parse_body, validate_update
 
-DELETION_COUNTER = "#deleted"
-
 
 async def find_ticket(
     session: AsyncSession, *, access: Access, object_id: str, for_update: bool = False
@@ -172,9 +170,12 @@ async def delete_ticket(
         raise EtagRequired("The current etag is required in the If-Match header")
     if not etag_matches(if_match, current["etag"]):
         raise PreconditionFailed()
-    sequence = await repository.next_display_number(
-        session, tenant_id=access.tenant_id, prefix=DELETION_COUNTER
+    counters = await repository.bump_counters(
+        session,
+        tenant_id=access.tenant_id,
+        deltas={repository.DELETED_COUNTER: 1, repository.LIVE_COUNTER: -1},
     )
+    sequence = counters[repository.DELETED_COUNTER]
     now = utcnow()
     version = current["version"] + 1
     updated = await repository.update_ticket(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, Select, func, select, update
+from sqlalchemy import ColumnElement, RowMapping, Select, func, literal_column, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.models import DisplayIdCounter, Ticket, TicketComment, TicketHistory
 
 NOT_DELETED = -1
+# Written as a literal so that the planner can use the partial indexes on live tickets.
+LIVE = Ticket.deleted_seq == literal_column(str(NOT_DELETED))
 
 
 def _insert_for(session: AsyncSession) -> Any:
@@ -20,23 +22,40 @@ def _insert_for(session: AsyncSession) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-async def next_display_number(session: AsyncSession, *, tenant_id: uuid.UUID, prefix: str) -> int:
-    """Takes the next display number of a tenant and prefix.
+# Counters kept beside the display-ID prefixes (which start with a letter).
+LIVE_COUNTER = "#live"
+DELETED_COUNTER = "#deleted"
 
-    The upsert locks the counter row until the transaction ends, so numbers are unique
-    across processes, and a rolled-back create gives its number back: no gaps.
+
+async def bump_counters(
+    session: AsyncSession, *, tenant_id: uuid.UUID, deltas: dict[str, int]
+) -> dict[str, int]:
+    """Adds each delta to the tenant's named counter in one statement; returns the new values.
+
+    The upsert locks the counter rows until the transaction ends, so display numbers are
+    unique across processes, and a rolled-back create gives its number back: no gaps. Rows
+    are locked in name order, so two transactions never wait on each other in a cycle.
     """
     insert = _insert_for(session)
-    statement = (
-        insert(DisplayIdCounter)
-        .values(tenant_id=tenant_id, prefix=prefix, last_value=1)
-        .on_conflict_do_update(
-            index_elements=[DisplayIdCounter.tenant_id, DisplayIdCounter.prefix],
-            set_={"last_value": DisplayIdCounter.last_value + 1},
-        )
-        .returning(DisplayIdCounter.last_value)
+    rows = [
+        {"tenant_id": tenant_id, "prefix": name, "last_value": delta}
+        for name, delta in sorted(deltas.items())
+    ]
+    statement = insert(DisplayIdCounter).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[DisplayIdCounter.tenant_id, DisplayIdCounter.prefix],
+        set_={"last_value": DisplayIdCounter.last_value + statement.excluded.last_value},
+    ).returning(DisplayIdCounter.prefix, DisplayIdCounter.last_value)
+    result = await session.execute(statement)
+    return {name: int(value) for name, value in result.all()}
+
+
+async def live_ticket_count(session: AsyncSession, *, tenant_id: uuid.UUID) -> int:
+    """The number of the tenant's tickets that are not deleted, from its counter."""
+    query = select(DisplayIdCounter.last_value).where(
+        DisplayIdCounter.tenant_id == tenant_id, DisplayIdCounter.prefix == LIVE_COUNTER
     )
-    return int((await session.execute(statement)).scalar_one())
+    return int((await session.execute(query)).scalar() or 0)
 
 
 async def insert_ticket(session: AsyncSession, *, values: dict[str, Any]) -> int:
@@ -81,9 +100,7 @@ async def insert_history(
 def scoped(tenant_id: uuid.UUID, *, submitted_by: str | None = None) -> Select[Any]:
     """The one place ticket reads are scoped: the tenant's live tickets (and, for callers who
     may only see their own, the ones they submitted)."""
-    query = select(Ticket.__table__).where(
-        Ticket.tenant_id == tenant_id, Ticket.deleted_seq == NOT_DELETED
-    )
+    query = select(Ticket.__table__).where(Ticket.tenant_id == tenant_id, LIVE)
     if submitted_by is not None:
         query = query.where(Ticket.submitted_by == submitted_by)
     return query
@@ -120,7 +137,7 @@ async def update_ticket(
             Ticket.tenant_id == tenant_id,
             Ticket.id == ticket_id,
             Ticket.etag == expected_etag,
-            Ticket.deleted_seq == NOT_DELETED,
+            LIVE,
         )
         .values(**values)
         .returning(*Ticket.__table__.columns)

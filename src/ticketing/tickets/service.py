@@ -68,7 +68,10 @@ async def create_ticket(
     now = utcnow()
     tenant_id = access.catalog.tenant_id
     prefix = ticket_type.prefix
-    number = await repository.next_display_number(session, tenant_id=tenant_id, prefix=prefix)
+    counters = await repository.bump_counters(
+        session, tenant_id=tenant_id, deltas={prefix: 1, repository.LIVE_COUNTER: 1}
+    )
+    number = counters[prefix]
     status = ticket_type.initial_status
     values: dict[str, Any] = {
         "tenant_id": tenant_id,

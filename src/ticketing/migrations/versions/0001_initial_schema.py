@@ -11,6 +11,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+LIVE = sa.text("deleted_seq = -1")
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -113,7 +114,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_tickets_tenant_created_at", ["tenant_id", "created_at", "id_serial"], unique=False
+            "ix_tickets_tenant_created_at",
+            ["tenant_id", "created_at", "id_serial"],
+            unique=False,
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
         )
         batch_op.create_index(
             "ix_tickets_tenant_id_serial", ["tenant_id", "id_serial"], unique=False

@@ -11,6 +11,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+LIVE = sa.text("deleted_seq = -1")
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -65,19 +66,29 @@ def upgrade() -> None:
             "ix_tickets_tenant_status",
             ["tenant_id", "status_type", "created_at", "id_serial"],
             unique=False,
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
         )
         batch_op.create_index(
             "ix_tickets_tenant_submitter",
             ["tenant_id", "submitted_by", "created_at", "id_serial"],
             unique=False,
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
         )
         batch_op.create_index(
             "ix_tickets_tenant_team",
             ["tenant_id", "team_id", "created_at", "id_serial"],
             unique=False,
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
         )
         batch_op.create_index(
-            "ix_tickets_tenant_updated_at", ["tenant_id", "updated_at", "id_serial"], unique=False
+            "ix_tickets_tenant_updated_at",
+            ["tenant_id", "updated_at", "id_serial"],
+            unique=False,
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
         )
 
 
