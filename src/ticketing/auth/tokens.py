@@ -86,6 +86,9 @@ class DevKeySource:
         return self._jwk if kid == self._kid else None
 
 
+MAX_ISSUERS = 1000
+
+
 @dataclass
 class _IssuerKeys:
     keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
@@ -106,7 +109,12 @@ class OidcKeySource:
         self._issuers: dict[str, _IssuerKeys] = {}
 
     async def key_for(self, issuer: str, kid: str | None) -> jwt.PyJWK | None:
-        entry = self._issuers.setdefault(issuer, _IssuerKeys())
+        entry = self._issuers.get(issuer)
+        if entry is None:
+            if len(self._issuers) >= MAX_ISSUERS:
+                # Made-up realms must not grow the cache without bound: forget the oldest.
+                del self._issuers[next(iter(self._issuers))]
+            entry = self._issuers[issuer] = _IssuerKeys()
         key = _pick(entry.keys, kid)
         if key is not None:
             return key
@@ -124,6 +132,8 @@ class OidcKeySource:
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
                 discovery = await client.get(f"{issuer}/.well-known/openid-configuration")
+                if discovery.status_code in (400, 404, 410):
+                    return {}  # the provider has no such realm: the token's issuer is unknown
                 discovery.raise_for_status()
                 jwks_uri = discovery.json()["jwks_uri"]
                 response = await client.get(jwks_uri)
