@@ -171,7 +171,9 @@ def test_changed_file_updates_and_running_service_sees_it(
     tenant = api_tenant(config)
     # The running service has seen (and cached) the first version.
     types = tenant.get("/ticket-type").json()["data"]["value"]
-    assert [f["id"] for f in types[0]["fields"]] == [f["id"] for f in config["ticket_types"][0]["fields"]]
+    assert [f["id"] for f in types[0]["fields"]] == [
+        f["id"] for f in config["ticket_types"][0]["fields"]
+    ]
     offers = tenant.get("/tenant/sc/offers").json()["data"]["offers"]
     assert {o["id"]: o["name"] for o in offers}["23629"] == "New laptop"
     version_before = config_version(database, config["id"])
@@ -321,9 +323,7 @@ BAD_SECOND_TENANT = [
         ["dropdown", "options"],
         id="dropdown-without-options",
     ),
-    pytest.param(
-        _offer_unknown_item_type, "tenants[1]", ["23629", "99999"], id="offer-item-type"
-    ),
+    pytest.param(_offer_unknown_item_type, "tenants[1]", ["23629", "99999"], id="offer-item-type"),
     pytest.param(
         _duplicate_field_ids, "tenants[1].ticket_types[0]", ["field ids"], id="duplicate-fields"
     ),
@@ -391,9 +391,7 @@ def test_bad_json_syntax_is_rejected(database: Database, tmp_path: Path) -> None
     assert not tenant_exists(database, good["id"])
 
 
-def test_rejected_change_leaves_loaded_tenant_untouched(
-    database: Database, tmp_path: Path
-) -> None:
+def test_rejected_change_leaves_loaded_tenant_untouched(database: Database, tmp_path: Path) -> None:
     config = new_tenant_config()
     assert run_load(database, write_yaml(tmp_path, {"tenants": [config]})).returncode == 0
     before = catalog_rows(database, config["id"])

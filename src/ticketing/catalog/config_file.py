@@ -166,10 +166,10 @@ class TenantConfig(_Strict):
         type_ids = [t.id for t in self.ticket_types]
         _unique(type_ids, "ticket type ids")
         _unique([o.id for o in self.offers], "offer ids")
-        for offer in self.offers:
+        for index, offer in enumerate(self.offers):
             if offer.item_type not in type_ids:
                 raise ValueError(
-                    f"offer {offer.id!r} names item_type {offer.item_type!r}, "
+                    f"offers[{index}]: offer {offer.id!r} names item_type {offer.item_type!r}, "
                     "which is not a ticket type of this tenant"
                 )
         return self

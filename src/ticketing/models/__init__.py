@@ -134,12 +134,14 @@ class Offer(Base):
 
 
 class DisplayIdCounter(Base):
-    """The last display number handed out per tenant and prefix."""
+    """Per-tenant counters: the last display number of each prefix, and bookkeeping counters
+    (names starting with `#`: live tickets, deletions, tickets per status) kept in step with
+    the tickets in the same transactions."""
 
     __tablename__ = "display_id_counters"
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    prefix: Mapped[str] = mapped_column(String(20), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(250), primary_key=True)
     last_value: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)

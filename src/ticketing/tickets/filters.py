@@ -65,6 +65,8 @@ class ListQuery:
     top: int
     offset: int
     unfiltered: bool
+    # The statuses the request selects when it filters on nothing else (else None).
+    statuses_only: tuple[str, ...] | None
 
 
 def _field_column(spec: FieldSpec) -> Column | None:
@@ -131,7 +133,25 @@ def parse_list_request(body: Any, catalog: TenantCatalog, *, paged: bool = True)
         top=top,
         offset=offset,
         unfiltered=not clauses,
+        statuses_only=None if search not in (None, "") else _statuses_only(body.get("filter")),
     )
+
+
+def _statuses_only(node: Any) -> tuple[str, ...] | None:
+    """For a filter that is just `status EQ x` or `status IN [...]` (maybe in one-item groups)."""
+    while isinstance(node, dict) and "column" not in node:
+        operands = node.get("operand")
+        if not isinstance(operands, list) or len(operands) != 1:
+            return None
+        node = operands[0]
+    if not isinstance(node, dict) or node.get("column") != "status":
+        return None
+    op = str(node.get("op")).upper()
+    if op == "EQ":
+        return (node["operand"],)
+    if op == "IN":
+        return tuple(dict.fromkeys(node["operand"]))
+    return None
 
 
 def _int(

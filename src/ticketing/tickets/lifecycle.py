@@ -148,6 +148,15 @@ async def update_ticket(
     )
     if updated is None:  # another update won the race since we read the ticket
         raise _stale(from_header)
+    if "status_type" in values:
+        await repository.bump_counters(
+            session,
+            tenant_id=access.tenant_id,
+            deltas={
+                repository.status_counter(current["status_type"]): -1,
+                repository.status_counter(values["status_type"]): 1,
+            },
+        )
     await repository.insert_history(
         session,
         tenant_id=access.tenant_id,
@@ -165,7 +174,8 @@ async def delete_ticket(
     session: AsyncSession, *, access: Access, object_id: str, if_match: str | None
 ) -> None:
     """Soft-deletes a ticket if If-Match names its current etag; its display ID stays taken."""
-    current = await find_ticket(session, access=access, object_id=object_id)
+    # The row is locked before the counters, the same order an update takes them in.
+    current = await find_ticket(session, access=access, object_id=object_id, for_update=True)
     if not if_match:
         raise EtagRequired("The current etag is required in the If-Match header")
     if not etag_matches(if_match, current["etag"]):
@@ -173,7 +183,11 @@ async def delete_ticket(
     counters = await repository.bump_counters(
         session,
         tenant_id=access.tenant_id,
-        deltas={repository.DELETED_COUNTER: 1, repository.LIVE_COUNTER: -1},
+        deltas={
+            repository.DELETED_COUNTER: 1,
+            repository.LIVE_COUNTER: -1,
+            repository.status_counter(current["status_type"]): -1,
+        },
     )
     sequence = counters[repository.DELETED_COUNTER]
     now = utcnow()

@@ -27,6 +27,11 @@ LIVE_COUNTER = "#live"
 DELETED_COUNTER = "#deleted"
 
 
+def status_counter(status: str) -> str:
+    """The counter of a tenant's live tickets in one status."""
+    return f"#status:{status}"
+
+
 async def bump_counters(
     session: AsyncSession, *, tenant_id: uuid.UUID, deltas: dict[str, int]
 ) -> dict[str, int]:
@@ -50,12 +55,12 @@ async def bump_counters(
     return {name: int(value) for name, value in result.all()}
 
 
-async def live_ticket_count(session: AsyncSession, *, tenant_id: uuid.UUID) -> int:
-    """The number of the tenant's tickets that are not deleted, from its counter."""
-    query = select(DisplayIdCounter.last_value).where(
-        DisplayIdCounter.tenant_id == tenant_id, DisplayIdCounter.prefix == LIVE_COUNTER
+async def sum_counters(session: AsyncSession, *, tenant_id: uuid.UUID, names: list[str]) -> int:
+    """The sum of some of the tenant's counters (a missing counter is 0)."""
+    query = select(func.coalesce(func.sum(DisplayIdCounter.last_value), 0)).where(
+        DisplayIdCounter.tenant_id == tenant_id, DisplayIdCounter.prefix.in_(names)
     )
-    return int((await session.execute(query)).scalar() or 0)
+    return int((await session.execute(query)).scalar_one())
 
 
 async def insert_ticket(session: AsyncSession, *, values: dict[str, Any]) -> int:

@@ -7,6 +7,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class TicketBody(BaseModel):
+    """Field UUID -> value (UUIDs from `fields[].id` of GET /ticket-type), plus the offer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    offerId: str = Field(description="The service catalog offer (GET /tenant/sc/offers).")
+    ccWatchers: list[str] | None = Field(default=None, description="Usernames or emails.")
+    toWatchers: list[str] | None = Field(default=None, description="Usernames or emails.")
+
+
 class TicketCreate(BaseModel):
     """Body of POST /ticket/create/{teamId}/{itemTypeId}."""
 
@@ -14,9 +24,8 @@ class TicketCreate(BaseModel):
 
     source: str = Field(description="Origin of the ticket; `api` for programmatic creation.")
     summary: str = Field(description="Short human-readable summary.")
-    ticketBody: dict[str, Any] = Field(
-        description="Map of field UUID -> value, plus the key `offerId` (string). "
-        "Optional `ccWatchers` and `toWatchers`: lists of usernames or emails.",
+    ticketBody: TicketBody = Field(
+        description="Map of field UUID -> value, plus the key `offerId` (string).",
         examples=[{"offerId": "23629", "ab13e5d1-9b9d-4c3e-8fc4-e86912c8cb53": "Laptop"}],
     )
     attachments: dict[str, Any] = Field(description="Attachment metadata; `{}` when none.")

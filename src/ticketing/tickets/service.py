@@ -68,11 +68,17 @@ async def create_ticket(
     now = utcnow()
     tenant_id = access.catalog.tenant_id
     prefix = ticket_type.prefix
+    status = ticket_type.initial_status
     counters = await repository.bump_counters(
-        session, tenant_id=tenant_id, deltas={prefix: 1, repository.LIVE_COUNTER: 1}
+        session,
+        tenant_id=tenant_id,
+        deltas={
+            prefix: 1,
+            repository.LIVE_COUNTER: 1,
+            repository.status_counter(status.name): 1,
+        },
     )
     number = counters[prefix]
-    status = ticket_type.initial_status
     values: dict[str, Any] = {
         "tenant_id": tenant_id,
         "id": uuid.uuid4(),

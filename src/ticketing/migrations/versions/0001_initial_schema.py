@@ -33,7 +33,7 @@ def upgrade() -> None:
     op.create_table(
         "display_id_counters",
         sa.Column("tenant_id", sa.Uuid(), nullable=False),
-        sa.Column("prefix", sa.String(length=20), nullable=False),
+        sa.Column("prefix", sa.String(length=250), nullable=False),
         sa.Column("last_value", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["tenant_id"],

@@ -1,0 +1,187 @@
+"""Loads 1,000,000 tickets into PostgreSQL and times the list endpoint (default and filtered).
+
+Usage: python bench/list_bench.py [--tickets N] [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    DEV_ISSUER,
+    RESULTS,
+    fresh_database,
+    new_tenant_id,
+    percentile,
+    psql,
+    start_server,
+    tenant_config,
+    ticketing,
+)
+
+STATUSES = ["Open", "In Progress", "Resolved", "Closed"]
+CATEGORIES = ["To-do Category", "In-Progress Category", "Done Category", "Done Category"]
+
+
+def load_tickets(database: str, tenant_id: str, count: int) -> float:
+    """Inserts `count` tickets in one statement, sets the counter, analyses; returns seconds."""
+    started = time.perf_counter()
+    tenant_hex = tenant_id
+    psql(
+        f"""
+        INSERT INTO tickets (tenant_id, id, id_serial, object_id, display_prefix, display_number,
+            team_id, item_type_id, offer_id, source, summary, data, attachments, ticket_relation,
+            etag, version, status_type, status_category, moved_to, deleted_seq, submitted_by,
+            is_support_request, created_at, updated_at)
+        SELECT '{tenant_hex}'::uuid, gen_random_uuid(), i,
+            'CTC-' || CASE WHEN i < 10000 THEN lpad(i::text, 4, '0') ELSE i::text END,
+            'CTC', i, 'james', '16910', '23629', 'api', 'Hardware request ' || i,
+            jsonb_build_object(
+                'ab13e5d1-9b9d-4c3e-8fc4-e86912c8cb53', 'Need a replacement laptop ' || i,
+                '7f111983-1013-41be-a056-989fff018bb5', '<p>Battery ' || i || '</p>',
+                '711ea9e6-1b73-4070-9eb2-941803f7f5d4', '<2week',
+                'offerId', '23629', 'ccWatchers', '[]'::jsonb, 'toWatchers', '[]'::jsonb,
+                'submittedBy', 'user' || (i % 1000) || '@example.com',
+                'lastUpdatedBy', jsonb_build_object('lastName', 'Doe', 'firstName', 'Jane',
+                    'username', 'user' || (i % 1000) || '@example.com')),
+            '{{}}'::jsonb, NULL, gen_random_uuid(), 2,
+            (ARRAY{STATUSES!r})[1 + i % 4], (ARRAY{CATEGORIES!r})[1 + i % 4],
+            NULL, -1, 'user' || (i % 1000) || '@example.com', false,
+            timestamptz '2025-01-01' + make_interval(secs => i * 3),
+            timestamptz '2025-01-01' + make_interval(secs => i * 3)
+        FROM generate_series(1, {count}) AS i;
+        INSERT INTO display_id_counters (tenant_id, prefix, last_value)
+            VALUES ('{tenant_hex}'::uuid, 'CTC', {count}), ('{tenant_hex}'::uuid, '#live', {count});
+        INSERT INTO display_id_counters (tenant_id, prefix, last_value)
+            SELECT '{tenant_hex}'::uuid, '#status:' || status_type, count(*)
+            FROM tickets GROUP BY status_type;
+        SELECT setval(pg_get_serial_sequence('tickets', 'id_serial'), {count});
+        """.replace("ARRAY['", "ARRAY['").replace('ARRAY["', "ARRAY['"),
+        database,
+    )
+    psql("VACUUM ANALYZE tickets", database)
+    return time.perf_counter() - started
+
+
+def time_requests(
+    client: httpx.Client, url: str, headers: dict[str, str], body: dict, n: int
+) -> dict:
+    latencies = []
+    for i in range(n + 10):
+        started = time.perf_counter()
+        response = client.post(url, headers=headers, json=body)
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise SystemExit(f"list answered {response.status_code}: {response.text[:500]}")
+        if i >= 10:  # warm-up
+            latencies.append(elapsed)
+    data = response.json()["data"]
+    return {
+        "requests": n,
+        "p50_ms": round(percentile(latencies, 50), 2),
+        "p95_ms": round(percentile(latencies, 95), 2),
+        "p99_ms": round(percentile(latencies, 99), 2),
+        "rows": len(data["value"]),
+        "count": data["count"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+
+    db_name = "ticketing_bench_list"
+    url = fresh_database(db_name)
+    data_dir = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
+    env = {
+        "TICKETING_DATABASE_URL": url,
+        "TICKETING_DATA_DIR": str(data_dir),
+        "TICKETING_DEV_ISSUER_URL": DEV_ISSUER,
+    }
+    ticketing("migrate", env=env)
+    tenant_id, realm = new_tenant_id(), "bench"
+    config = data_dir / "tenant.json"
+    config.write_text(json.dumps({"tenants": [tenant_config(tenant_id, realm)]}))
+    ticketing("load", str(config), env=env)
+    print(f"loading {args.tickets:,} tickets ...", flush=True)
+    load_seconds = load_tickets(db_name, tenant_id, args.tickets)
+    print(f"loaded in {load_seconds:.1f} s", flush=True)
+    token = ticketing(
+        "token",
+        "--tenant",
+        tenant_id,
+        "--realm",
+        realm,
+        "--user",
+        "agent@example.com",
+        "--roles",
+        "ticket_agent",
+        "--ttl",
+        "7200",
+        env=env,
+    ).strip()
+    process, base = start_server(env, workers=1, log=data_dir / "server.log")
+    headers = {
+        "authorization": f"Bearer {token}",
+        "x-tenantid": tenant_id,
+        "realmname": realm,
+        "content-type": "application/json",
+    }
+    list_url = f"{base}/api/v2/ticketing/ticket/list?type=agent&module=ticketing"
+    cases = {
+        "default (newest first, top 30)": {},
+        "filtered (status = In Progress, top 30)": {
+            "filter": {
+                "op": "AND",
+                "operand": [{"column": "status", "op": "EQ", "operand": "In Progress"}],
+            }
+        },
+        "filtered (submittedBy + createdAt range)": {
+            "filter": {
+                "op": "AND",
+                "operand": [
+                    {"column": "submittedBy", "op": "EQ", "operand": "user7@example.com"},
+                    {"column": "createdAt", "op": "GE", "operand": "2025-01-20T00:00:00Z"},
+                ],
+            }
+        },
+    }
+    results = {}
+    try:
+        with httpx.Client(timeout=60) as client:
+            for name, body in cases.items():
+                results[name] = time_requests(client, list_url, headers, body, args.requests)
+                print(f"{name}: {results[name]}", flush=True)
+    finally:
+        process.terminate()
+        process.wait()
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tickets": args.tickets,
+        "load_seconds": round(load_seconds, 1),
+        "results": results,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "list.json").write_text(json.dumps(report, indent=2))
+    print("\n| query | p50 ms | p95 ms | p99 ms | count |\n|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['count']:,} |")
+    if not args.keep:
+        psql(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    main()
