@@ -30,7 +30,14 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
+bench: $(STAMP) ## create-ticket throughput vs pgbench on PostgreSQL (installs wrk if missing)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/create_bench.py
+
+bench-list: $(STAMP) ## list/count latency with 1,000,000 tickets on PostgreSQL
+	$(BIN)/python bench/list_bench.py
+
 clean: ## remove the virtualenv and the local data folder
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install run test lint format clean
+.PHONY: help install run test lint format bench bench-list clean

@@ -158,6 +158,15 @@ def main() -> None:
                 ],
             }
         },
+        "filtered (status = Open + createdAt in the newest tenth)": {
+            "filter": {
+                "op": "AND",
+                "operand": [
+                    {"column": "status", "op": "EQ", "operand": "Open"},
+                    {"column": "createdAt", "op": "GE", "operand": "2025-02-01T07:00:00Z"},
+                ],
+            }
+        },
     }
     results = {}
     try:
