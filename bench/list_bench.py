@@ -17,7 +17,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     DEV_ISSUER,
     RESULTS,
     fresh_database,
@@ -36,14 +36,13 @@ CATEGORIES = ["To-do Category", "In-Progress Category", "Done Category", "Done C
 def load_tickets(database: str, tenant_id: str, count: int) -> float:
     """Inserts `count` tickets in one statement, sets the counter, analyses; returns seconds."""
     started = time.perf_counter()
-    tenant_hex = tenant_id
     psql(
         f"""
         INSERT INTO tickets (tenant_id, id, id_serial, object_id, display_prefix, display_number,
             team_id, item_type_id, offer_id, source, summary, data, attachments, ticket_relation,
             etag, version, status_type, status_category, moved_to, deleted_seq, submitted_by,
             is_support_request, created_at, updated_at)
-        SELECT '{tenant_hex}'::uuid, gen_random_uuid(), i,
+        SELECT '{tenant_id}'::uuid, gen_random_uuid(), i,
             'CTC-' || CASE WHEN i < 10000 THEN lpad(i::text, 4, '0') ELSE i::text END,
             'CTC', i, 'james', '16910', '23629', 'api', 'Hardware request ' || i,
             jsonb_build_object(
@@ -61,12 +60,12 @@ def load_tickets(database: str, tenant_id: str, count: int) -> float:
             timestamptz '2025-01-01' + make_interval(secs => i * 3)
         FROM generate_series(1, {count}) AS i;
         INSERT INTO display_id_counters (tenant_id, prefix, last_value)
-            VALUES ('{tenant_hex}'::uuid, 'CTC', {count}), ('{tenant_hex}'::uuid, '#live', {count});
+            VALUES ('{tenant_id}'::uuid, 'CTC', {count}), ('{tenant_id}'::uuid, '#live', {count});
         INSERT INTO display_id_counters (tenant_id, prefix, last_value)
-            SELECT '{tenant_hex}'::uuid, '#status:' || status_type, count(*)
+            SELECT '{tenant_id}'::uuid, '#status:' || status_type, count(*)
             FROM tickets GROUP BY status_type;
         SELECT setval(pg_get_serial_sequence('tickets', 'id_serial'), {count});
-        """.replace("ARRAY['", "ARRAY['").replace('ARRAY["', "ARRAY['"),
+        """,
         database,
     )
     psql("VACUUM ANALYZE tickets", database)
