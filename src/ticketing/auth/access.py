@@ -97,16 +97,21 @@ def requested_tenant(request: Request, principal: Principal) -> uuid.UUID:
 
 
 async def admit(request: Request, session: AsyncSession, action: Action) -> Access:
-    """Runs checks 1-4 of every ticketing call and returns the admitted caller."""
+    """Runs checks 1-4 of every ticketing call against the tenant's current configuration."""
     principal = await authenticate(request)
     tenant_id = requested_tenant(request, principal)
-    # Step 3: the tenant exists, is the token's, and logs in through the token's realm.
+    catalog = await app_state(request).catalogs.get(session, tenant_id=tenant_id)
+    return authorize(principal, tenant_id, catalog, action)
+
+
+def authorize(
+    principal: Principal, tenant_id: uuid.UUID, catalog: TenantCatalog | None, action: Action
+) -> Access:
+    """Checks 3 and 4: the tenant is the token's and in its realm; the scope and role fit."""
     if principal.tenant_id is None or _uuid_or_none(principal.tenant_id) != tenant_id:
         raise TenantNotFound()
-    catalog = await app_state(request).catalogs.get(session, tenant_id=tenant_id)
     if catalog is None or catalog.realm != principal.realm:
         raise TenantNotFound()
-    # Step 4: the scope for the action and a ticketing realm role.
     if not (principal.scopes & action.allowed_scopes()) or not (principal.roles & action.roles):
         raise PermissionFailure(f"You do not have the required permissions to {action.wording}")
     return Access(principal=principal, catalog=catalog)

@@ -67,15 +67,28 @@ class TenantCatalog:
     offers: dict[str, OfferSpec]
 
 
+class StaleCatalog(Exception):
+    """The tenant's configuration changed after its catalog was read; read it again."""
+
+
 class CatalogCache:
     """Per-process cache of compiled catalogs, keyed by tenant and configuration version.
 
-    Every request reads the tenant's current version (one indexed lookup), so a `load` run
-    by another process is seen by the next request.
+    Reads check the tenant's current version (one indexed lookup), so a `load` run by another
+    process is seen by the next request. Creates use the cached catalog as it is and make
+    their insert conditional on the version they validated against (see `peek`).
     """
 
     def __init__(self) -> None:
         self._catalogs: dict[uuid.UUID, TenantCatalog] = {}
+
+    def peek(self, tenant_id: uuid.UUID) -> TenantCatalog | None:
+        """The cached catalog, unchecked: its user must verify `version` when it writes."""
+        return self._catalogs.get(tenant_id)
+
+    def forget(self, tenant_id: uuid.UUID) -> None:
+        """Drops a catalog found to be out of date."""
+        self._catalogs.pop(tenant_id, None)
 
     async def get(self, session: AsyncSession, *, tenant_id: uuid.UUID) -> TenantCatalog | None:
         """Gets the tenant's catalog, compiling it when its configuration has changed."""

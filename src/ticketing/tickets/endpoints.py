@@ -8,9 +8,17 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from ticketing.auth.access import Action, admit, app_state
+from ticketing.auth.access import (
+    Action,
+    admit,
+    app_state,
+    authenticate,
+    authorize,
+    requested_tenant,
+)
+from ticketing.catalog.service import StaleCatalog
 from ticketing.kit.db import transaction
-from ticketing.kit.errors import Reasons
+from ticketing.kit.errors import Reasons, ServiceUnavailable
 from ticketing.kit.requests import read_body
 from ticketing.kit.responses import JsonResponse
 from ticketing.kit.schemas import (
@@ -77,17 +85,32 @@ async def create_ticket(request: Request, teamId: str, itemTypeId: str) -> Respo
     """Creates a ticket from a service catalog offer."""
     state = app_state(request)
     raw_body = await read_body(request)
-    async with transaction(state.sessionmaker) as session:
-        access = await admit(request, session, Action.CREATE)
-        ticket = await service.create_ticket(
-            session,
-            access=access,
-            team_id=teamId,
-            item_type_id=itemTypeId,
-            headers=request.headers,
-            query=request.query_params,
-            raw_body=raw_body,
-        )
+    principal = await authenticate(request)
+    tenant_id = requested_tenant(request, principal)
+    # The cached catalog is used as it is; the insert checks that it is still current, and
+    # when it is not, the request is validated again against the tenant's new configuration.
+    catalog = state.catalogs.peek(tenant_id)
+    for _attempt in range(3):
+        if catalog is None:
+            async with transaction(state.sessionmaker) as session:
+                catalog = await state.catalogs.get(session, tenant_id=tenant_id)
+        access = authorize(principal, tenant_id, catalog, Action.CREATE)
+        try:
+            ticket = await service.create_ticket(
+                state.engine,
+                access=access,
+                team_id=teamId,
+                item_type_id=itemTypeId,
+                headers=request.headers,
+                query=request.query_params,
+                raw_body=raw_body,
+            )
+            break
+        except StaleCatalog:
+            state.catalogs.forget(tenant_id)
+            catalog = None
+    else:
+        raise ServiceUnavailable("The tenant's configuration is being changed; retry", 1)
     return JsonResponse(
         {
             "success": True,

@@ -5,26 +5,50 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, RowMapping, Select, func, literal_column, select, update
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    Select,
+    func,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from ticketing.models import DisplayIdCounter, Ticket, TicketComment, TicketHistory
+from ticketing.models import DisplayIdCounter, Tenant, Ticket, TicketComment, TicketHistory
+
+Executor = AsyncSession | AsyncConnection
 
 NOT_DELETED = -1
 # Written as a literal so that the planner can use the partial indexes on live tickets.
 LIVE = Ticket.deleted_seq == literal_column(str(NOT_DELETED))
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+def _dialect(db: Executor) -> str:
+    bind = db.get_bind() if isinstance(db, AsyncSession) else db
+    return bind.dialect.name
+
+
+def _insert_for(db: Executor) -> Any:
+    return postgresql.insert if _dialect(db) == "postgresql" else sqlite.insert
 
 
 # Counters kept beside the display-ID prefixes (which start with a letter).
 LIVE_COUNTER = "#live"
 DELETED_COUNTER = "#deleted"
+
+
+def format_display_id(prefix: str, number: int) -> str:
+    """`CTC-0054`: at least four digits, more when the number needs them (`CTC-10000`).
+
+    The PostgreSQL create statement formats it the same way in SQL.
+    """
+    return f"{prefix}-{number:04d}"
 
 
 def status_counter(status: str) -> str:
@@ -33,7 +57,7 @@ def status_counter(status: str) -> str:
 
 
 async def bump_counters(
-    session: AsyncSession, *, tenant_id: uuid.UUID, deltas: dict[str, int]
+    session: Executor, *, tenant_id: uuid.UUID, deltas: dict[str, int]
 ) -> dict[str, int]:
     """Adds each delta to the tenant's named counter in one statement; returns the new values.
 
@@ -63,10 +87,10 @@ async def sum_counters(session: AsyncSession, *, tenant_id: uuid.UUID, names: li
     return int((await session.execute(query)).scalar_one())
 
 
-async def insert_ticket(session: AsyncSession, *, values: dict[str, Any]) -> int:
+async def insert_ticket(session: Executor, *, values: dict[str, Any]) -> int:
     """Inserts a ticket row and returns its id_serial."""
     insert = _insert_for(session)
-    if session.get_bind().dialect.name == "sqlite":
+    if _dialect(session) == "sqlite":
         # SQLite has no identity for a non-key column; its writers are serialised, so the
         # next value can be read inside the insert.
         values = {
@@ -78,7 +102,7 @@ async def insert_ticket(session: AsyncSession, *, values: dict[str, Any]) -> int
 
 
 async def insert_history(
-    session: AsyncSession,
+    session: Executor,
     *,
     tenant_id: uuid.UUID,
     ticket_id: uuid.UUID,
@@ -214,3 +238,106 @@ async def list_comments(
         query = query.where(TicketComment.internal.is_(False))
     query = query.order_by(TicketComment.created_at, TicketComment.id)
     return list((await session.scalars(query)).all())
+
+
+# One statement, so that PostgreSQL holds the counter locks only while it runs and commits
+# (in autocommit mode no client round trip happens while they are held). The guard makes
+# the whole create a no-op when the tenant's configuration changed since it was validated.
+_CREATE_POSTGRESQL = text(
+    """
+WITH guard AS (
+    SELECT 1 FROM tenants
+    WHERE id = CAST(:tenant_id AS uuid) AND config_version = CAST(:config_version AS integer)
+), counters AS (
+    INSERT INTO display_id_counters AS c (tenant_id, prefix, last_value)
+    SELECT CAST(:tenant_id AS uuid), u.name, u.delta
+    FROM guard, unnest(CAST(:names AS text[]), CAST(:deltas AS bigint[])) AS u(name, delta)
+    ORDER BY u.name
+    ON CONFLICT (tenant_id, prefix) DO UPDATE SET last_value = c.last_value + excluded.last_value
+    RETURNING c.prefix, c.last_value
+), ticket AS (
+    INSERT INTO tickets (tenant_id, id, object_id, display_prefix, display_number, team_id,
+        item_type_id, offer_id, source, summary, data, attachments, ticket_relation, etag,
+        version, status_type, status_category, moved_to, deleted_seq, submitted_by,
+        is_support_request, created_at, updated_at)
+    SELECT CAST(:tenant_id AS uuid), CAST(:id AS uuid),
+        n.prefix || '-' || lpad(n.last_value::text, greatest(4, length(n.last_value::text)), '0'),
+        n.prefix, n.last_value, :team_id, :item_type_id, :offer_id, :source, :summary,
+        CAST(:data AS jsonb), CAST(:attachments AS jsonb), CAST(:ticket_relation AS jsonb),
+        CAST(:etag AS uuid), CAST(:version AS integer), :status_type, :status_category, NULL,
+        -1, :submitted_by, CAST(:is_support_request AS boolean),
+        CAST(:created_at AS timestamptz), CAST(:created_at AS timestamptz)
+    FROM counters AS n WHERE n.prefix = :display_prefix
+    RETURNING id, id_serial, display_number
+), history AS (
+    INSERT INTO ticket_history (tenant_id, ticket_id, version, action, changed_at, changed_by,
+        changes)
+    SELECT CAST(:tenant_id AS uuid), t.id, CAST(:version AS integer), 'create',
+        CAST(:created_at AS timestamptz), CAST(:changed_by AS jsonb), CAST(:changes AS jsonb)
+    FROM ticket AS t
+)
+SELECT display_number, id_serial FROM ticket
+"""
+)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+async def insert_new_ticket(
+    engine: AsyncEngine,
+    *,
+    config_version: int,
+    counters: dict[str, int],
+    values: dict[str, Any],
+    changed_by: dict[str, Any],
+    changes: list[dict[str, Any]],
+) -> tuple[int, int] | None:
+    """Creates a ticket, its counters and its history entry atomically.
+
+    Returns (display number, id_serial), or None when the tenant's configuration version is
+    no longer `config_version` (nothing is written then). `values` holds every ticket column
+    except the display number, object id and id_serial, which the database assigns.
+    """
+    if engine.dialect.name == "postgresql":
+        params = {
+            **values,
+            "config_version": config_version,
+            "names": sorted(counters),
+            "deltas": [counters[name] for name in sorted(counters)],
+            "data": _json(values["data"]),
+            "attachments": _json(values["attachments"]),
+            "ticket_relation": _json(values["ticket_relation"]),
+            "changed_by": _json(changed_by),
+            "changes": _json(changes),
+        }
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        async with autocommit.connect() as conn:
+            row = (await conn.execute(_CREATE_POSTGRESQL, params)).first()
+        return (int(row[0]), int(row[1])) if row else None
+
+    # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
+    async with engine.begin() as conn:
+        version = await conn.scalar(
+            select(Tenant.config_version).where(Tenant.id == values["tenant_id"])
+        )
+        if version != config_version:
+            return None
+        number = (await bump_counters(conn, tenant_id=values["tenant_id"], deltas=counters))[
+            values["display_prefix"]
+        ]
+        object_id = format_display_id(values["display_prefix"], number)
+        row_values = {**values, "display_number": number, "object_id": object_id}
+        id_serial = await insert_ticket(conn, values=row_values)
+        await insert_history(
+            conn,
+            tenant_id=values["tenant_id"],
+            ticket_id=values["id"],
+            version=values["version"],
+            action="create",
+            at=values["created_at"],
+            by=changed_by,
+            changes=changes,
+        )
+    return number, id_serial

@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketing.auth.access import Access
 from ticketing.auth.tokens import Principal
-from ticketing.catalog.service import TicketTypeSpec
+from ticketing.catalog.service import StaleCatalog, TicketTypeSpec
 from ticketing.kit.errors import Forbidden, HtmlNotFound
 from ticketing.kit.time import utcnow
 from ticketing.tickets import repository
@@ -23,11 +23,6 @@ INITIAL_VERSION = 2
 NOT_DELETED = -1
 # Kept by the system; never sent as field values.
 SYSTEM_DATA_KEYS = frozenset({"submittedBy", "lastUpdatedBy"})
-
-
-def format_display_id(prefix: str, number: int) -> str:
-    """`CTC-0054`: at least four digits, more when the number needs them (`CTC-10000`)."""
-    return f"{prefix}-{number:04d}"
 
 
 def resolve_target(access: Access, *, team_id: str, item_type_id: str) -> TicketTypeSpec:
@@ -48,7 +43,7 @@ def resolve_target(access: Access, *, team_id: str, item_type_id: str) -> Ticket
 
 
 async def create_ticket(
-    session: AsyncSession,
+    engine: AsyncEngine,
     *,
     access: Access,
     team_id: str,
@@ -57,34 +52,24 @@ async def create_ticket(
     query: Mapping[str, str],
     raw_body: bytes,
 ) -> dict[str, Any]:
-    """Creates a ticket and returns it in its public shape. Flushes; the caller commits."""
+    """Creates a ticket and returns it in its public shape (its own atomic write).
+
+    Raises StaleCatalog, writing nothing, when the tenant's configuration changed after the
+    catalog used for validation was read.
+    """
     ticket_type = resolve_target(access, team_id=team_id, item_type_id=item_type_id)
     request = validate_create(
         raw_body, headers=headers, query=query, catalog=access.catalog, ticket_type=ticket_type
     )
-
     principal = access.principal
     data = _ticket_data(request, access)
     now = utcnow()
-    tenant_id = access.catalog.tenant_id
     prefix = ticket_type.prefix
     status = ticket_type.initial_status
-    counters = await repository.bump_counters(
-        session,
-        tenant_id=tenant_id,
-        deltas={
-            prefix: 1,
-            repository.LIVE_COUNTER: 1,
-            repository.status_counter(status.name): 1,
-        },
-    )
-    number = counters[prefix]
     values: dict[str, Any] = {
-        "tenant_id": tenant_id,
+        "tenant_id": access.tenant_id,
         "id": uuid.uuid4(),
-        "object_id": format_display_id(prefix, number),
         "display_prefix": prefix,
-        "display_number": number,
         "team_id": team_id,
         "item_type_id": item_type_id,
         "offer_id": request.offer_id,
@@ -104,15 +89,16 @@ async def create_ticket(
         "created_at": now,
         "updated_at": now,
     }
-    values["id_serial"] = await repository.insert_ticket(session, values=values)
-    await repository.insert_history(
-        session,
-        tenant_id=tenant_id,
-        ticket_id=values["id"],
-        version=INITIAL_VERSION,
-        action="create",
-        at=now,
-        by=actor(principal),
+    created = await repository.insert_new_ticket(
+        engine,
+        config_version=access.catalog.version,
+        counters={
+            prefix: 1,
+            repository.LIVE_COUNTER: 1,
+            repository.status_counter(status.name): 1,
+        },
+        values=values,
+        changed_by=actor(principal),
         changes=[
             {"field": "summary", "old": None, "new": request.summary},
             {"field": "status", "old": None, "new": status.name},
@@ -123,6 +109,11 @@ async def create_ticket(
             ),
         ],
     )
+    if created is None:
+        raise StaleCatalog()
+    number, values["id_serial"] = created
+    values["display_number"] = number
+    values["object_id"] = repository.format_display_id(prefix, number)
     return ticket_public(values)
 
 
