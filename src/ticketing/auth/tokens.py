@@ -160,8 +160,25 @@ def _pick(keys: dict[str, jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:
     return next(iter(keys.values())) if len(keys) == 1 else None
 
 
+@dataclass(frozen=True)
+class _Verified:
+    principal: Principal
+    issuer: str
+    kid: str | None
+    key: jwt.PyJWK
+    not_before: float
+    expires: float
+
+
 class TokenVerifier:
-    """Checks signature, algorithm, issuer, exp and nbf; returns the caller's Principal."""
+    """Checks signature, algorithm, issuer, exp and nbf; returns the caller's Principal.
+
+    A token verified once is remembered (bounded) until it expires, as long as its issuer
+    still publishes the same key: integrations send the same token many times, and the
+    signature check is the most expensive part of a request.
+    """
+
+    CACHE_SIZE = 4096
 
     def __init__(
         self,
@@ -175,9 +192,24 @@ class TokenVerifier:
         self._keys = keys
         self._leeway = leeway
         self._audience = audience
+        self._verified: dict[str, _Verified] = {}
 
     async def verify(self, authorization: str | None) -> Principal:
         token = _bearer(authorization)
+        hit = self._verified.get(token)
+        if hit is not None:
+            now = time.time()
+            current_key = await self._keys.key_for(hit.issuer, hit.kid)
+            if hit.not_before <= now <= hit.expires and current_key is hit.key:
+                return hit.principal
+            del self._verified[token]
+        verified = await self._verify(token)
+        if len(self._verified) >= self.CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = verified
+        return verified.principal
+
+    async def _verify(self, token: str) -> _Verified:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -211,7 +243,15 @@ class TokenVerifier:
             raise AuthenticationFailure("Token is not valid yet") from exc
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise AuthenticationFailure("Token signature or claims are invalid") from exc
-        return Principal.from_claims(realm, claims)
+        nbf = claims.get("nbf")
+        return _Verified(
+            principal=Principal.from_claims(realm, claims),
+            issuer=issuer,
+            kid=kid if isinstance(kid, str) else None,
+            key=key,
+            not_before=(float(nbf) if isinstance(nbf, int | float) else 0.0) - self._leeway,
+            expires=float(claims["exp"]) + self._leeway,
+        )
 
     def _realm_of(self, issuer: Any) -> str | None:
         if not isinstance(issuer, str) or not issuer.startswith(self._realms_prefix):

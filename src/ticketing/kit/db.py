@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -31,16 +32,26 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=_json_dumps)
         _make_sqlite_serial(engine)
         return engine
     return create_async_engine(
         url,
         pool_size=pool_size,
+        # Connections past the pool size are closed when returned; keep bursts rare.
         max_overflow=pool_size,
-        pool_pre_ping=False,
         pool_recycle=1800,
+        json_serializer=_json_dumps,
+        connect_args={"ssl": False} if _is_local(parsed.host) else {},
     )
+
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _is_local(host: str | None) -> bool:
+    return host in (None, "", "localhost", "127.0.0.1", "::1") or (host or "").startswith("/")
 
 
 def _make_sqlite_serial(engine: AsyncEngine) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -281,6 +282,12 @@ SELECT display_number, id_serial FROM ticket
 )
 
 
+@lru_cache(maxsize=8)
+def _autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The engine's pool, without a transaction around each statement."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
@@ -312,8 +319,7 @@ async def insert_new_ticket(
             "changed_by": _json(changed_by),
             "changes": _json(changes),
         }
-        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-        async with autocommit.connect() as conn:
+        async with _autocommit(engine).connect() as conn:
             row = (await conn.execute(_CREATE_POSTGRESQL, params)).first()
         return (int(row[0]), int(row[1])) if row else None
 
