@@ -31,6 +31,7 @@ DEFAULT_TOP = 30
 MAX_CONDITIONS = 100
 MAX_DEPTH = 8
 MAX_IN = 100
+MAX_OFFSET = 1_000_000_000
 TEXT_TYPES = frozenset({"text", "textarea", "richtext", "email", "user", "dropdown", "radio"})
 LIST_KEYS = frozenset({"search", "top", "offset", "sort", "searchOrder", "filter"})
 
@@ -106,10 +107,10 @@ def parse_list_request(body: Any, catalog: TenantCatalog, *, paged: bool = True)
             clauses.append(_search_clause(search, fields))
 
     top = _int(reasons, body, "top", DEFAULT_TOP, 1, MAX_TOP) if paged else MAX_TOP
-    offset = _int(reasons, body, "offset", 0, 0, None) if paged else 0
+    offset = _int(reasons, body, "offset", 0, 0, MAX_OFFSET) if paged else 0
 
     sort = body.get("sort", "createdAt") or "createdAt"
-    if sort not in SORTS:
+    if not isinstance(sort, str) or sort not in SORTS:
         reasons.add("sort", f"sort must be one of: {', '.join(SORTS)}")
         sort = "createdAt"
     order = body.get("searchOrder", "DESC") or "DESC"
@@ -226,8 +227,8 @@ def _condition(
 ) -> ColumnElement[bool] | None:
     name = node.get("column")
     column = FIXED_COLUMNS.get(name) if isinstance(name, str) else None
-    if column is None and isinstance(name, str) and name in fields:
-        column = _field_column(fields[name])
+    if column is None and isinstance(name, str) and name.lower() in fields:
+        column = _field_column(fields[name.lower()])
         if column is None:
             reasons.add(f"{path}.column", f"Column {name} cannot be filtered")
             return None
@@ -276,11 +277,11 @@ def _operand(column: Column, value: Any) -> Any:
         return _BAD
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date, or off the calendar once in UTC
         return _BAD
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def _like(expression: Any, pattern: str) -> ColumnElement[bool]:

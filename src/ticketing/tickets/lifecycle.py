@@ -122,9 +122,6 @@ async def update_ticket(
         changes.append({"field": "status", "old": current["status_type"], "new": request.status})
         values["status_type"] = request.status
         values["status_category"] = category
-    if not changes:
-        return ticket_public(current)
-
     principal = access.principal
     data["lastUpdatedBy"] = {
         "lastName": principal.last_name,
