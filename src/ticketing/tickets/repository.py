@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -298,12 +297,6 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
 _CREATE_POSTGRESQL, _CREATE_POSTGRESQL_PARAMS = _positional(_CREATE_POSTGRESQL_NAMED)
 
 
-@lru_cache(maxsize=8)
-def _autocommit(engine: AsyncEngine) -> AsyncEngine:
-    """The engine's pool, without a transaction around each statement."""
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
 def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
@@ -335,11 +328,15 @@ async def insert_new_ticket(
             "changed_by": _json(changed_by),
             "changes": _json(changes),
         }
-        async with _autocommit(engine).connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
-            args = [params[name] for name in _CREATE_POSTGRESQL_PARAMS]
+        args = [params[name] for name in _CREATE_POSTGRESQL_PARAMS]
+        # The driver's connections run each statement in its own transaction unless told
+        # otherwise, which is what this statement wants.
+        pooled = await engine.raw_connection()
+        try:
+            driver: Any = pooled.driver_connection
             row = await driver.fetchrow(_CREATE_POSTGRESQL, *args)
+        finally:
+            pooled.close()
         return (int(row[0]), int(row[1])) if row else None
 
     # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
