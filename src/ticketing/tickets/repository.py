@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import uuid
 from typing import Any
@@ -297,6 +299,19 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
 _CREATE_POSTGRESQL, _CREATE_POSTGRESQL_PARAMS = _positional(_CREATE_POSTGRESQL_NAMED)
 
 
+_TENANT_GATES: dict[uuid.UUID, asyncio.Semaphore] = {}
+# How many creates of one tenant a process lets wait at the database at once: enough that
+# the next one is there when the row lock is released, few enough not to pile up.
+TENANT_GATE_SIZE = int(os.environ.get("TICKETING_TENANT_GATE", "4"))
+
+
+def _tenant_gate(tenant_id: uuid.UUID) -> asyncio.Semaphore:
+    gate = _TENANT_GATES.get(tenant_id)
+    if gate is None:
+        gate = _TENANT_GATES[tenant_id] = asyncio.Semaphore(TENANT_GATE_SIZE)
+    return gate
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
@@ -329,14 +344,18 @@ async def insert_new_ticket(
             "changes": _json(changes),
         }
         args = [params[name] for name in _CREATE_POSTGRESQL_PARAMS]
-        # The driver's connections run each statement in its own transaction unless told
-        # otherwise, which is what this statement wants.
-        pooled = await engine.raw_connection()
-        try:
-            driver: Any = pooled.driver_connection
-            row = await driver.fetchrow(_CREATE_POSTGRESQL, *args)
-        finally:
-            pooled.close()
+        # Creates of one tenant take turns on its counter rows anyway; queueing them here
+        # first keeps many database sessions from queueing on the same row lock, which costs
+        # the database far more than the wait costs this process.
+        async with _tenant_gate(values["tenant_id"]):
+            # The driver's connections run each statement in its own transaction unless told
+            # otherwise, which is what this statement wants.
+            pooled = await engine.raw_connection()
+            try:
+                driver: Any = pooled.driver_connection
+                row = await driver.fetchrow(_CREATE_POSTGRESQL, *args)
+            finally:
+                pooled.close()
         return (int(row[0]), int(row[1])) if row else None
 
     # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
