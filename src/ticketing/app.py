@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -17,6 +17,7 @@ from ticketing import __version__
 from ticketing.auth.access import app_state
 from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
+from ticketing.kit.db import database_unavailable
 from ticketing.kit.errors import (
     InputValidationFailure,
     NotFound,
@@ -104,17 +105,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response.headers.update(exc.headers)
         return response
 
-    @app.exception_handler(OperationalError)
-    async def on_database_down(_request: Request, exc: OperationalError) -> Response:
-        request_id = request_id_var.get()
-        log.error("database error (request %s): %s", request_id, exc.orig)
-        return error_response(
-            ServiceUnavailable("The database is unavailable"), request_id=request_id
-        )
-
     @app.exception_handler(Exception)
     async def on_unexpected(_request: Request, exc: Exception) -> Response:
         request_id = request_id_var.get()
+        if database_unavailable(exc):
+            log.error("database unavailable (request %s): %r", request_id, exc)
+            return error_response(
+                ServiceUnavailable("The database is unavailable; retry shortly"),
+                request_id=request_id,
+            )
         log.exception("unhandled error (request %s)", request_id, exc_info=exc)
         return error_response(TicketingError(), request_id=request_id)
 

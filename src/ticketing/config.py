@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     jwks_timeout: float = Field(default=5.0, description="Seconds to wait for the JWKS endpoint.")
     clock_skew: int = Field(default=30, description="Leeway in seconds for exp and nbf.")
     db_pool_size: int = Field(default=20, description="Connections per process (PostgreSQL).")
+    db_timeout: float = Field(
+        default=5.0,
+        description="Seconds to wait for a database connection (statements get twice that).",
+    )
 
     @property
     def resolved_database_url(self) -> str:

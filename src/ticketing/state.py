@@ -23,7 +23,11 @@ class AppState:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
-        engine = create_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
+        engine = create_engine(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            timeout=settings.db_timeout,
+        )
         return cls(
             settings=settings,
             engine=engine,

@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -22,7 +24,7 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> AsyncEngine:
     """Creates the async engine; on SQLite, makes every transaction take the write lock first.
 
     SQLite allows one writer; taking the lock at BEGIN (IMMEDIATE) makes concurrent writers
@@ -42,7 +44,13 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         max_overflow=pool_size,
         pool_recycle=1800,
         json_serializer=_json_dumps,
-        connect_args={"ssl": False} if _is_local(parsed.host) else {},
+        # Fail fast when the database is away: a request answers 503 within the timeout.
+        pool_timeout=timeout,
+        connect_args={
+            "timeout": timeout,
+            "command_timeout": timeout * 2,
+            **({"ssl": False} if _is_local(parsed.host) else {}),
+        },
     )
 
 
@@ -84,3 +92,34 @@ async def transaction(
     """One unit of work: commits when the block ends normally, rolls back on any exception."""
     async with sessionmaker() as session, session.begin():
         yield session
+
+
+# Errors that mean "the database cannot be reached or is going away", not "the query is
+# wrong": they answer 503 with Retry-After, and the pool reconnects once the database is back.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    sa_exc.TimeoutError,
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an exception (or what it wraps) says the database is unreachable."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNAVAILABLE):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and (
+            current.connection_invalidated or isinstance(current, sa_exc.OperationalError)
+        ):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False

@@ -164,3 +164,19 @@ class Reasons:
     def raise_if_any(self, message: str | None = None) -> None:
         if self.reason:
             raise InputValidationFailure(self.reason, message)
+
+
+class IdempotencyKeyReused(TicketingError):
+    """The Idempotency-Key was first used with a different request."""
+
+    status = 422
+    code = "IDEMPOTENCY_KEY_REUSED"
+    default_message = "This Idempotency-Key was used with a different request"
+
+
+class IdempotencyKeyInUse(TicketingError):
+    """A request with the same Idempotency-Key is still being processed."""
+
+    status = 409
+    code = "IDEMPOTENCY_KEY_IN_USE"
+    default_message = "A request with this Idempotency-Key is still in progress; retry shortly"

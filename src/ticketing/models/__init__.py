@@ -239,3 +239,24 @@ class TicketComment(Base):
         ),
         Index("ix_ticket_comments_ticket", "tenant_id", "ticket_id", "created_at"),
     )
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key: the request it was first used with and the answer given."""
+
+    __tablename__ = "idempotency_keys"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    caller: Mapped[str] = mapped_column(String(255), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    # Set in the same statement that creates the ticket, so a crash cannot lose the link.
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)
+    etag: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+    )

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from ticketing.auth.access import (
+    Access,
     Action,
     admit,
     app_state,
@@ -28,7 +29,7 @@ from ticketing.kit.schemas import (
     ErrorEnvelope,
     body_schema,
 )
-from ticketing.tickets import comments, lifecycle, listing, service
+from ticketing.tickets import comments, idempotency, lifecycle, listing, service
 from ticketing.tickets.public import etag_header, ticket_public
 from ticketing.tickets.schemas import (
     CommentCreate,
@@ -105,40 +106,58 @@ async def create_ticket(request: Request) -> Response:
     raw_body = await read_body(request)
     principal = await authenticate(request)
     tenant_id = requested_tenant(request, principal)
+
+    async def load_access() -> Access:
+        async with transaction(state.sessionmaker) as session:
+            catalog = await state.catalogs.get(session, tenant_id=tenant_id)
+        return authorize(principal, tenant_id, catalog, Action.CREATE)
+
     # The cached catalog is used as it is; the insert checks that it is still current, and
     # when it is not, the request is validated again against the tenant's new configuration.
-    catalog = state.catalogs.peek(tenant_id)
-    for _attempt in range(3):
-        if catalog is None:
-            async with transaction(state.sessionmaker) as session:
-                catalog = await state.catalogs.get(session, tenant_id=tenant_id)
-        access = authorize(principal, tenant_id, catalog, Action.CREATE)
-        try:
-            ticket = await service.create_ticket(
-                state.engine,
-                access=access,
-                team_id=team_id,
-                item_type_id=item_type_id,
-                headers=request.headers,
-                query=request.query_params,
-                raw_body=raw_body,
-            )
-            break
-        except StaleCatalog:
-            state.catalogs.forget(tenant_id)
-            catalog = None
-    else:
+    cached = state.catalogs.peek(tenant_id)
+    access = authorize(principal, tenant_id, cached, Action.CREATE) if cached else None
+    access = access or await load_access()
+
+    async def create(claim: idempotency.Claim | None) -> idempotency.Answer:
+        current = access
+        for _attempt in range(3):
+            try:
+                ticket = await service.create_ticket(
+                    state.engine,
+                    access=current,
+                    team_id=team_id,
+                    item_type_id=item_type_id,
+                    headers=request.headers,
+                    query=request.query_params,
+                    raw_body=raw_body,
+                    idempotency=(claim.caller, claim.key) if claim else None,
+                )
+            except StaleCatalog:
+                state.catalogs.forget(tenant_id)
+                current = await load_access()
+                continue
+            body = idempotency.created_body(ticket)
+            return idempotency.Answer(200, body, etag_header(ticket["etag"]))
         raise ServiceUnavailable("The tenant's configuration is being changed; retry", 1)
-    return JsonResponse(
-        {
-            "success": True,
-            "message": "ticket created successfully",
-            "status": 200,
-            "objectId": ticket["object_id"],
-            "ticket": ticket,
-        },
-        headers={"ETag": etag_header(ticket["etag"])},
+
+    key = idempotency.requested_key(request)
+    if key is None:
+        return _answer(await create(None))
+    answer, replayed = await idempotency.run_once(
+        state.sessionmaker,
+        access=access,
+        key=key,
+        request_hash=idempotency.fingerprint(request, raw_body),
+        action=create,
     )
+    return _answer(answer, replayed=replayed)
+
+
+def _answer(answer: idempotency.Answer, *, replayed: bool = False) -> Response:
+    headers = {"ETag": answer.etag} if answer.etag else {}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JsonResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 
 def _check_query(request: Request) -> None:
@@ -214,23 +233,41 @@ async def get_ticket(request: Request, objectId: str) -> Response:
 )
 async def update_ticket(request: Request, objectId: str) -> Response:
     """Changes summary, field values, status or watchers, if the etag sent is current."""
+    state = app_state(request)
     raw_body = await read_body(request)
-    async with transaction(app_state(request).sessionmaker) as session:
+    async with transaction(state.sessionmaker) as session:
         access = await admit(request, session, Action.UPDATE)
-        _check_query(request)
-        ticket = await lifecycle.update_ticket(
-            session, access=access, object_id=objectId, raw_body=raw_body, headers=request.headers
-        )
-    return JsonResponse(
-        {
+    _check_query(request)
+
+    async def apply(_claim: idempotency.Claim | None) -> idempotency.Answer:
+        async with transaction(state.sessionmaker) as session:
+            ticket = await lifecycle.update_ticket(
+                session,
+                access=access,
+                object_id=objectId,
+                raw_body=raw_body,
+                headers=request.headers,
+            )
+        body = {
             "success": True,
             "message": "ticket updated successfully",
             "status": 200,
             "objectId": objectId,
             "ticket": ticket,
-        },
-        headers={"ETag": etag_header(ticket["etag"])},
+        }
+        return idempotency.Answer(200, body, etag_header(ticket["etag"]))
+
+    key = idempotency.requested_key(request)
+    if key is None:
+        return _answer(await apply(None))
+    answer, replayed = await idempotency.run_once(
+        state.sessionmaker,
+        access=access,
+        key=key,
+        request_hash=idempotency.fingerprint(request, raw_body),
+        action=apply,
     )
+    return _answer(answer, replayed=replayed)
 
 
 @router.delete(

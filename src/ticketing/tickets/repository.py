@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ from sqlalchemy import (
     ColumnElement,
     RowMapping,
     Select,
+    delete,
     func,
     literal_column,
     select,
@@ -22,7 +24,14 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from ticketing.models import DisplayIdCounter, Tenant, Ticket, TicketComment, TicketHistory
+from ticketing.models import (
+    DisplayIdCounter,
+    IdempotencyKey,
+    Tenant,
+    Ticket,
+    TicketComment,
+    TicketHistory,
+)
 
 Executor = AsyncSession | AsyncConnection
 
@@ -276,6 +285,10 @@ WITH guard AS (
     SELECT CAST(:tenant_id AS uuid), t.id, CAST(:version AS integer), 'create',
         CAST(:created_at AS timestamptz), CAST(:changed_by AS jsonb), CAST(:changes AS jsonb)
     FROM ticket AS t
+), idempotency AS (
+    UPDATE idempotency_keys AS k SET ticket_id = t.id FROM ticket AS t
+    WHERE k.tenant_id = CAST(:tenant_id AS uuid) AND k.caller = :idempotency_caller
+        AND k.key = :idempotency_key
 )
 SELECT display_number, id_serial FROM ticket
 """
@@ -324,8 +337,12 @@ async def insert_new_ticket(
     values: dict[str, Any],
     changed_by: dict[str, Any],
     changes: list[dict[str, Any]],
+    idempotency: tuple[str, str] | None = None,
 ) -> tuple[int, int] | None:
     """Creates a ticket, its counters and its history entry atomically.
+
+    With `idempotency` (caller, key), the pending idempotency record of that key is linked
+    to the new ticket in the same transaction.
 
     Returns (display number, id_serial), or None when the tenant's configuration version is
     no longer `config_version` (nothing is written then). `values` holds every ticket column
@@ -342,6 +359,8 @@ async def insert_new_ticket(
             "ticket_relation": _json(values["ticket_relation"]),
             "changed_by": _json(changed_by),
             "changes": _json(changes),
+            "idempotency_caller": idempotency[0] if idempotency else None,
+            "idempotency_key": idempotency[1] if idempotency else None,
         }
         args = [params[name] for name in _CREATE_POSTGRESQL_PARAMS]
         # Creates of one tenant take turns on its counter rows anyway; queueing them here
@@ -381,4 +400,117 @@ async def insert_new_ticket(
             by=changed_by,
             changes=changes,
         )
+        if idempotency is not None:
+            await conn.execute(
+                update(IdempotencyKey)
+                .where(
+                    IdempotencyKey.tenant_id == values["tenant_id"],
+                    IdempotencyKey.caller == idempotency[0],
+                    IdempotencyKey.key == idempotency[1],
+                )
+                .values(ticket_id=values["id"])
+            )
     return number, id_serial
+
+
+async def claim_idempotency_key(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    caller: str,
+    key: str,
+    request_hash: str,
+    now: datetime,
+    expires_before: datetime,
+    abandoned_before: datetime,
+) -> IdempotencyKey | None:
+    """Claims a key for a new request: None when the caller now owns it (a pending record
+    was written), else the record of the request that used it first.
+
+    An expired record, or a pending one whose request died before creating anything, is
+    taken over.
+    """
+    insert = _insert_for(session)
+    inserted = await session.execute(
+        insert(IdempotencyKey)
+        .values(
+            tenant_id=tenant_id, caller=caller, key=key, request_hash=request_hash, created_at=now
+        )
+        .on_conflict_do_nothing()
+        .returning(IdempotencyKey.key)
+    )
+    if inserted.first() is not None:
+        return None
+    record = (
+        await session.execute(
+            select(IdempotencyKey)
+            .where(
+                IdempotencyKey.tenant_id == tenant_id,
+                IdempotencyKey.caller == caller,
+                IdempotencyKey.key == key,
+            )
+            .with_for_update()
+        )
+    ).scalar_one()
+    expired = record.created_at.replace(tzinfo=UTC) < expires_before
+    abandoned = (
+        record.status_code is None
+        and record.ticket_id is None
+        and record.created_at.replace(tzinfo=UTC) < abandoned_before
+    )
+    if expired or abandoned:
+        record.request_hash = request_hash
+        record.created_at = now
+        record.ticket_id = None
+        record.status_code = None
+        record.response = None
+        record.etag = None
+        await session.flush()
+        return None
+    return record
+
+
+async def finish_idempotency_key(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    caller: str,
+    key: str,
+    status_code: int,
+    response: str,
+    etag: str | None,
+) -> None:
+    """Records the answer given for a key."""
+    await session.execute(
+        update(IdempotencyKey)
+        .where(
+            IdempotencyKey.tenant_id == tenant_id,
+            IdempotencyKey.caller == caller,
+            IdempotencyKey.key == key,
+        )
+        .values(status_code=status_code, response=response, etag=etag)
+    )
+
+
+async def release_idempotency_key(
+    session: AsyncSession, *, tenant_id: uuid.UUID, caller: str, key: str
+) -> None:
+    """Drops a pending key whose request failed on the server side, so a retry can run."""
+    await session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.tenant_id == tenant_id,
+            IdempotencyKey.caller == caller,
+            IdempotencyKey.key == key,
+            IdempotencyKey.status_code.is_(None),
+            IdempotencyKey.ticket_id.is_(None),
+        )
+    )
+
+
+async def get_ticket_by_id(
+    session: AsyncSession, *, tenant_id: uuid.UUID, ticket_id: uuid.UUID
+) -> RowMapping | None:
+    """Gets a ticket by its record id, deleted or not."""
+    query = select(Ticket.__table__).where(Ticket.tenant_id == tenant_id, Ticket.id == ticket_id)
+    row: RowMapping | None = (await session.execute(query)).mappings().first()
+    return row

@@ -51,6 +51,7 @@ async def create_ticket(
     headers: Mapping[str, str],
     query: Mapping[str, str],
     raw_body: bytes,
+    idempotency: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """Creates a ticket and returns it in its public shape (its own atomic write).
 
@@ -99,6 +100,7 @@ async def create_ticket(
         },
         values=values,
         changed_by=actor(principal),
+        idempotency=idempotency,
         changes=[
             {"field": "summary", "old": None, "new": request.summary},
             {"field": "status", "old": None, "new": status.name},
