@@ -304,7 +304,12 @@ class Server:
 
 
 def start_server(
-    *, database_url: str, data_dir: Path, env: dict[str, str] | None = None, workers: int = 1
+    *,
+    database_url: str,
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+    log_level: str = "warning",
 ) -> Server:
     """Starts `ticketing serve` on a free port and waits for /healthz."""
     port = free_port()
@@ -330,7 +335,7 @@ def start_server(
                 "--workers",
                 str(workers),
                 "--log-level",
-                "warning",
+                log_level,
             ],
             env=full_env,
             stdout=log,

@@ -15,7 +15,7 @@ from ticketing.config import Settings
 def test_unhandled_error_is_500_envelope_with_request_id(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(Settings(data_dir=tmp_path))
+    app = create_app(Settings(data_dir=tmp_path, json_logs=False))
 
     @app.get("/boom")
     async def boom() -> None:
@@ -37,7 +37,7 @@ def test_unhandled_error_is_500_envelope_with_request_id(
 
 
 def test_request_id_is_made_when_absent(tmp_path: Path) -> None:
-    app = create_app(Settings(data_dir=tmp_path))
+    app = create_app(Settings(data_dir=tmp_path, json_logs=False))
     with TestClient(app) as client:
         first = client.get("/healthz").headers["x-request-id"]
         second = client.get("/healthz").headers["x-request-id"]

@@ -19,11 +19,16 @@ from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
 from ticketing.kit.db import database_unavailable
 from ticketing.kit.errors import (
+    AuthenticationFailure,
+    Forbidden,
     InputValidationFailure,
     NotFound,
+    PermissionFailure,
     ServiceUnavailable,
+    TenantNotFound,
     TicketingError,
 )
+from ticketing.kit.logs import configure_logging
 from ticketing.kit.requests import RequestIdMiddleware, request_id_var
 from ticketing.kit.responses import JsonResponse, error_response
 from ticketing.kit.schemas import install_openapi
@@ -32,6 +37,9 @@ from ticketing.tenants.endpoints import router as tenants_router
 from ticketing.tickets.endpoints import router as tickets_router
 
 log = logging.getLogger("ticketing")
+audit_log = logging.getLogger("ticketing.audit")
+# Refusals written to the audit log: who was turned away from what, and why.
+AUDITED = (AuthenticationFailure, PermissionFailure, Forbidden, TenantNotFound)
 
 
 class _HttpError(TicketingError):
@@ -49,6 +57,8 @@ _HTTP_CODES = {405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Builds the application for the given settings (default: from the environment)."""
     settings = settings or get_settings()
+    if settings.json_logs:
+        configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -83,7 +93,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JsonResponse({"status": "ok", "database": "ok"})
 
     @app.exception_handler(TicketingError)
-    async def on_ticketing_error(_request: Request, exc: TicketingError) -> Response:
+    async def on_ticketing_error(request: Request, exc: TicketingError) -> Response:
+        if isinstance(exc, AUDITED):
+            audit_log.warning(
+                "access denied",
+                extra={
+                    "event": "access_denied",
+                    "code": exc.code,
+                    "status": exc.status,
+                    "reason": exc.message,
+                    "tenant": request.headers.get("x-tenantid", "")[:64] or None,
+                    "subject": getattr(request.state, "subject", None),
+                    "path": request.url.path,
+                },
+            )
         return error_response(exc, request_id=request_id_var.get())
 
     @app.exception_handler(RequestValidationError)

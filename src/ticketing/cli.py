@@ -101,6 +101,10 @@ def cmd_token(args: argparse.Namespace) -> int:
 def _serve(host: str, port: int, workers: int, log_level: str) -> None:
     import uvicorn
 
+    # The workers configure their logging from the environment (ticketing.kit.logs).
+    os.environ["TICKETING_LOG_LEVEL"] = log_level
+    get_settings.cache_clear()
+
     uvicorn.run(
         "ticketing.app:create_app",
         factory=True,
@@ -110,8 +114,12 @@ def _serve(host: str, port: int, workers: int, log_level: str) -> None:
         loop="uvloop",
         http="httptools",
         log_level=log_level,
+        # The app logs JSON lines, one per request (ticketing.kit.logs).
+        log_config=None,
+        access_log=False,
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=30,
     )
 
 

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     )
     jwks_timeout: float = Field(default=5.0, description="Seconds to wait for the JWKS endpoint.")
     clock_skew: int = Field(default=30, description="Leeway in seconds for exp and nbf.")
+    log_level: str = Field(default="info", description="Least level logged.")
+    json_logs: bool = Field(default=True, description="Log JSON lines to stderr.")
     db_pool_size: int = Field(default=20, description="Connections per process (PostgreSQL).")
     db_timeout: float = Field(
         default=5.0,

@@ -71,7 +71,9 @@ def app_state(request: Request) -> AppState:
 
 async def authenticate(request: Request) -> Principal:
     """Step 1: a genuine, current token from a trusted issuer."""
-    return await app_state(request).verifier.verify(request.headers.get("authorization"))
+    principal = await app_state(request).verifier.verify(request.headers.get("authorization"))
+    request.state.subject = principal.username  # for the audit log
+    return principal
 
 
 def requested_tenant(request: Request, principal: Principal) -> uuid.UUID:

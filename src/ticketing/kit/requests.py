@@ -1,8 +1,10 @@
-"""Request ids: taken from X-Request-ID when sane, else made; kept in a context variable."""
+"""Request ids (taken from X-Request-ID when sane, else made) and the access log line."""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 from contextvars import ContextVar
 
@@ -17,8 +19,12 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+access_log = logging.getLogger("ticketing.access")
+
+
 class RequestIdMiddleware:
-    """Gives every request an id and echoes it in the X-Request-ID response header."""
+    """Gives every request an id, echoes it in X-Request-ID, and logs the request once done:
+    request id, tenant, route, status and latency."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -27,24 +33,45 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                incoming = value.decode("latin-1")
-                break
+        incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _SANE.match(incoming) else uuid.uuid4().hex
         # Not reset afterwards: each request runs in its own task, and the error handlers
         # that render a 500 run after this middleware has been unwound.
         request_id_var.set(request_id)
         header = (b"x-request-id", request_id.encode())
 
+        started = time.perf_counter()
+        status = 500
+
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
                 message["headers"] = [*headers, header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "route": getattr(route, "path", scope["path"]),
+                    "status": status,
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "tenant": _header(scope, b"x-tenantid"),
+                },
+            )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))[:64]
+    return None
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
