@@ -95,3 +95,55 @@ def test_wrong_method_is_405_envelope(tenant: Tenant) -> None:
     assert response.status_code == 405
     assert response.json()["error"] is True
     assert response.json()["status"] == 405
+
+
+def _raw(base_url: str, request: bytes) -> bytes:
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_megabyte_header_is_431_envelope(tenant: Tenant) -> None:
+    response = tenant.client.get(
+        f"{tenant.base_url}/healthz", headers={"X-Padding": "a" * (1024 * 1024)}
+    )
+    assert response.status_code == 431
+    assert response.json()["code"] == "REQUEST_HEADER_FIELDS_TOO_LARGE"
+    raw = json.dumps(seed_body()).encode()
+    headers = "".join(f"{k}: {v}\r\n" for k, v in tenant.headers().items())
+    request = (
+        f"POST /api/v2/ticketing/ticket/create/james/16910?type=template&module=ticketing "
+        f"HTTP/1.1\r\nHost: x\r\n{headers}X-Padding: {'a' * 40000}\r\n"
+        f"Content-Length: {len(raw)}\r\n\r\n"
+    ).encode() + raw
+    assert _raw(tenant.base_url, request).startswith(b"HTTP/1.1 431")
+    assert tenant.ticket_count() == 0
+
+
+def test_header_with_cr_or_nul_is_400(tenant: Tenant) -> None:
+    raw = json.dumps(seed_body()).encode()
+    headers = "".join(f"{k}: {v}\r\n" for k, v in tenant.headers().items())
+    for bad in (b"X-Bad: a\rb\r\n", b"X-Bad: a\x00b\r\n"):
+        request = (
+            b"POST /api/v2/ticketing/ticket/create/james/16910?type=template&module=ticketing "
+            b"HTTP/1.1\r\nHost: x\r\n"
+            + headers.encode()
+            + bad
+            + f"Content-Length: {len(raw)}\r\n\r\n".encode()
+            + raw
+        )
+        assert _raw(tenant.base_url, request).startswith(b"HTTP/1.1 400")
+    assert tenant.ticket_count() == 0

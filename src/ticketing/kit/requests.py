@@ -8,12 +8,15 @@ import time
 import uuid
 from contextvars import ContextVar
 
+import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing.kit.errors import PayloadTooLarge
 
 MAX_BODY_BYTES = 1024 * 1024
+# All request headers together; real clients send a few KiB (a bearer token is ~1 KiB).
+MAX_HEADER_BYTES = 32 * 1024
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -32,6 +35,9 @@ class RequestIdMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if sum(len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+            await _refuse_headers(send)
             return
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _SANE.match(incoming) else uuid.uuid4().hex
@@ -65,6 +71,29 @@ class RequestIdMiddleware:
                     "tenant": _header(scope, b"x-tenantid"),
                 },
             )
+
+
+async def _refuse_headers(send: Send) -> None:
+    body = orjson.dumps(
+        {
+            "error": True,
+            "code": "REQUEST_HEADER_FIELDS_TOO_LARGE",
+            "message": f"Request headers must not exceed {MAX_HEADER_BYTES} bytes",
+            "status": 431,
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 431,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
