@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.auth.access import Access
@@ -20,7 +21,7 @@ from ticketing.kit.errors import (
 from ticketing.kit.time import isoformat, utcnow
 from ticketing.tickets import repository
 from ticketing.tickets.public import ticket_public
-from ticketing.tickets.service import SYSTEM_DATA_KEYS, actor
+from ticketing.tickets.service import SYSTEM_DATA_KEYS, actor, last_updated_by
 from ticketing.tickets.validation import NOT_PARSED, parse_body, validate_update
 
 
@@ -122,26 +123,14 @@ async def update_ticket(
         changes.append({"field": "status", "old": current["status_type"], "new": request.status})
         values["status_type"] = request.status
         values["status_category"] = category
-    principal = access.principal
-    data["lastUpdatedBy"] = {
-        "lastName": principal.last_name,
-        "username": principal.username,
-        "firstName": principal.first_name,
-    }
-    now = utcnow()
-    version = current["version"] + 1
-    updated = await repository.update_ticket(
+    data["lastUpdatedBy"] = last_updated_by(access.principal)
+    updated = await _write_version(
         session,
-        tenant_id=access.tenant_id,
-        ticket_id=current["id"],
-        expected_etag=current["etag"],
-        values={
-            **values,
-            "data": data,
-            "etag": uuid.uuid4(),
-            "version": version,
-            "updated_at": now,
-        },
+        access=access,
+        current=current,
+        values={**values, "data": data},
+        action="update",
+        changes=changes,
     )
     if updated is None:  # another update won the race since we read the ticket
         raise _stale(from_header)
@@ -154,16 +143,6 @@ async def update_ticket(
                 repository.status_counter(values["status_type"]): 1,
             },
         )
-    await repository.insert_history(
-        session,
-        tenant_id=access.tenant_id,
-        ticket_id=current["id"],
-        version=version,
-        action="update",
-        at=now,
-        by=actor(principal),
-        changes=changes,
-    )
     return ticket_public(dict(updated))
 
 
@@ -187,6 +166,29 @@ async def delete_ticket(
         },
     )
     sequence = counters[repository.DELETED_COUNTER]
+    updated = await _write_version(
+        session,
+        access=access,
+        current=current,
+        values={"deleted_seq": sequence},
+        action="delete",
+        changes=[{"field": "deleted_seq", "old": current["deleted_seq"], "new": sequence}],
+    )
+    if updated is None:
+        raise PreconditionFailed()
+
+
+async def _write_version(
+    session: AsyncSession,
+    *,
+    access: Access,
+    current: dict[str, Any],
+    values: dict[str, Any],
+    action: str,
+    changes: list[dict[str, Any]],
+) -> RowMapping | None:
+    """Writes the next version of a ticket if it is still at `current`'s etag, and its history
+    entry; None (nothing written) when someone else changed it first."""
     now = utcnow()
     version = current["version"] + 1
     updated = await repository.update_ticket(
@@ -194,25 +196,20 @@ async def delete_ticket(
         tenant_id=access.tenant_id,
         ticket_id=current["id"],
         expected_etag=current["etag"],
-        values={
-            "deleted_seq": sequence,
-            "etag": uuid.uuid4(),
-            "version": version,
-            "updated_at": now,
-        },
+        values={**values, "etag": uuid.uuid4(), "version": version, "updated_at": now},
     )
-    if updated is None:
-        raise PreconditionFailed()
-    await repository.insert_history(
-        session,
-        tenant_id=access.tenant_id,
-        ticket_id=current["id"],
-        version=version,
-        action="delete",
-        at=now,
-        by=actor(access.principal),
-        changes=[{"field": "deleted_seq", "old": current["deleted_seq"], "new": sequence}],
-    )
+    if updated is not None:
+        await repository.insert_history(
+            session,
+            tenant_id=access.tenant_id,
+            ticket_id=current["id"],
+            version=version,
+            action=action,
+            at=now,
+            by=actor(access.principal),
+            changes=changes,
+        )
+    return updated
 
 
 async def ticket_history(

@@ -119,6 +119,15 @@ async def create_ticket(
     return ticket_public(values)
 
 
+def last_updated_by(principal: Principal) -> dict[str, str]:
+    """The `lastUpdatedBy` the seed shows: the caller's names from the token."""
+    return {
+        "lastName": principal.last_name,
+        "username": principal.username,
+        "firstName": principal.first_name,
+    }
+
+
 def actor(principal: Principal) -> dict[str, str]:
     """Who made a change, as history and comments record it."""
     return {
@@ -137,9 +146,5 @@ def _ticket_data(request: CreateRequest, access: Access) -> dict[str, Any]:
         "ccWatchers": request.watchers["ccWatchers"],
         "toWatchers": request.watchers["toWatchers"],
         "submittedBy": principal.submitter,
-        "lastUpdatedBy": {
-            "lastName": principal.last_name,
-            "username": principal.username,
-            "firstName": principal.first_name,
-        },
+        "lastUpdatedBy": last_updated_by(principal),
     }
