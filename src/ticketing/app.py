@@ -17,7 +17,7 @@ from ticketing import __version__
 from ticketing.auth.access import app_state
 from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
-from ticketing.kit.db import database_unavailable
+from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.errors import (
     AuthenticationFailure,
     Forbidden,
@@ -128,15 +128,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response.headers.update(exc.headers)
         return response
 
-    @app.exception_handler(Exception)
-    async def on_unexpected(_request: Request, exc: Exception) -> Response:
+    async def on_database_error(_request: Request, exc: Exception) -> Response:
         request_id = request_id_var.get()
         if database_unavailable(exc):
             log.error("database unavailable (request %s): %r", request_id, exc)
-            return error_response(
-                ServiceUnavailable("The database is unavailable; retry shortly"),
-                request_id=request_id,
+            failure: TicketingError = ServiceUnavailable(
+                "The database is unavailable; retry shortly"
             )
+        else:
+            log.error("database error (request %s)", request_id, exc_info=exc)
+            failure = TicketingError()
+        return error_response(failure, request_id=request_id)
+
+    # Registered per class (not only under Exception, whose handler answers and then lets the
+    # server log the error and drop the connection) so that an outage is a plain 503.
+    for error_class in DATABASE_ERRORS:
+        app.add_exception_handler(error_class, on_database_error)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_request: Request, exc: Exception) -> Response:
+        request_id = request_id_var.get()
         log.exception("unhandled error (request %s)", request_id, exc_info=exc)
         return error_response(TicketingError(), request_id=request_id)
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shlex
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ticketing.auth.dev_issuer import DEFAULT_SCOPE, load_or_create_dev_key, mint_token
 from ticketing.catalog.config_file import ConfigError, read_config
@@ -104,23 +108,37 @@ def _serve(host: str, port: int, workers: int, log_level: str) -> None:
     # The workers configure their logging from the environment (ticketing.kit.logs).
     os.environ["TICKETING_LOG_LEVEL"] = log_level
     get_settings.cache_clear()
-
-    uvicorn.run(
-        "ticketing.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=log_level,
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": log_level,
         # The app logs JSON lines, one per request (ticketing.kit.logs).
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=30,
-    )
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": 30,
+    }
+    if workers > 1:
+        # The supervisor drains its workers on SIGTERM and exits 0.
+        uvicorn.run("ticketing.app:create_app", **options)
+        return
+
+    class DrainingServer(uvicorn.Server):
+        """Exits 0 once a SIGTERM or SIGINT has drained it; uvicorn's own server re-raises
+        the signal after draining, which makes the exit status -15."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self.handle_exit)
+            yield
+
+    DrainingServer(uvicorn.Config("ticketing.app:create_app", **options)).run()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -105,6 +105,20 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
+    # A connection left mid-operation when the server went away reports this next time.
+    asyncpg.exceptions.InternalClientError,
+    sa_exc.TimeoutError,
+)
+
+
+# What database code can raise; the app maps each to 503 (unavailable) or 500.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    sa_exc.DBAPIError,
     sa_exc.TimeoutError,
 )
 

@@ -366,15 +366,17 @@ async def insert_new_ticket(
         # Creates of one tenant take turns on its counter rows anyway; queueing them here
         # first keeps many database sessions from queueing on the same row lock, which costs
         # the database far more than the wait costs this process.
-        async with _tenant_gate(values["tenant_id"]):
-            # The driver's connections run each statement in its own transaction unless told
-            # otherwise, which is what this statement wants.
-            pooled = await engine.raw_connection()
+        # The driver's connections run each statement in its own transaction unless told
+        # otherwise, which is what this statement wants.
+        async with _tenant_gate(values["tenant_id"]), engine.connect() as conn:
+            driver: Any = (await conn.get_raw_connection()).driver_connection
             try:
-                driver: Any = pooled.driver_connection
                 row = await driver.fetchrow(_CREATE_POSTGRESQL, *args)
-            finally:
-                pooled.close()
+            except BaseException:
+                # The pool cannot see what failed on the driver's connection: never hand it
+                # out again.
+                await conn.invalidate()
+                raise
         return (int(row[0]), int(row[1])) if row else None
 
     # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
