@@ -319,6 +319,8 @@ def start_server(
         "TICKETING_DATABASE_URL": database_url,
         "TICKETING_DATA_DIR": str(data_dir),
         "TICKETING_DEV_ISSUER_URL": DEV_ISSUER,
+        # Several servers share one PostgreSQL (max_connections 100) during the suite.
+        "TICKETING_DB_POOL_SIZE": "6",
         **(env or {}),
     }
     with log_path.open("wb") as log:
