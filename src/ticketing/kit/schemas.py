@@ -110,7 +110,46 @@ def install_openapi(app: Any) -> None:
             for def_name, definition in schema.pop("$defs", {}).items():
                 schemas.setdefault(def_name, definition)
             schemas[name] = schema
+        schemas.setdefault("ErrorEnvelope", ErrorEnvelope.model_json_schema())
+        for path, operations in document.get("paths", {}).items():
+            for method, operation in operations.items():
+                _describe_common_answers(path, method, operation)
         app.openapi_schema = document
         return document
 
     app.openapi = openapi
+
+
+_ERROR_REF = {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model="ErrorEnvelope")}}}
+_IDEMPOTENT = {("post", "/create/"), ("patch", "/update/")}
+IDEMPOTENCY_HEADER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Retries with the same key and request replay the first answer (24 h).",
+}
+
+
+def _describe_common_answers(path: str, method: str, operation: dict[str, Any]) -> None:
+    """Answers every operation can give that no endpoint declares: the framework's 422 is
+    replaced (validation failures are 400 here), and 413/431/503 are the transport's."""
+    responses = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    if "requestBody" in operation:
+        responses.setdefault(
+            "413", {"description": "Request body over 1 MiB", "content": _ERROR_REF}
+        )
+    responses.setdefault(
+        "431", {"description": "Request headers over 32 KiB", "content": _ERROR_REF}
+    )
+    if any(method == m and fragment in path for m, fragment in _IDEMPOTENT):
+        operation.setdefault("parameters", []).append(IDEMPOTENCY_HEADER)
+        responses["409"] = responses.get(
+            "409", {"description": "A request with this Idempotency-Key is in progress"}
+        )
+        responses["409"].setdefault("content", _ERROR_REF)
+        responses["422"] = {
+            "description": "IDEMPOTENCY_KEY_REUSED: the key was used with another request",
+            "content": _ERROR_REF,
+        }

@@ -166,10 +166,12 @@ def _check_query(request: Request) -> None:
     reasons.raise_if_any("Invalid query parameters")
 
 
-def _body_openapi(model: type[BaseModel], *extra: dict[str, Any]) -> dict[str, Any]:
+def _body_openapi(
+    model: type[BaseModel], *extra: dict[str, Any], required: bool = True
+) -> dict[str, Any]:
     return {
         "parameters": [*TICKETING_HEADERS, *CATALOG_QUERY, *extra],
-        "requestBody": body_schema(model),
+        "requestBody": {**body_schema(model), "required": required},
     }
 
 
@@ -306,7 +308,7 @@ async def delete_ticket(request: Request, objectId: str) -> Response:
     summary="List tickets",
     response_model=TicketListResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra=_body_openapi(TicketListRequest),
+    openapi_extra=_body_openapi(TicketListRequest, required=False),
 )
 async def list_tickets(request: Request) -> Response:
     """A page of tickets matching search and filter, and the total that match."""
@@ -328,7 +330,7 @@ async def list_tickets(request: Request) -> Response:
     summary="Count tickets",
     response_model=TicketCountResponse,
     responses=ERROR_RESPONSES,
-    openapi_extra=_body_openapi(TicketListRequest),
+    openapi_extra=_body_openapi(TicketListRequest, required=False),
 )
 async def count_tickets(request: Request) -> Response:
     """How many tickets match the filter."""
