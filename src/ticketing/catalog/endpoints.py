@@ -14,7 +14,7 @@ from ticketing.kit.db import transaction
 from ticketing.kit.errors import Reasons
 from ticketing.kit.responses import JsonResponse
 from ticketing.kit.schemas import CATALOG_QUERY, ERROR_RESPONSES, TICKETING_HEADERS, query_parameter
-from ticketing.tickets.validation import check_query
+from ticketing.tickets.validation import check_query, require_catalog_query
 
 router = APIRouter(prefix="/api/v2/ticketing", tags=["catalog"])
 
@@ -150,9 +150,7 @@ async def list_offers(request: Request) -> Response:
     """Lists the active offers visible in the requested catalog `type`."""
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.READ_CATALOG)
-    reasons = Reasons()
-    catalog_type = check_query(reasons, request.query_params)
-    reasons.raise_if_any("Invalid query parameters")
+    catalog_type = require_catalog_query(request.query_params)
     offers = [
         offer_public(o)
         for o in access.catalog.offers.values()

@@ -11,10 +11,9 @@ from starlette.responses import Response
 from ticketing.auth.access import Action, admit, app_state
 from ticketing.catalog.service import TenantCatalog
 from ticketing.kit.db import transaction
-from ticketing.kit.errors import Reasons
 from ticketing.kit.responses import JsonResponse
 from ticketing.kit.schemas import CATALOG_QUERY, ERROR_RESPONSES, TICKETING_HEADERS
-from ticketing.tickets.validation import check_query
+from ticketing.tickets.validation import require_catalog_query
 
 router = APIRouter(prefix="/api/v2/ticketing", tags=["tenant"])
 
@@ -73,7 +72,5 @@ async def get_tenant_meta(request: Request) -> Response:
     """Statuses (with categories) and the other vocabularies of the tenant."""
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.READ)
-    reasons = Reasons()
-    check_query(reasons, request.query_params)
-    reasons.raise_if_any("Invalid query parameters")
+    require_catalog_query(request.query_params)
     return JsonResponse({"success": True, "status": 200, "data": tenant_meta(access.catalog)})

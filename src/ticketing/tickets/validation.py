@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from ticketing.catalog.config_file import CATALOG_TYPES
-from ticketing.catalog.fields import FieldError, clean_value
+from ticketing.catalog.fields import FieldError, FieldSpec, clean_value
 from ticketing.catalog.service import TenantCatalog, TicketTypeSpec
 from ticketing.kit.errors import InputValidationFailure, Reasons
 
@@ -99,6 +99,15 @@ def check_query(reasons: Reasons, query: Mapping[str, str]) -> str | None:
     elif module != MODULE:
         reasons.add("module", f"Query parameter module must be {MODULE}")
     return catalog_type if catalog_type in CATALOG_TYPES else None
+
+
+def require_catalog_query(query: Mapping[str, str]) -> str:
+    """Checks `type` and `module` on their own (400 when either is wrong); the catalog type."""
+    reasons = Reasons()
+    catalog_type = check_query(reasons, query)
+    reasons.raise_if_any("Invalid query parameters")
+    assert catalog_type is not None
+    return catalog_type
 
 
 def validate_create(
@@ -219,10 +228,8 @@ def _check_fields(
         if key in WATCHER_KEYS:
             _watchers(reasons, key, value, watchers)
             continue
-        field_id = _field_id(key)
-        spec = ticket_type.fields_by_id.get(field_id) if field_id else None
+        spec = _field_named(reasons, key, ticket_type)
         if spec is None:
-            reasons.add(key, f"Unknown field {key} for item type {ticket_type.id}")
             continue
         if spec.id in values:
             reasons.add(key, f"Field {spec.label} is given more than once")
@@ -237,6 +244,15 @@ def _check_fields(
     for field_id, default in ticket_type.defaults:
         values.setdefault(field_id, default)
     return values
+
+
+def _field_named(reasons: Reasons, key: str, ticket_type: TicketTypeSpec) -> FieldSpec | None:
+    """The field a ticketBody key names, or None after recording it as unknown."""
+    field_id = _field_id(key)
+    spec = ticket_type.fields_by_id.get(field_id) if field_id else None
+    if spec is None:
+        reasons.add(key, f"Unknown field {key} for item type {ticket_type.id}")
+    return spec
 
 
 def _field_id(key: str) -> str | None:
@@ -291,10 +307,8 @@ def validate_update(
             if key in WATCHER_KEYS:
                 _watchers(reasons, key, value, watchers)
                 continue
-            field_id = _field_id(key)
-            spec = ticket_type.fields_by_id.get(field_id) if field_id else None
+            spec = _field_named(reasons, key, ticket_type)
             if spec is None:
-                reasons.add(key, f"Unknown field {key} for item type {ticket_type.id}")
                 continue
             try:
                 values[spec.id] = clean_value(spec, value)
