@@ -60,17 +60,22 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
-            access_log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "route": getattr(route, "path", scope["path"]),
-                    "status": status,
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "tenant": _header(scope, b"x-tenantid"),
-                },
-            )
+            if access_log.isEnabledFor(logging.INFO):
+                _log_request(scope, status, started)
+
+
+def _log_request(scope: Scope, status: int, started: float) -> None:
+    route = scope.get("route")
+    access_log.info(
+        "request",
+        extra={
+            "method": scope["method"],
+            "route": getattr(route, "path", scope["path"]),
+            "status": status,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "tenant": _header(scope, b"x-tenantid"),
+        },
+    )
 
 
 async def _refuse_headers(send: Send) -> None:
