@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -452,7 +451,3 @@ def new_tenant_config(**overrides: Any) -> dict[str, Any]:
     config = standard_tenant(tenant_id, f"realm-{tenant_id[:8]}")
     config.update(copy.deepcopy(overrides))
     return config
-
-
-def wait_all(it: Iterator[Any]) -> list[Any]:
-    return list(it)

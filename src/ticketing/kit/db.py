@@ -20,10 +20,6 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> AsyncEngine:
     """Creates the async engine; on SQLite, makes every transaction take the write lock first.
 

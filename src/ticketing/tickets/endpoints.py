@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -46,6 +47,8 @@ from ticketing.tickets.schemas import (
     TicketUpdate,
 )
 from ticketing.tickets.validation import require_catalog_query
+
+_T = TypeVar("_T")
 
 router = APIRouter(prefix="/api/v2/ticketing", tags=["tickets"])
 
@@ -310,16 +313,7 @@ async def delete_ticket(request: Request, objectId: str) -> Response:
 )
 async def list_tickets(request: Request) -> Response:
     """A page of tickets matching search and filter, and the total that match."""
-    raw_body = await read_body(request)
-    async with transaction(app_state(request).sessionmaker) as session:
-        access = await admit(request, session, Action.READ)
-        _check_query(request)
-        page = await listing.list_tickets(
-            session,
-            access=access,
-            raw_body=raw_body,
-            content_type=request.headers.get("content-type"),
-        )
+    page = await _read_listing(request, listing.list_tickets)
     return JsonResponse({"success": True, "status": 200, "data": page})
 
 
@@ -332,17 +326,22 @@ async def list_tickets(request: Request) -> Response:
 )
 async def count_tickets(request: Request) -> Response:
     """How many tickets match the filter."""
+    count = await _read_listing(request, listing.count_tickets)
+    return JsonResponse({"success": True, "status": 200, "data": {"count": count}})
+
+
+async def _read_listing(request: Request, query: Callable[..., Awaitable[_T]]) -> _T:
+    """Runs a list or count query for the admitted caller on the request's body."""
     raw_body = await read_body(request)
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.READ)
         _check_query(request)
-        count = await listing.count_tickets(
+        return await query(
             session,
             access=access,
             raw_body=raw_body,
             content_type=request.headers.get("content-type"),
         )
-    return JsonResponse({"success": True, "status": 200, "data": {"count": count}})
 
 
 @router.get(

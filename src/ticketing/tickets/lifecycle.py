@@ -21,7 +21,7 @@ from ticketing.kit.errors import (
 from ticketing.kit.time import isoformat, utcnow
 from ticketing.tickets import repository
 from ticketing.tickets.public import ticket_public
-from ticketing.tickets.service import SYSTEM_DATA_KEYS, actor, last_updated_by
+from ticketing.tickets.service import actor, last_updated_by
 from ticketing.tickets.validation import NOT_PARSED, parse_body, validate_update
 
 
@@ -230,6 +230,3 @@ async def ticket_history(
         }
         for entry in entries
     ]
-
-
-__all__ = ["SYSTEM_DATA_KEYS", "delete_ticket", "etag_matches", "find_ticket", "update_ticket"]
