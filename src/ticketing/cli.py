@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
 from ticketing.auth.dev_issuer import DEFAULT_SCOPE, load_or_create_dev_key, mint_token
 from ticketing.catalog.config_file import ConfigError, read_config
 from ticketing.catalog.loader import load_config
@@ -29,7 +32,7 @@ def _engine(settings: Settings):  # type: ignore[no-untyped-def]
 async def _migrate(settings: Settings) -> str | None:
     engine = _engine(settings)
     try:
-        await migrate.upgrade(engine)
+        await migrate.upgrade(engine, settings.db_role or None)
         return await migrate.current_revision(engine)
     finally:
         await engine.dispose()
@@ -41,6 +44,23 @@ async def _schema_state(settings: Settings) -> tuple[str | None, str | None]:
         return await migrate.current_revision(engine), migrate.head_revision()
     finally:
         await engine.dispose()
+
+
+async def _role_problem(settings: Settings) -> str | None:
+    """Why the service could not work as its database role, or None when it can."""
+    if not settings.db_role:
+        return None
+    engine = create_engine(settings.resolved_database_url, pool_size=1, role=settings.db_role)
+    try:
+        if engine.dialect.name != "postgresql":
+            return None
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        return str(exc.orig).strip().splitlines()[0]
+    finally:
+        await engine.dispose()
+    return None
 
 
 async def _load(settings: Settings, path: Path) -> list[tuple[str, str]]:
@@ -154,6 +174,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    problem = asyncio.run(_role_problem(settings))
+    if problem:
+        print(
+            f"ticketing: cannot work as database role {settings.db_role!r} ({problem}); "
+            "`ticketing migrate` creates it and grants it to the login user, "
+            "or set TICKETING_DB_ROLE",
+            file=sys.stderr,
+        )
+        return 2
     _serve(args.host, args.port, args.workers, args.log_level)
     return 0
 

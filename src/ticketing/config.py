@@ -8,6 +8,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The role `ticketing migrate` creates for the service to work as (PostgreSQL).
+APP_ROLE = "ticketing_app"
+
 
 class Settings(BaseSettings):
     """Everything the service reads from its environment."""
@@ -47,6 +50,14 @@ class Settings(BaseSettings):
     db_timeout: float = Field(
         default=5.0,
         description="Seconds to wait for a database connection (statements get twice that).",
+    )
+
+    db_role: str = Field(
+        default=APP_ROLE,
+        pattern=r"^([a-z_][a-z0-9_]{0,62})?$",
+        description="PostgreSQL role the service works as, subject to the tenant row-level "
+        "security policies; `ticketing migrate` creates it and grants it to the login user. "
+        "Empty: work as the login user (policies do not apply to the tables' owner).",
     )
 
     @property

@@ -27,6 +27,7 @@ class AppState:
             settings.resolved_database_url,
             pool_size=settings.db_pool_size,
             timeout=settings.db_timeout,
+            role=settings.db_role or None,
         )
         return cls(
             settings=settings,

@@ -18,6 +18,7 @@ from ticketing.kit.errors import (
     Reasons,
     TenantNotFound,
 )
+from ticketing.kit.tenancy import bind_tenant
 from ticketing.state import AppState
 
 TICKET_ROLES = frozenset(WRITE_ROLES)
@@ -73,6 +74,8 @@ async def authenticate(request: Request) -> Principal:
     """Step 1: a genuine, current token from a trusted issuer."""
     principal = await app_state(request).verifier.verify(request.headers.get("authorization"))
     request.state.subject = principal.username  # for the audit log
+    # The database shows this request the token's tenant alone (row-level security).
+    bind_tenant(principal.tenant_id)
     return principal
 
 

@@ -19,12 +19,19 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ticketing.kit.tenancy import scope_transactions
 
-def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> AsyncEngine:
+
+def create_engine(
+    url: str, *, pool_size: int = 10, timeout: float = 5.0, role: str | None = None
+) -> AsyncEngine:
     """Creates the async engine; on SQLite, makes every transaction take the write lock first.
 
     SQLite allows one writer; taking the lock at BEGIN (IMMEDIATE) makes concurrent writers
     queue on the busy timeout instead of failing when a read lock cannot be upgraded.
+
+    With `role` (PostgreSQL), every connection works as that role from its first statement,
+    and every transaction is scoped to the request's tenant (ticketing.kit.tenancy).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -33,7 +40,7 @@ def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Asy
         engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=_json_dumps)
         _make_sqlite_serial(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         # Connections past the pool size are closed when returned; keep bursts rare.
@@ -46,8 +53,14 @@ def create_engine(url: str, *, pool_size: int = 10, timeout: float = 5.0) -> Asy
             "timeout": timeout,
             "command_timeout": timeout * 2,
             **({"ssl": False} if _is_local(parsed.host) else {}),
+            # Sent with the connection request, so no statement runs as the login user;
+            # RESET ROLE returns to it too.
+            **({"server_settings": {"role": role}} if role else {}),
         },
     )
+    if role:
+        scope_transactions(engine)
+    return engine
 
 
 def _json_dumps(value: object) -> str:

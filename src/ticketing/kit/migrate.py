@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ticketing.config import APP_ROLE
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # Serialises `migrate` across processes that start together against one PostgreSQL.
 _PG_MIGRATION_LOCK = 7_311_842_001
@@ -27,11 +29,12 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, app_role: str | None) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
     config = alembic_config()
     config.attributes["connection"] = connection
+    config.attributes["app_role"] = app_role
     command.upgrade(config, "head")
 
 
@@ -39,10 +42,14 @@ def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Brings the schema to the newest revision."""
+async def upgrade(engine: AsyncEngine, app_role: str | None = APP_ROLE) -> None:
+    """Brings the schema to the newest revision.
+
+    On PostgreSQL, `app_role` is the role the service works as: it is created when missing,
+    granted to the login user, and given what the service needs on the tables.
+    """
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(_upgrade, app_role)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -1,0 +1,352 @@
+"""Tenant isolation as defense in depth: PostgreSQL row-level security.
+
+The service works as a role bound by a policy on every tenant-keyed table, and every
+transaction it runs carries the tenant of the verified token. These tests run queries that
+forget their tenant filter, on purpose, through the very engine the service builds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from tests.support import Database, Tenant, seed_body
+from tests.ticket_api import call, created, patch, updated
+from ticketing.config import APP_ROLE, Settings
+from ticketing.kit.db import transaction
+from ticketing.kit.tenancy import bind_tenant, scope_connection
+from ticketing.state import AppState
+from ticketing.tickets import repository
+
+PG_URL = os.environ.get("TICKETING_TEST_DATABASE_URL")
+
+pytestmark = [
+    pytest.mark.postgresql,
+    pytest.mark.skipif(not PG_URL, reason="TICKETING_TEST_DATABASE_URL is not set"),
+    pytest.mark.parametrize("database", ["postgresql"], indirect=True),
+]
+
+# Every table the service reads or writes, with its tenant column.
+TENANT_TABLES = {
+    "tenants": "id",
+    "teams": "tenant_id",
+    "ticket_types": "tenant_id",
+    "ticket_fields": "tenant_id",
+    "offers": "tenant_id",
+    "display_id_counters": "tenant_id",
+    "tickets": "tenant_id",
+    "ticket_history": "tenant_id",
+    "ticket_comments": "tenant_id",
+    "idempotency_keys": "tenant_id",
+}
+
+_T = TypeVar("_T")
+
+
+@pytest.fixture
+def service_state(database: Database, tmp_path: Path) -> Iterator[AppState]:
+    """What a server process holds, built from the same settings a server reads."""
+    settings = Settings(database_url=database.url, data_dir=tmp_path, db_pool_size=2)
+    yield AppState.from_settings(settings)
+
+
+def run_as(state: AppState, tenant: str | None, work: Callable[[AppState], Awaitable[_T]]) -> _T:
+    """Runs `work` the way a request of `tenant`'s verified token would."""
+
+    async def main() -> _T:
+        bind_tenant(tenant)
+        try:
+            return await work(state)
+        finally:
+            await state.engine.dispose()
+
+    return asyncio.run(main())
+
+
+def unfiltered(state: AppState, tenant: str | None, table: str) -> list[str]:
+    """The tenant of every row an unfiltered SELECT returns."""
+    column = TENANT_TABLES[table]
+
+    async def work(state: AppState) -> list[str]:
+        async with transaction(state.sessionmaker) as session:
+            rows = (await session.execute(text(f"SELECT {column} FROM {table}"))).all()
+        return [str(row[0]) for row in rows]
+
+    return run_as(state, tenant, work)
+
+
+@pytest.fixture
+def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
+    """Two tenants, each with a ticket, a comment, an update and an idempotency key."""
+    tenants = make_tenant(), make_tenant()
+    for tenant in tenants:
+        ticket = created(
+            tenant.create(seed_body(), headers={**tenant.headers(), "Idempotency-Key": "k-1"})
+        )
+        object_id = ticket["object_id"]
+        response = call(tenant, "POST", f"/ticket/{object_id}/comments", json={"body": "hello"})
+        assert response.status_code == 200, response.text
+        updated(patch(tenant, object_id, {"etag": ticket["etag"], "summary": "changed"}))
+    return tenants
+
+
+def test_every_table_the_service_can_reach_is_under_a_tenant_policy(database: Database) -> None:
+    granted = {
+        row[0]
+        for row in database.fetch(
+            "SELECT DISTINCT table_name FROM information_schema.role_table_grants "
+            "WHERE grantee = :role",
+            role=APP_ROLE,
+        )
+    }
+    assert granted == set(TENANT_TABLES)
+    keyed = {
+        row[0]
+        for row in database.fetch(
+            "SELECT table_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND column_name = 'tenant_id'"
+        )
+    }
+    assert keyed | {"tenants"} == set(TENANT_TABLES)
+    for table, column in TENANT_TABLES.items():
+        [(enabled,)] = database.fetch(
+            "SELECT relrowsecurity FROM pg_class WHERE oid = CAST(:t AS regclass)", t=table
+        )
+        assert enabled, table
+        policies = database.fetch(
+            "SELECT cmd, qual, with_check FROM pg_policies WHERE tablename = :t", t=table
+        )
+        assert len(policies) == 1, (table, policies)
+        cmd, qual, with_check = policies[0]
+        assert cmd == "ALL"
+        for expression in (qual, with_check):
+            assert f"{column} = (NULLIF(current_setting('ticketing.tenant_id'" in expression
+
+
+def test_the_service_role_cannot_bypass_the_policies(database: Database) -> None:
+    [(superuser, bypass, login)] = database.fetch(
+        "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = :r", r=APP_ROLE
+    )
+    assert (superuser, bypass, login) == (False, False, False)
+    owners = database.fetch(
+        "SELECT tablename FROM pg_tables WHERE tableowner = :r", r=APP_ROLE
+    )  # owners are not bound by policies
+    assert owners == []
+
+
+def test_the_service_engine_works_as_the_service_role(service_state: AppState) -> None:
+    async def work(state: AppState) -> list[tuple[str, str]]:
+        async with state.engine.connect() as conn:
+            first = (await conn.execute(text("SELECT current_user, session_user"))).one()
+            # Resetting goes back to the role the connection was opened with.
+            await conn.execute(text("RESET ROLE"))
+            second = (await conn.execute(text("SELECT current_user, session_user"))).one()
+        return [tuple(first), tuple(second)]
+
+    [(current, login), (after_reset, _)] = run_as(service_state, None, work)
+    assert current == APP_ROLE and after_reset == APP_ROLE
+    assert login != APP_ROLE
+
+
+def test_a_query_that_forgets_its_tenant_filter_sees_only_the_tokens_tenant(
+    database: Database, service_state: AppState, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    first, second = two_tenants
+    for table in TENANT_TABLES:
+        # The rows are there: the owner sees both tenants.
+        owner_view = {
+            str(r[0])
+            for r in database.fetch(f"SELECT {TENANT_TABLES[table]} FROM {table}")
+        }
+        assert {first.id, second.id} <= owner_view, table
+        for tenant in two_tenants:
+            seen = unfiltered(service_state, tenant.id, table)
+            assert seen, (table, tenant.id)
+            assert set(seen) == {tenant.id}, table
+
+
+def test_without_a_verified_tenant_nothing_is_visible(
+    service_state: AppState, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    for table in TENANT_TABLES:
+        assert unfiltered(service_state, None, table) == [], table
+        assert unfiltered(service_state, "not-a-uuid", table) == [], table
+        assert unfiltered(service_state, str(uuid.uuid4()), table) == [], table
+
+
+def test_writes_into_another_tenant_are_refused_or_reach_nothing(
+    database: Database, service_state: AppState, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    first, second = two_tenants
+    [(ticket_of_second,)] = database.fetch(
+        "SELECT id FROM tickets WHERE tenant_id = :t", t=uuid.UUID(second.id)
+    )
+    before = database.fetch("SELECT tenant_id, summary FROM tickets ORDER BY tenant_id")
+
+    async def comment_on_the_other_tenant(state: AppState) -> None:
+        async with transaction(state.sessionmaker) as session:
+            await session.execute(
+                text(
+                    "INSERT INTO ticket_comments (tenant_id, id, ticket_id, body, internal, "
+                    "author, created_at) VALUES (:t, :i, :k, 'x', false, '{}', now())"
+                ),
+                {"t": uuid.UUID(second.id), "i": uuid.uuid4(), "k": ticket_of_second},
+            )
+
+    with pytest.raises(DBAPIError, match="row-level security"):
+        run_as(service_state, first.id, comment_on_the_other_tenant)
+
+    async def rename_every_ticket(state: AppState) -> list[str]:
+        async with transaction(state.sessionmaker) as session:
+            result = await session.execute(
+                text("UPDATE tickets SET summary = 'renamed' RETURNING tenant_id")
+            )
+            return [str(row[0]) for row in result]
+
+    # An UPDATE without a tenant filter reaches the bound tenant's rows alone.
+    assert run_as(service_state, first.id, rename_every_ticket) == [first.id]
+
+    async def move_to_the_other_tenant(state: AppState) -> None:
+        async with transaction(state.sessionmaker) as session:
+            await session.execute(
+                text("UPDATE ticket_comments SET tenant_id = :t"), {"t": uuid.UUID(second.id)}
+            )
+
+    with pytest.raises(DBAPIError, match="row-level security"):
+        run_as(service_state, first.id, move_to_the_other_tenant)
+
+    for statement in ("DELETE FROM tickets", "UPDATE tenants SET name = 'x'"):
+
+        async def run(state: AppState, sql: str = statement) -> None:
+            async with transaction(state.sessionmaker) as session:
+                await session.execute(text(sql))
+
+        with pytest.raises(DBAPIError, match="permission denied"):
+            run_as(service_state, first.id, run)
+
+    after = database.fetch("SELECT tenant_id, summary FROM tickets ORDER BY tenant_id")
+    assert [s for t, s in after if str(t) == second.id] == [
+        s for t, s in before if str(t) == second.id
+    ]
+    assert [s for t, s in after if str(t) == first.id] == ["renamed"]
+    comments = database.fetch(
+        "SELECT tenant_id, count(*) FROM ticket_comments GROUP BY tenant_id ORDER BY 1"
+    )
+    assert sorted((str(t), n) for t, n in comments if str(t) in (first.id, second.id)) == sorted(
+        [(first.id, 1), (second.id, 1)]
+    )
+
+
+def test_the_create_statement_cannot_write_into_another_tenant(
+    database: Database, service_state: AppState, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    first, second = two_tenants
+    counters = "SELECT prefix, last_value FROM display_id_counters WHERE tenant_id = :t ORDER BY 1"
+    tickets = "SELECT count(*) FROM tickets WHERE tenant_id = :t"
+    before = (
+        database.fetch(counters, t=uuid.UUID(second.id)),
+        database.fetch(tickets, t=uuid.UUID(second.id)),
+    )
+    [(version,)] = database.fetch(
+        "SELECT config_version FROM tenants WHERE id = :t", t=uuid.UUID(second.id)
+    )
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "tenant_id": uuid.UUID(second.id),
+        "id": uuid.uuid4(),
+        "display_prefix": "CTC",
+        "team_id": "james",
+        "item_type_id": "16910",
+        "offer_id": "23629",
+        "source": "api",
+        "summary": "planted",
+        "data": {},
+        "attachments": {},
+        "ticket_relation": None,
+        "etag": uuid.uuid4(),
+        "version": 2,
+        "status_type": "New",
+        "status_category": "To-do Category",
+        "moved_to": None,
+        "deleted_seq": -1,
+        "submitted_by": "mallory@example.com",
+        "is_support_request": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+    async def create_for_the_second_tenant(state: AppState) -> tuple[int, int] | None:
+        return await repository.insert_new_ticket(
+            state.engine,
+            config_version=version,
+            counters={"CTC": 1, repository.LIVE_COUNTER: 1},
+            values=values,
+            changed_by={},
+            changes=[],
+        )
+
+    # Bound to the first tenant, the statement cannot even see the second tenant's
+    # configuration, so it creates nothing.
+    assert run_as(service_state, first.id, create_for_the_second_tenant) is None
+    unchanged = (
+        database.fetch(counters, t=uuid.UUID(second.id)),
+        database.fetch(tickets, t=uuid.UUID(second.id)),
+    )
+    assert unchanged == before
+    # The same statement bound to the second tenant is accepted: the values are fine.
+    accepted = run_as(service_state, second.id, create_for_the_second_tenant)
+    assert accepted is not None and accepted[0] == 2
+    before = (
+        database.fetch(counters, t=uuid.UUID(second.id)),
+        database.fetch(tickets, t=uuid.UUID(second.id)),
+    )
+
+    async def bump_the_other_tenants_counter(state: AppState) -> None:
+        async with state.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            await scope_connection(conn, driver)
+            await driver.execute(
+                "INSERT INTO display_id_counters (tenant_id, prefix, last_value) "
+                "VALUES ($1, 'CTC', 1) ON CONFLICT (tenant_id, prefix) "
+                "DO UPDATE SET last_value = display_id_counters.last_value + 1",
+                uuid.UUID(second.id),
+            )
+
+    with pytest.raises(Exception, match="row-level security"):
+        run_as(service_state, first.id, bump_the_other_tenants_counter)
+
+    after = (
+        database.fetch(counters, t=uuid.UUID(second.id)),
+        database.fetch(tickets, t=uuid.UUID(second.id)),
+    )
+    assert after == before
+
+
+def test_serve_refuses_a_role_it_cannot_work_as(database: Database, tmp_path: Path) -> None:
+    missing = f"ticketing_missing_{uuid.uuid4().hex[:8]}"
+    result = subprocess.run(
+        [sys.executable, "-m", "ticketing", "serve", "--port", "1"],
+        env={
+            **os.environ,
+            "TICKETING_DATABASE_URL": database.url,
+            "TICKETING_DATA_DIR": str(tmp_path),
+            "TICKETING_DB_ROLE": missing,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot work as database role '{missing}'" in result.stderr
+    assert "does not exist" in result.stderr
