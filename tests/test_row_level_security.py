@@ -166,8 +166,7 @@ def test_a_query_that_forgets_its_tenant_filter_sees_only_the_tokens_tenant(
     for table in TENANT_TABLES:
         # The rows are there: the owner sees both tenants.
         owner_view = {
-            str(r[0])
-            for r in database.fetch(f"SELECT {TENANT_TABLES[table]} FROM {table}")
+            str(r[0]) for r in database.fetch(f"SELECT {TENANT_TABLES[table]} FROM {table}")
         }
         assert {first.id, second.id} <= owner_view, table
         for tenant in two_tenants:
