@@ -25,7 +25,7 @@ from tests.support import Database, Tenant, seed_body
 from tests.ticket_api import call, created, patch, updated
 from ticketing.config import APP_ROLE, Settings
 from ticketing.kit.db import transaction
-from ticketing.kit.tenancy import bind_tenant, scope_connection
+from ticketing.kit.tenancy import bind_tenant
 from ticketing.state import AppState
 from ticketing.tickets import repository
 
@@ -184,6 +184,58 @@ def test_without_a_verified_tenant_nothing_is_visible(
         assert unfiltered(service_state, str(uuid.uuid4()), table) == [], table
 
 
+def test_a_pooled_connection_carries_each_requests_tenant_in_turn(
+    database: Database, tmp_path: Path, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    first, second = two_tenants
+    # One connection, handed to one request after another.
+    settings = Settings(database_url=database.url, data_dir=tmp_path, db_pool_size=1)
+    state = AppState.from_settings(settings)
+    turns = [first.id, second.id, None, first.id, first.id, "junk", second.id]
+
+    async def main() -> list[tuple[int, set[str]]]:
+        async def request(tenant: str | None) -> tuple[int, set[str]]:
+            bind_tenant(tenant)
+            async with transaction(state.sessionmaker) as session:
+                pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                rows = (await session.execute(text("SELECT tenant_id FROM tickets"))).all()
+            return pid, {str(row[0]) for row in rows}
+
+        try:
+            # Each in its own task, as each request is.
+            return [await asyncio.create_task(request(tenant)) for tenant in turns]
+        finally:
+            await state.engine.dispose()
+
+    seen = asyncio.run(main())
+    assert len({pid for pid, _ in seen}) == 1
+    expected = [{t} if t in (first.id, second.id) else set() for t in turns]
+    assert [tenants for _, tenants in seen] == expected
+
+
+def test_concurrent_requests_of_different_tenants_share_a_pool_without_mixing(
+    service_state: AppState, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    first, second = two_tenants
+
+    async def main() -> list[tuple[str | None, set[str]]]:
+        async def request(tenant: str | None) -> tuple[str | None, set[str]]:
+            bind_tenant(tenant)
+            async with transaction(service_state.sessionmaker) as session:
+                await session.execute(text("SELECT pg_sleep(0.01)"))
+                rows = (await session.execute(text("SELECT tenant_id FROM ticket_history"))).all()
+            return tenant, {str(row[0]) for row in rows}
+
+        try:
+            tenants = [first.id, second.id, None] * 20
+            return await asyncio.gather(*(request(t) for t in tenants))
+        finally:
+            await service_state.engine.dispose()
+
+    for tenant, seen in asyncio.run(main()):
+        assert seen == ({tenant} if tenant else set())
+
+
 def test_writes_into_another_tenant_are_refused_or_reach_nothing(
     database: Database, service_state: AppState, two_tenants: tuple[Tenant, Tenant]
 ) -> None:
@@ -314,7 +366,6 @@ def test_the_create_statement_cannot_write_into_another_tenant(
     async def bump_the_other_tenants_counter(state: AppState) -> None:
         async with state.engine.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
-            await scope_connection(conn, driver)
             await driver.execute(
                 "INSERT INTO display_id_counters (tenant_id, prefix, last_value) "
                 "VALUES ($1, 'CTC', 1) ON CONFLICT (tenant_id, prefix) "

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from ticketing.kit.tenancy import scope_transactions
+from ticketing.kit.tenancy import scope_connections
 
 
 def create_engine(
@@ -31,7 +31,7 @@ def create_engine(
     queue on the busy timeout instead of failing when a read lock cannot be upgraded.
 
     With `role` (PostgreSQL), every connection works as that role from its first statement,
-    and every transaction is scoped to the request's tenant (ticketing.kit.tenancy).
+    and every connection handed out carries the request's tenant (ticketing.kit.tenancy).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -59,7 +59,7 @@ def create_engine(
         },
     )
     if role:
-        scope_transactions(engine)
+        scope_connections(engine)
     return engine
 
 

@@ -3,9 +3,9 @@
 Every tenant-keyed table carries a policy (migration 0004) that shows and accepts only rows
 of the tenant named by the `ticketing.tenant_id` setting, and the service works as a role
 that is subject to those policies. The setting is taken from the verified token (see
-`ticketing.auth.access.authenticate`) and applied to every transaction the request runs, so
-a query that forgets its tenant filter still sees nothing of another tenant, and with no
-verified tenant it sees nothing at all.
+`ticketing.auth.access.authenticate`) and applied to every connection the request takes from
+the pool, before its first statement, so a query that forgets its tenant filter still sees
+nothing of another tenant, and with no verified tenant it sees nothing at all.
 """
 
 from __future__ import annotations
@@ -15,23 +15,22 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 SETTING = "ticketing.tenant_id"
 # What a policy compares tenant_id with: NULL (no row matches) when no tenant is set.
 CURRENT_TENANT_SQL = f"NULLIF(current_setting('{SETTING}', true), '')::uuid"
 
-_SET_LOCAL = f"SELECT set_config('{SETTING}', $1, true)"
-_SET_SESSION = f"SELECT set_config('{SETTING}', $1, false)"
-# Key in a pooled connection's info: the driver connection and its session-level tenant.
-_SESSION_TENANT = "ticketing.session_tenant"
+_SET = f"SELECT set_config('{SETTING}', $1, false)"
+# Key in a pooled connection's info: the driver connection and the tenant it holds.
+_HELD = "ticketing.tenant"
 
 _current: ContextVar[str] = ContextVar("ticketing_tenant", default="")
 
 
 def bind_tenant(tenant_id: str | uuid.UUID | None) -> None:
     """Makes `tenant_id` (from a verified token) the tenant of the current request's
-    transactions; anything that is not a UUID binds no tenant."""
+    database work; anything that is not a UUID binds no tenant."""
     value = ""
     if isinstance(tenant_id, uuid.UUID):
         value = str(tenant_id)
@@ -43,26 +42,20 @@ def bind_tenant(tenant_id: str | uuid.UUID | None) -> None:
     _current.set(value)
 
 
-def bound_tenant() -> str:
-    """The current request's tenant as the database setting holds it ('' for none)."""
-    return _current.get()
+def scope_connections(engine: AsyncEngine) -> None:
+    """Gives every connection taken from `engine`'s pool the bound tenant (PostgreSQL).
 
+    The setting is made at session level when the connection is handed out, outside any
+    transaction (the driver starts one only with the first statement), so no rollback can
+    undo it; the round trip is skipped when the connection already holds that tenant.
+    """
 
-def scope_transactions(engine: AsyncEngine) -> None:
-    """Sets the bound tenant at the start of each transaction on `engine` (PostgreSQL)."""
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(_SET_LOCAL, (_current.get(),))
-
-
-async def scope_connection(conn: AsyncConnection, driver: Any) -> None:
-    """Sets the bound tenant on a connection used outside a transaction (one statement at a
-    time, as the create path does), at session level; the round trip is skipped when the
-    connection already holds that tenant."""
-    tenant = _current.get()
-    info = conn.info
-    if info.get(_SESSION_TENANT) == (driver, tenant):
-        return
-    await driver.execute(_SET_SESSION, tenant)
-    info[_SESSION_TENANT] = (driver, tenant)
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        tenant = _current.get()
+        held = record.info.get(_HELD)
+        if held is not None and held[0] is dbapi_connection and held[1] == tenant:
+            return
+        record.info.pop(_HELD, None)
+        dbapi_connection.run_async(lambda driver: driver.execute(_SET, tenant))
+        record.info[_HELD] = (dbapi_connection, tenant)

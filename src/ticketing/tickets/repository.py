@@ -24,7 +24,6 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from ticketing.kit.tenancy import scope_connection
 from ticketing.models import (
     DisplayIdCounter,
     IdempotencyKey,
@@ -372,7 +371,6 @@ async def insert_new_ticket(
         async with _tenant_gate(values["tenant_id"]), engine.connect() as conn:
             driver: Any = (await conn.get_raw_connection()).driver_connection
             try:
-                await scope_connection(conn, driver)
                 row = await driver.fetchrow(_CREATE_POSTGRESQL, *args)
             except BaseException:
                 # The pool cannot see what failed on the driver's connection: never hand it
