@@ -213,6 +213,36 @@ def test_a_pooled_connection_carries_each_requests_tenant_in_turn(
     assert [tenants for _, tenants in seen] == expected
 
 
+def test_a_pooled_connection_the_database_dropped_is_replaced_when_handed_out(
+    database: Database, tmp_path: Path, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    first, second = two_tenants
+    settings = Settings(database_url=database.url, data_dir=tmp_path, db_pool_size=1)
+    state = AppState.from_settings(settings)
+
+    async def main() -> list[tuple[int, set[str]]]:
+        async def request(tenant: str) -> tuple[int, set[str]]:
+            bind_tenant(tenant)
+            async with transaction(state.sessionmaker) as session:
+                pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                rows = (await session.execute(text("SELECT id FROM tenants"))).all()
+            return pid, {str(row[0]) for row in rows}
+
+        try:
+            before = await asyncio.create_task(request(first.id))
+            await asyncio.to_thread(
+                database.fetch, "SELECT pg_terminate_backend(:pid)", pid=before[0]
+            )
+            after = await asyncio.create_task(request(second.id))
+            return [before, after]
+        finally:
+            await state.engine.dispose()
+
+    (old_pid, seen_first), (new_pid, seen_second) = asyncio.run(main())
+    assert new_pid != old_pid
+    assert (seen_first, seen_second) == ({first.id}, {second.id})
+
+
 def test_concurrent_requests_of_different_tenants_share_a_pool_without_mixing(
     service_state: AppState, two_tenants: tuple[Tenant, Tenant]
 ) -> None:

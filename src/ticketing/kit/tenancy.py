@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 SETTING = "ticketing.tenant_id"
@@ -57,5 +58,10 @@ def scope_connections(engine: AsyncEngine) -> None:
         if held is not None and held[0] is dbapi_connection and held[1] == tenant:
             return
         record.info.pop(_HELD, None)
-        dbapi_connection.run_async(lambda driver: driver.execute(_SET, tenant))
+        try:
+            dbapi_connection.run_async(lambda driver: driver.execute(_SET, tenant))
+        except Exception as exc:
+            # A connection the database dropped (restart, idle timeout): the pool replaces
+            # it and tries again; when the database is away, connecting fails as usual.
+            raise DisconnectionError(f"setting the tenant failed: {exc!r}") from exc
         record.info[_HELD] = (dbapi_connection, tenant)
