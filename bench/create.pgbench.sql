@@ -2,7 +2,14 @@
 -- autocommit mode that checks the tenant's configuration version, bumps the display-ID and
 -- bookkeeping counters (locking them), and inserts the ticket and its history entry.
 -- Tenant ids are md5('bench-tenant-' || n) for n in 1..:tenants, as create_bench.py loads them.
+-- Like the service, it runs as the role bound by the tenant row-level security policies
+-- (PGOPTIONS from create_bench.py) and sets the tenant on its connection only when the
+-- connection does not hold that tenant already (`held`, per client, starts at 0).
 \set n random(1, :tenants)
+\if :held != :n
+SELECT set_config('ticketing.tenant_id', md5('bench-tenant-' || (:n)::text)::uuid::text, false);
+\set held :n
+\endif
 WITH guard AS (
     SELECT 1 FROM tenants
     WHERE id = md5('bench-tenant-' || (:n)::text)::uuid AND config_version = 1

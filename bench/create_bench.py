@@ -30,6 +30,8 @@ from common import (
     ticketing,
 )
 
+from ticketing.config import APP_ROLE
+
 BENCH = Path(__file__).resolve().parent
 DB_NAME = "ticketing_bench_create"
 CONNECTIONS = (16, 64)
@@ -104,12 +106,16 @@ def run_pgbench(tenants: int, connections: int, seconds: int) -> float:
             str(seconds),
             "-D",
             f"tenants={tenants}",
+            "-D",
+            "held=0",
             "-f",
             str(BENCH / "create.pgbench.sql"),
             DB_NAME,
         ],
         capture_output=True,
         text=True,
+        # The role the service works as, bound by the same policies.
+        env={**os.environ, "PGOPTIONS": f"-c role={APP_ROLE}"},
     )
     if out.returncode != 0:
         raise SystemExit(f"pgbench failed:\n{out.stdout}\n{out.stderr}")

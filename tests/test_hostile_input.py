@@ -95,6 +95,20 @@ def test_wrong_method_is_405_envelope(tenant: Tenant) -> None:
     assert response.status_code == 405
     assert response.json()["error"] is True
     assert response.json()["status"] == 405
+    assert response.headers["allow"] == "POST"
+
+
+def test_405_allow_names_every_method_served_at_the_path(tenant: Tenant) -> None:
+    # GET and DELETE /ticket/{objectId} are two routes; PUT is neither.
+    response = tenant.client.put(
+        f"{tenant.base_url}/api/v2/ticketing/ticket/CTC-0001",
+        params={"type": "template", "module": "ticketing"},
+        headers=tenant.headers(),
+        json={},
+    )
+    assert response.status_code == 405
+    assert response.json()["code"] == "METHOD_NOT_ALLOWED"
+    assert response.headers["allow"] == "DELETE, GET"
 
 
 def _raw(base_url: str, request: bytes) -> bytes:

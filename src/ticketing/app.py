@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from ticketing import __version__
 from ticketing.auth.access import app_state
@@ -52,6 +53,21 @@ class _HttpError(TicketingError):
 
 
 _HTTP_CODES = {405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _methods_for(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves at the request's path."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in app.router.routes
+        )
+    ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -119,13 +135,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return error_response(failure, request_id=request_id_var.get())
 
     @app.exception_handler(HTTPException)
-    async def on_http_error(_request: Request, exc: HTTPException) -> Response:
+    async def on_http_error(request: Request, exc: HTTPException) -> Response:
         error = (
             NotFound() if exc.status_code == 404 else _HttpError(exc.status_code, str(exc.detail))
         )
         response = error_response(error, request_id=request_id_var.get())
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # The router names the methods of the first route the path matched; several
+            # routes can share a path (GET and DELETE /ticket/{objectId}).
+            response.headers["Allow"] = ", ".join(_methods_for(app, request))
         return response
 
     async def on_database_error(_request: Request, exc: Exception) -> Response:
