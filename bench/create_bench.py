@@ -106,8 +106,6 @@ def run_pgbench(tenants: int, connections: int, seconds: int) -> float:
             str(seconds),
             "-D",
             f"tenants={tenants}",
-            "-D",
-            "held=0",
             "-f",
             str(BENCH / "create.pgbench.sql"),
             DB_NAME,

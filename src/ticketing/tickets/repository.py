@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from ticketing.kit.tenancy import scoped_by_statement
 from ticketing.models import (
     DisplayIdCounter,
     IdempotencyKey,
@@ -251,65 +251,41 @@ async def list_comments(
     return list((await session.scalars(query)).all())
 
 
-# One statement, so that PostgreSQL holds the counter locks only while it runs and commits
-# (in autocommit mode no client round trip happens while they are held). The guard makes
-# the whole create a no-op when the tenant's configuration changed since it was validated.
-_CREATE_POSTGRESQL_NAMED = """
-WITH guard AS (
-    SELECT 1 FROM tenants
-    WHERE id = CAST(:tenant_id AS uuid) AND config_version = CAST(:config_version AS integer)
-), counters AS (
-    INSERT INTO display_id_counters AS c (tenant_id, prefix, last_value)
-    SELECT CAST(:tenant_id AS uuid), u.name, u.delta
-    FROM guard, unnest(CAST(:names AS text[]), CAST(:deltas AS bigint[])) AS u(name, delta)
-    ORDER BY u.name
-    ON CONFLICT (tenant_id, prefix) DO UPDATE SET last_value = c.last_value + excluded.last_value
-    RETURNING c.prefix, c.last_value
-), ticket AS (
-    INSERT INTO tickets (tenant_id, id, object_id, display_prefix, display_number, team_id,
-        item_type_id, offer_id, source, summary, data, attachments, ticket_relation, etag,
-        version, status_type, status_category, moved_to, deleted_seq, submitted_by,
-        is_support_request, created_at, updated_at)
-    SELECT CAST(:tenant_id AS uuid), CAST(:id AS uuid),
-        n.prefix || '-' || lpad(n.last_value::text, greatest(4, length(n.last_value::text)), '0'),
-        n.prefix, n.last_value, :team_id, :item_type_id, :offer_id, :source, :summary,
-        CAST(:data AS jsonb), CAST(:attachments AS jsonb), CAST(:ticket_relation AS jsonb),
-        CAST(:etag AS uuid), CAST(:version AS integer), :status_type, :status_category, NULL,
-        -1, :submitted_by, CAST(:is_support_request AS boolean),
-        CAST(:created_at AS timestamptz), CAST(:created_at AS timestamptz)
-    FROM counters AS n WHERE n.prefix = :display_prefix
-    RETURNING id, id_serial, display_number
-), history AS (
-    INSERT INTO ticket_history (tenant_id, ticket_id, version, action, changed_at, changed_by,
-        changes)
-    SELECT CAST(:tenant_id AS uuid), t.id, CAST(:version AS integer), 'create',
-        CAST(:created_at AS timestamptz), CAST(:changed_by AS jsonb), CAST(:changes AS jsonb)
-    FROM ticket AS t
-), idempotency AS (
-    UPDATE idempotency_keys AS k SET ticket_id = t.id FROM ticket AS t
-    WHERE k.tenant_id = CAST(:tenant_id AS uuid) AND k.caller = :idempotency_caller
-        AND k.key = :idempotency_key
+# The whole create is one call of the database function of migration 0005: one statement,
+# so that PostgreSQL holds the counter locks only while it runs and commits (in autocommit
+# mode no client round trip happens while they are held), and it sets the request's tenant
+# for itself. Its guard makes the create a no-op when the tenant's configuration changed
+# since the request was validated.
+_CREATE_POSTGRESQL_PARAMS = (
+    "scope",
+    "tenant_id",
+    "config_version",
+    "names",
+    "deltas",
+    "id",
+    "display_prefix",
+    "team_id",
+    "item_type_id",
+    "offer_id",
+    "source",
+    "summary",
+    "data",
+    "attachments",
+    "ticket_relation",
+    "etag",
+    "version",
+    "status_type",
+    "status_category",
+    "submitted_by",
+    "is_support_request",
+    "created_at",
+    "changed_by",
+    "changes",
+    "idempotency_caller",
+    "idempotency_key",
 )
-SELECT display_number, id_serial FROM ticket
-"""
-
-
-def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
-    """Turns :name parameters into asyncpg's $n, returning the names in $n order."""
-    names: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in names:
-            names.append(name)
-        return f"${names.index(name) + 1}"
-
-    return re.sub(r"(?<![:\w]):([a-z_]+)", number, sql), tuple(names)
-
-
-# Run on the driver's connection: this statement is the whole create, and skipping the
-# SQL toolkit's execution layer for it is measurable (bench/README.md).
-_CREATE_POSTGRESQL, _CREATE_POSTGRESQL_PARAMS = _positional(_CREATE_POSTGRESQL_NAMED)
+_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(_CREATE_POSTGRESQL_PARAMS) + 1))
+_CREATE_POSTGRESQL = f"SELECT new_number, new_serial FROM ticketing_create_ticket({_PLACEHOLDERS})"  # noqa: S608 (placeholders only)
 
 
 _TENANT_GATES: dict[uuid.UUID, asyncio.Semaphore] = {}
@@ -362,21 +338,23 @@ async def insert_new_ticket(
             "idempotency_caller": idempotency[0] if idempotency else None,
             "idempotency_key": idempotency[1] if idempotency else None,
         }
-        args = [params[name] for name in _CREATE_POSTGRESQL_PARAMS]
         # Creates of one tenant take turns on its counter rows anyway; queueing them here
         # first keeps many database sessions from queueing on the same row lock, which costs
         # the database far more than the wait costs this process.
         # The driver's connections run each statement in its own transaction unless told
         # otherwise, which is what this statement wants.
-        async with _tenant_gate(values["tenant_id"]), engine.connect() as conn:
-            driver: Any = (await conn.get_raw_connection()).driver_connection
-            try:
-                row = await driver.fetchrow(_CREATE_POSTGRESQL, *args)
-            except BaseException:
-                # The pool cannot see what failed on the driver's connection: never hand it
-                # out again.
-                await conn.invalidate()
-                raise
+        # The statement sets the request's tenant itself, so the connection is not given it.
+        with scoped_by_statement() as params["scope"]:
+            args = [params[name] for name in _CREATE_POSTGRESQL_PARAMS]
+            async with _tenant_gate(values["tenant_id"]), engine.connect() as conn:
+                driver: Any = (await conn.get_raw_connection()).driver_connection
+                try:
+                    row = await driver.fetchrow(_CREATE_POSTGRESQL, *args)
+                except BaseException:
+                    # The pool cannot see what failed on the driver's connection: never hand
+                    # it out again.
+                    await conn.invalidate()
+                    raise
         return (int(row[0]), int(row[1])) if row else None
 
     # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
