@@ -42,9 +42,15 @@ from tests.support import (
 )
 from ticketing.auth.dev_issuer import load_or_create_dev_key
 
-pytestmark = pytest.mark.postgresql
-
 PG_URL = os.environ.get("TICKETING_TEST_DATABASE_URL")
+
+pytestmark = [
+    pytest.mark.postgresql,
+    pytest.mark.skipif(not PG_URL, reason="TICKETING_TEST_DATABASE_URL is not set"),
+]
+# The tests on the suite's PostgreSQL database (the session's `database` fixture, PostgreSQL
+# only).
+on_postgresql = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 CREATE_PATH = "/api/v2/ticketing/ticket/create/{team}/{item_type}"
 
 
@@ -297,8 +303,7 @@ def kill_hard(server: Server) -> list[int]:
 
 @pytest.fixture
 def pg(database: Database) -> Database:
-    if database.name != "postgresql":
-        pytest.skip("needs PostgreSQL (TICKETING_TEST_DATABASE_URL)")
+    assert database.name == "postgresql"
     return database
 
 
@@ -329,6 +334,7 @@ def create_on(stream: Stream, base_url: str, client: httpx.Client, marker: str) 
 # --- 2. many processes, one database ---------------------------------------------------------
 
 
+@on_postgresql
 def test_thousands_of_creates_from_three_processes_are_all_stored_gap_free(
     pg: Database, tmp_path: Path, client: httpx.Client, servers: list[Server]
 ) -> None:
@@ -360,6 +366,7 @@ def test_thousands_of_creates_from_three_processes_are_all_stored_gap_free(
 # --- 3. crash safety -------------------------------------------------------------------------
 
 
+@on_postgresql
 def test_kill_9_during_load_loses_no_acknowledged_ticket_and_leaves_no_gap(
     pg: Database, tmp_path: Path, client: httpx.Client, servers: list[Server]
 ) -> None:
@@ -430,6 +437,7 @@ def test_kill_9_during_load_loses_no_acknowledged_ticket_and_leaves_no_gap(
 # --- 3. SIGTERM drains in-flight requests ----------------------------------------------------
 
 
+@on_postgresql
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_lets_in_flight_creates_finish_and_exits_cleanly(
     pg: Database, tmp_path: Path, client: httpx.Client, servers: list[Server], workers: int
@@ -486,6 +494,7 @@ def test_sigterm_lets_in_flight_creates_finish_and_exits_cleanly(
     assert not problems, (summary, problems, server.log()[-2000:])
 
 
+@on_postgresql
 def test_bursts_beyond_the_connection_pool_log_no_errors(
     pg: Database, tmp_path: Path, client: httpx.Client, servers: list[Server]
 ) -> None:
