@@ -37,6 +37,10 @@ bench: $(STAMP) ## create-ticket throughput vs pgbench on PostgreSQL (installs w
 bench-list: $(STAMP) ## list/count latency with 1,000,000 tickets on PostgreSQL
 	$(BIN)/python bench/list_bench.py
 
+bench-rls: $(STAMP) ## create throughput with and without tenant row-level security
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/rls_bench.py
+
 clean: ## remove the virtualenv and the local data folder
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
 

@@ -87,7 +87,7 @@ def run_wrk(base: str, tenants_file: Path, connections: int, seconds: int) -> di
     return {k: float(v) for k, v in values.items()}
 
 
-def run_pgbench(tenants: int, connections: int, seconds: int) -> float:
+def run_pgbench(tenants: int, connections: int, seconds: int, database: str = DB_NAME) -> float:
     out = subprocess.run(
         [
             "pgbench",
@@ -108,7 +108,7 @@ def run_pgbench(tenants: int, connections: int, seconds: int) -> float:
             f"tenants={tenants}",
             "-f",
             str(BENCH / "create.pgbench.sql"),
-            DB_NAME,
+            database,
         ],
         capture_output=True,
         text=True,
@@ -125,15 +125,11 @@ def run_pgbench(tenants: int, connections: int, seconds: int) -> float:
     return float(match.group(1))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
+def prepare(url: str, data_dir: Path) -> tuple[dict[str, str], dict[int, Path]]:
+    """Migrates the database at `url`, loads the bench tenants and mints their tokens.
 
-    url = fresh_database(DB_NAME)
-    data_dir = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
+    Returns the server environment and, per tenant count, the wrk tenants file.
+    """
     env = {
         "TICKETING_DATABASE_URL": url,
         "TICKETING_DATA_DIR": str(data_dir),
@@ -172,10 +168,23 @@ def main() -> None:
         path = data_dir / f"tenants-{count}.txt"
         path.write_text("\n".join(lines[:count]) + "\n")
         tenant_files[count] = path
+    return env, tenant_files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+
+    url = fresh_database(DB_NAME)
+    data_dir = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
+    env, tenant_files = prepare(url, data_dir)
 
     # A new database's first minutes are slower (new WAL segments, relation extension):
     # warm it with the ceiling's own workload so that both sides meet the same database.
-    run_pgbench(max_tenants, 16, 15)
+    run_pgbench(max(TENANT_COUNTS), 16, 15)
     process, base = start_server(env, workers=args.workers, log=data_dir / "server.log")
     rows = []
     try:
