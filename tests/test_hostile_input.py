@@ -147,10 +147,10 @@ def test_megabyte_header_is_431_envelope(tenant: Tenant) -> None:
     assert tenant.ticket_count() == 0
 
 
-def test_header_with_cr_or_nul_is_400(tenant: Tenant) -> None:
+def test_header_with_cr_or_nul_is_400_envelope(tenant: Tenant) -> None:
     raw = json.dumps(seed_body()).encode()
     headers = "".join(f"{k}: {v}\r\n" for k, v in tenant.headers().items())
-    for bad in (b"X-Bad: a\rb\r\n", b"X-Bad: a\x00b\r\n"):
+    for bad in (b"X-Bad: a\rb\r\n", b"X-Bad: a\x00b\r\n", b"X Bad: a\r\n", b"X-Bad\x01: a\r\n"):
         request = (
             b"POST /api/v2/ticketing/ticket/create/james/16910?type=template&module=ticketing "
             b"HTTP/1.1\r\nHost: x\r\n"
@@ -159,5 +159,23 @@ def test_header_with_cr_or_nul_is_400(tenant: Tenant) -> None:
             + f"Content-Length: {len(raw)}\r\n\r\n".encode()
             + raw
         )
-        assert _raw(tenant.base_url, request).startswith(b"HTTP/1.1 400")
+        head, _, body = _raw(tenant.base_url, request).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), (bad, head)
+        assert b"content-type: application/json" in head.lower(), head
+        assert json.loads(body) == {
+            "error": True,
+            "code": "MALFORMED_REQUEST",
+            "message": "The request is not valid HTTP/1.1",
+            "status": 400,
+        }
     assert tenant.ticket_count() == 0
+
+
+def test_malformed_request_line_is_400_envelope(tenant: Tenant) -> None:
+    for request in (
+        b"GET /healthz HTTP/1.1 extra\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\r\n\r\n",
+    ):
+        head, _, body = _raw(tenant.base_url, request).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400"), (request, head)
+        assert json.loads(body)["code"] == "MALFORMED_REQUEST"

@@ -23,6 +23,7 @@ from ticketing.config import Settings, get_settings
 from ticketing.demo import DEMO_CONFIG, DEMO_REALM, DEMO_TENANT
 from ticketing.kit import migrate
 from ticketing.kit.db import create_engine, create_sessionmaker, transaction
+from ticketing.kit.http_protocol import EnvelopeHttpToolsProtocol
 
 
 def _engine(settings: Settings):  # type: ignore[no-untyped-def]
@@ -134,7 +135,8 @@ def _serve(host: str, port: int, workers: int, log_level: str) -> None:
         "port": port,
         "workers": workers,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools, answering unparsable requests with the error envelope.
+        "http": EnvelopeHttpToolsProtocol,
         "log_level": log_level,
         # The app logs JSON lines, one per request (ticketing.kit.logs).
         "log_config": None,
