@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -24,7 +25,8 @@ from sqlalchemy.exc import DBAPIError
 from tests.support import Database, Tenant, seed_body
 from tests.ticket_api import call, created, patch, updated
 from ticketing.config import APP_ROLE, Settings
-from ticketing.kit.db import transaction
+from ticketing.kit import app_role
+from ticketing.kit.db import database_unavailable, transaction
 from ticketing.kit.tenancy import bind_tenant
 from ticketing.state import AppState
 from ticketing.tickets import repository
@@ -52,6 +54,14 @@ TENANT_TABLES = {
 }
 
 _T = TypeVar("_T")
+
+
+@pytest.fixture
+def one_connection_state(database: Database, tmp_path: Path) -> AppState:
+    """The service's state with a pool of one connection, handed to one request after another."""
+    return AppState.from_settings(
+        Settings(database_url=database.url, data_dir=tmp_path, db_pool_size=1)
+    )
 
 
 @pytest.fixture
@@ -86,6 +96,60 @@ def unfiltered(state: AppState, tenant: str | None, table: str) -> list[str]:
     return run_as(state, tenant, work)
 
 
+def new_ticket_values(tenant_id: str) -> dict[str, Any]:
+    """Every column of a new ticket of `tenant_id`, as the create service builds them."""
+    now = datetime.now(UTC)
+    return {
+        "tenant_id": uuid.UUID(tenant_id),
+        "id": uuid.uuid4(),
+        "display_prefix": "CTC",
+        "team_id": "james",
+        "item_type_id": "16910",
+        "offer_id": "23629",
+        "source": "api",
+        "summary": "planted",
+        "data": {},
+        "attachments": {},
+        "ticket_relation": None,
+        "etag": uuid.uuid4(),
+        "version": 2,
+        "status_type": "New",
+        "status_category": "To-do Category",
+        "moved_to": None,
+        "deleted_seq": -1,
+        "submitted_by": "mallory@example.com",
+        "is_support_request": False,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def granted_tables(database: Database, role: str) -> set[str]:
+    """The tables `role` has any privilege on."""
+    rows = database.fetch(
+        "SELECT DISTINCT table_name FROM information_schema.role_table_grants "
+        "WHERE grantee = :role",
+        role=role,
+    )
+    return {row[0] for row in rows}
+
+
+def ticketing_as(database: Database, tmp_path: Path, role: str, *args: str) -> Any:
+    """Runs the `ticketing` command on the test database with TICKETING_DB_ROLE=`role`."""
+    return subprocess.run(
+        [sys.executable, "-m", "ticketing", *args],
+        env={
+            **os.environ,
+            "TICKETING_DATABASE_URL": database.url,
+            "TICKETING_DATA_DIR": str(tmp_path),
+            "TICKETING_DB_ROLE": role,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.fixture
 def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
     """Two tenants, each with a ticket, a comment, an update and an idempotency key."""
@@ -102,15 +166,7 @@ def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
 
 
 def test_every_table_the_service_can_reach_is_under_a_tenant_policy(database: Database) -> None:
-    granted = {
-        row[0]
-        for row in database.fetch(
-            "SELECT DISTINCT table_name FROM information_schema.role_table_grants "
-            "WHERE grantee = :role",
-            role=APP_ROLE,
-        )
-    }
-    assert granted == set(TENANT_TABLES)
+    assert granted_tables(database, APP_ROLE) == set(TENANT_TABLES)
     keyed = {
         row[0]
         for row in database.fetch(
@@ -185,12 +241,11 @@ def test_without_a_verified_tenant_nothing_is_visible(
 
 
 def test_a_pooled_connection_carries_each_requests_tenant_in_turn(
-    database: Database, tmp_path: Path, two_tenants: tuple[Tenant, Tenant]
+    database: Database, one_connection_state: AppState, two_tenants: tuple[Tenant, Tenant]
 ) -> None:
     first, second = two_tenants
+    state = one_connection_state
     # One connection, handed to one request after another.
-    settings = Settings(database_url=database.url, data_dir=tmp_path, db_pool_size=1)
-    state = AppState.from_settings(settings)
     turns = [first.id, second.id, None, first.id, first.id, "junk", second.id]
 
     async def main() -> list[tuple[int, set[str]]]:
@@ -213,12 +268,11 @@ def test_a_pooled_connection_carries_each_requests_tenant_in_turn(
     assert [tenants for _, tenants in seen] == expected
 
 
-def test_a_pooled_connection_the_database_dropped_is_replaced_when_handed_out(
-    database: Database, tmp_path: Path, two_tenants: tuple[Tenant, Tenant]
+def test_a_dropped_pooled_connection_is_replaced_when_it_must_take_another_tenant(
+    database: Database, one_connection_state: AppState, two_tenants: tuple[Tenant, Tenant]
 ) -> None:
     first, second = two_tenants
-    settings = Settings(database_url=database.url, data_dir=tmp_path, db_pool_size=1)
-    state = AppState.from_settings(settings)
+    state = one_connection_state
 
     async def main() -> list[tuple[int, set[str]]]:
         async def request(tenant: str) -> tuple[int, set[str]]:
@@ -342,30 +396,7 @@ def test_the_create_statement_cannot_write_into_another_tenant(
     [(version,)] = database.fetch(
         "SELECT config_version FROM tenants WHERE id = :t", t=uuid.UUID(second.id)
     )
-    now = datetime.now(UTC)
-    values: dict[str, Any] = {
-        "tenant_id": uuid.UUID(second.id),
-        "id": uuid.uuid4(),
-        "display_prefix": "CTC",
-        "team_id": "james",
-        "item_type_id": "16910",
-        "offer_id": "23629",
-        "source": "api",
-        "summary": "planted",
-        "data": {},
-        "attachments": {},
-        "ticket_relation": None,
-        "etag": uuid.uuid4(),
-        "version": 2,
-        "status_type": "New",
-        "status_category": "To-do Category",
-        "moved_to": None,
-        "deleted_seq": -1,
-        "submitted_by": "mallory@example.com",
-        "is_support_request": False,
-        "created_at": now,
-        "updated_at": now,
-    }
+    values = new_ticket_values(second.id)
 
     async def create_for_the_second_tenant(state: AppState) -> tuple[int, int] | None:
         return await repository.insert_new_ticket(
@@ -415,18 +446,151 @@ def test_the_create_statement_cannot_write_into_another_tenant(
 
 def test_serve_refuses_a_role_it_cannot_work_as(database: Database, tmp_path: Path) -> None:
     missing = f"ticketing_missing_{uuid.uuid4().hex[:8]}"
-    result = subprocess.run(
-        [sys.executable, "-m", "ticketing", "serve", "--port", "1"],
-        env={
-            **os.environ,
-            "TICKETING_DATABASE_URL": database.url,
-            "TICKETING_DATA_DIR": str(tmp_path),
-            "TICKETING_DB_ROLE": missing,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = ticketing_as(database, tmp_path, missing, "serve", "--port", "1")
     assert result.returncode == 2, result.stderr
     assert f"cannot work as database role '{missing}'" in result.stderr
     assert "does not exist" in result.stderr
+
+
+def test_a_create_leaves_its_connection_as_it_found_it(
+    database: Database, one_connection_state: AppState, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    first, second = two_tenants
+    state = one_connection_state
+    # One connection: a read of the first tenant, a create of the second, a read of the first.
+    [(version,)] = database.fetch(
+        "SELECT config_version FROM tenants WHERE id = :t", t=uuid.UUID(second.id)
+    )
+
+    async def main() -> tuple[set[str], tuple[int, int] | None, set[str], set[int]]:
+        pids: set[int] = set()
+
+        async def read(tenant: str) -> set[str]:
+            bind_tenant(tenant)
+            async with transaction(state.sessionmaker) as session:
+                pids.add((await session.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+                rows = (await session.execute(text("SELECT tenant_id FROM tickets"))).all()
+            return {str(row[0]) for row in rows}
+
+        async def create(tenant: str) -> tuple[int, int] | None:
+            bind_tenant(tenant)
+            return await repository.insert_new_ticket(
+                state.engine,
+                config_version=version,
+                counters={"CTC": 1, repository.LIVE_COUNTER: 1},
+                values=new_ticket_values(tenant),
+                changed_by={},
+                changes=[],
+            )
+
+        try:
+            before = await asyncio.create_task(read(first.id))
+            created_ = await asyncio.create_task(create(second.id))
+            after = await asyncio.create_task(read(first.id))
+            return before, created_, after, pids
+        finally:
+            await state.engine.dispose()
+
+    before, created_, after, pids = asyncio.run(main())
+    assert len(pids) == 1
+    assert created_ is not None
+    assert before == after == {first.id}
+
+
+def test_migrate_sets_up_the_configured_role_on_an_up_to_date_database(
+    database: Database, tmp_path: Path
+) -> None:
+    role = f"ticketing_other_{uuid.uuid4().hex[:8]}"
+    try:
+        # The database is at the newest revision already: no migration runs, the role is
+        # still created and given what the service needs.
+        result = ticketing_as(database, tmp_path, role, "migrate")
+        assert result.returncode == 0, result.stderr
+        assert granted_tables(database, role) == set(TENANT_TABLES)
+        settings = Settings(
+            database_url=database.url, data_dir=tmp_path, db_pool_size=1, db_role=role
+        )
+        state = AppState.from_settings(settings)
+        assert run_as(state, None, lambda state: app_role.problem(state.engine)) is None
+    finally:
+        database.fetch(f'DROP OWNED BY "{role}"')
+        database.fetch(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        ('CREATE ROLE "{role}" NOLOGIN', "lacks USAGE on the schema"),
+        (
+            'CREATE ROLE "{role}" NOLOGIN; GRANT USAGE ON SCHEMA public TO "{role}"',
+            "lacks SELECT on tenants",
+        ),
+        ('CREATE ROLE "{role}" NOLOGIN BYPASSRLS', "policies would not bind it"),
+        ('CREATE ROLE "{role}" NOLOGIN SUPERUSER', "policies would not bind it"),
+    ],
+    ids=["no-grants", "no-table-grants", "bypassrls", "superuser"],
+)
+def test_serve_refuses_a_role_the_policies_would_not_bind_or_that_lacks_grants(
+    database: Database, tmp_path: Path, setup: str, reason: str
+) -> None:
+    role = f"ticketing_bad_{uuid.uuid4().hex[:8]}"
+    for statement in setup.format(role=role).split("; "):
+        database.fetch(statement)
+    try:
+        result = ticketing_as(database, tmp_path, role, "serve", "--port", "1")
+        assert result.returncode == 2, result.stderr
+        assert f"cannot work as database role '{role}'" in result.stderr
+        assert reason in result.stderr
+    finally:
+        database.fetch(f'DROP OWNED BY "{role}"')
+        database.fetch(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_a_login_user_that_is_not_the_owner_is_scoped_without_a_role_switch(
+    database: Database, tmp_path: Path, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    first, _second = two_tenants
+    login = f"ticketing_login_{uuid.uuid4().hex[:8]}"
+    # A least-privilege login: a member of the service role, inheriting its grants.
+    database.fetch(f'CREATE ROLE "{login}" LOGIN IN ROLE "{APP_ROLE}"')
+    try:
+        url = database.url.replace("postgres@", f"{login}@", 1)
+        assert url != database.url
+        settings = Settings(database_url=url, data_dir=tmp_path, db_pool_size=1, db_role="")
+        state = AppState.from_settings(settings)
+        assert set(unfiltered(state, first.id, "tickets")) == {first.id}
+        assert unfiltered(state, None, "tickets") == []
+    finally:
+        database.fetch(f'DROP ROLE IF EXISTS "{login}"')
+
+
+def test_a_database_that_cannot_take_the_tenant_is_reported_unavailable(
+    service_state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a statement timeout on an overloaded database looks like to the driver: setting
+    # the tenant fails on a pooled connection and on the new one the pool opens instead.
+    attempts = []
+    real_execute = asyncpg.Connection.execute
+
+    async def timing_out(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
+        if "set_config('ticketing.tenant_id'" in query:
+            attempts.append(query)
+            raise TimeoutError()
+        return await real_execute(self, query, *args, **kw)
+
+    async def work(state: AppState) -> BaseException | None:
+        async with state.engine.connect() as conn:  # a pooled connection, fresh no more
+            await conn.execute(text("SELECT 1"))
+        bind_tenant(str(uuid.uuid4()))
+        monkeypatch.setattr(asyncpg.Connection, "execute", timing_out)
+        try:
+            async with state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            return exc
+        return None
+
+    error = run_as(service_state, None, work)
+    assert error is not None
+    assert database_unavailable(error), repr(error)
+    assert len(attempts) == 2

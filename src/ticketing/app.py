@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
@@ -103,8 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             async with state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except (OSError, DBAPIError) as exc:
-            log.warning("health check: database unreachable: %s", exc)
+        except DATABASE_ERRORS as exc:
+            log.warning("health check: database unreachable: %r", exc)
             return JsonResponse({"status": "unhealthy", "database": "unreachable"}, status_code=503)
         return JsonResponse({"status": "ok", "database": "ok"})
 

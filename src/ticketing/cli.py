@@ -13,15 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
-
 from ticketing.auth.dev_issuer import DEFAULT_SCOPE, load_or_create_dev_key, mint_token
 from ticketing.catalog.config_file import ConfigError, read_config
 from ticketing.catalog.loader import load_config
 from ticketing.config import Settings, get_settings
 from ticketing.demo import DEMO_CONFIG, DEMO_REALM, DEMO_TENANT
-from ticketing.kit import migrate
+from ticketing.kit import app_role, migrate
 from ticketing.kit.db import create_engine, create_sessionmaker, transaction
 from ticketing.kit.http_protocol import EnvelopeHttpToolsProtocol
 
@@ -55,13 +52,9 @@ async def _role_problem(settings: Settings) -> str | None:
     try:
         if engine.dialect.name != "postgresql":
             return None
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except DBAPIError as exc:
-        return str(exc.orig).strip().splitlines()[0]
+        return await app_role.problem(engine)
     finally:
         await engine.dispose()
-    return None
 
 
 async def _load(settings: Settings, path: Path) -> list[tuple[str, str]]:

@@ -30,8 +30,8 @@ def create_engine(
     SQLite allows one writer; taking the lock at BEGIN (IMMEDIATE) makes concurrent writers
     queue on the busy timeout instead of failing when a read lock cannot be upgraded.
 
-    With `role` (PostgreSQL), every connection works as that role from its first statement,
-    and every connection handed out carries the request's tenant (ticketing.kit.tenancy).
+    On PostgreSQL, every connection handed out carries the request's tenant
+    (ticketing.kit.tenancy), and with `role` works as that role from its first statement.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -58,8 +58,8 @@ def create_engine(
             **({"server_settings": {"role": role}} if role else {}),
         },
     )
-    if role:
-        scope_connections(engine)
+    # The policies bind every role but the tables' owner, whichever the service logs in as.
+    scope_connections(engine)
     return engine
 
 

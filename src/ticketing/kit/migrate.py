@@ -12,6 +12,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketing.config import APP_ROLE
+from ticketing.kit.app_role import provide as provide_app_role
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # Serialises `migrate` across processes that start together against one PostgreSQL.
@@ -34,8 +35,9 @@ def _upgrade(connection: Connection, app_role: str | None) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
     config = alembic_config()
     config.attributes["connection"] = connection
-    config.attributes["app_role"] = app_role
     command.upgrade(config, "head")
+    if connection.dialect.name == "postgresql" and app_role:
+        provide_app_role(connection, app_role)
 
 
 def _current(connection: Connection) -> str | None:
@@ -46,7 +48,7 @@ async def upgrade(engine: AsyncEngine, app_role: str | None = APP_ROLE) -> None:
     """Brings the schema to the newest revision.
 
     On PostgreSQL, `app_role` is the role the service works as: it is created when missing,
-    granted to the login user, and given what the service needs on the tables.
+    granted to the login user, and given what the service needs on the tables, every time.
     """
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade, app_role)

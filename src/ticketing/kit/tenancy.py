@@ -21,12 +21,12 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 SETTING = "ticketing.tenant_id"
-# What a policy compares tenant_id with: NULL (no row matches) when no tenant is set.
-CURRENT_TENANT_SQL = f"NULLIF(current_setting('{SETTING}', true), '')::uuid"
 
 _SET = f"SELECT set_config('{SETTING}', $1, false)"
-# Key in a pooled connection's info: the driver connection and the tenant it holds.
+# Keys in a pooled connection's info: the driver connection and the tenant it holds; set
+# when the connection was just opened.
 _HELD = "ticketing.tenant"
+_FRESH = "ticketing.fresh"
 
 _current: ContextVar[str] = ContextVar("ticketing_tenant", default="")
 # Set while the request runs a statement that sets the tenant itself (scoped_by_statement).
@@ -69,8 +69,13 @@ def scope_connections(engine: AsyncEngine) -> None:
     undo it; the round trip is skipped when the connection already holds that tenant.
     """
 
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_FRESH] = True
+
     @event.listens_for(engine.sync_engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        fresh = record.info.pop(_FRESH, False)
         if _self_scoped.get():
             return
         tenant = _current.get()
@@ -81,7 +86,11 @@ def scope_connections(engine: AsyncEngine) -> None:
         try:
             dbapi_connection.run_async(lambda driver: driver.execute(_SET, tenant))
         except Exception as exc:
-            # A connection the database dropped (restart, idle timeout): the pool replaces
-            # it and tries again; when the database is away, connecting fails as usual.
+            if fresh:
+                # A connection opened a moment ago that cannot take it: the database is not
+                # answering; the error says so (503).
+                raise
+            # A pooled connection the database dropped (restart, idle timeout): the pool
+            # replaces it with a new one and tries again.
             raise DisconnectionError(f"setting the tenant failed: {exc!r}") from exc
         record.info[_HELD] = (dbapi_connection, tenant)

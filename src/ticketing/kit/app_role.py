@@ -1,0 +1,114 @@
+"""The PostgreSQL role the service works as: set up by `ticketing migrate`, checked by
+`ticketing serve`.
+
+The role is bound by the tenant row-level security policies (migration 0004), so it must be
+neither superuser nor BYPASSRLS nor the tables' owner; it gets no more than the service needs.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# What the service does with each table. Changing configuration is the loader's, run as the
+# owner; tickets are deleted softly; expired idempotency keys are deleted.
+PRIVILEGES = {
+    "tenants": ("SELECT",),
+    "teams": ("SELECT",),
+    "ticket_types": ("SELECT",),
+    "ticket_fields": ("SELECT",),
+    "offers": ("SELECT",),
+    "display_id_counters": ("SELECT", "INSERT", "UPDATE"),
+    "tickets": ("SELECT", "INSERT", "UPDATE"),
+    "ticket_history": ("SELECT", "INSERT", "UPDATE"),
+    "ticket_comments": ("SELECT", "INSERT", "UPDATE"),
+    "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+}
+
+
+def _checked(role: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", role):
+        raise ValueError(f"not a plain role name: {role!r}")
+    return role
+
+
+def provide(connection: Connection, role: str) -> None:
+    """Creates the role when missing, lets the login user switch to it, and grants it what
+    the service needs on the current schema. Idempotent; run by every `ticketing migrate`."""
+    role = _checked(role)
+    # Roles belong to the whole server: another database may create it at this very moment.
+    connection.exec_driver_sql(
+        f"""
+        DO $$
+        BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+                CREATE ROLE "{role}" NOLOGIN;
+            END IF;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+        END $$
+        """
+    )
+    connection.exec_driver_sql(
+        f"""
+        DO $$
+        BEGIN
+            IF NOT pg_has_role(current_user, '{role}', 'MEMBER') THEN
+                EXECUTE format('GRANT %I TO %I', '{role}', current_user);
+            END IF;
+        END $$
+        """
+    )
+    schema = connection.exec_driver_sql("SELECT quote_ident(current_schema())").scalar()
+    connection.exec_driver_sql(f'GRANT USAGE ON SCHEMA {schema} TO "{role}"')
+    for table, privileges in PRIVILEGES.items():
+        connection.exec_driver_sql(f'GRANT {", ".join(privileges)} ON {table} TO "{role}"')
+    # tickets.id_serial is an identity column.
+    sequence = connection.exec_driver_sql(
+        "SELECT pg_get_serial_sequence('tickets', 'id_serial')"
+    ).scalar()
+    connection.exec_driver_sql(f'GRANT USAGE ON SEQUENCE {sequence} TO "{role}"')
+
+
+async def problem(engine: AsyncEngine) -> str | None:
+    """Why the service could not work through `engine` (connected as its role) as intended,
+    or None when it can: the role must be usable, have what it needs, and be bound by the
+    policies."""
+    try:
+        async with engine.connect() as conn:
+            name, unbound, schema_usage = (
+                await conn.execute(
+                    text(
+                        "SELECT current_user, r.rolsuper OR r.rolbypassrls OR EXISTS ("
+                        "  SELECT FROM pg_tables WHERE schemaname = current_schema()"
+                        "  AND tablename = 'tickets' AND tableowner = current_user),"
+                        " has_schema_privilege(current_schema(), 'USAGE') "
+                        "FROM pg_roles AS r WHERE r.rolname = current_user"
+                    )
+                )
+            ).one()
+            if unbound:
+                return (
+                    f"role {name} is a superuser, has BYPASSRLS or owns the tables, "
+                    "so the tenant policies would not bind it"
+                )
+            if not schema_usage:
+                return f"role {name} lacks USAGE on the schema"
+            missing = [
+                f"{privilege} on {table}"
+                for table, privileges in PRIVILEGES.items()
+                for privilege in privileges
+                if not (
+                    await conn.execute(
+                        text("SELECT has_table_privilege(CAST(:t AS regclass), :p)"),
+                        {"t": table, "p": privilege},
+                    )
+                ).scalar()
+            ]
+    except DBAPIError as exc:
+        return str(exc.orig).strip().splitlines()[0]
+    if missing:
+        return f"role {name} lacks {', '.join(missing)}"
+    return None
