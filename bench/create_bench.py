@@ -125,11 +125,15 @@ def run_pgbench(tenants: int, connections: int, seconds: int, database: str = DB
     return float(match.group(1))
 
 
-def prepare(url: str, data_dir: Path) -> tuple[dict[str, str], dict[int, Path]]:
-    """Migrates the database at `url`, loads the bench tenants and mints their tokens.
+def prepare(database: str) -> tuple[dict[str, str], dict[int, Path], Path]:
+    """Creates the scratch database, migrates it, loads the bench tenants, mints their
+    tokens and warms the database.
 
-    Returns the server environment and, per tenant count, the wrk tenants file.
+    Returns the server environment, per tenant count the wrk tenants file, and the data
+    folder.
     """
+    url = fresh_database(database)
+    data_dir = Path(tempfile.mkdtemp(prefix=f"{database}-"))
     env = {
         "TICKETING_DATABASE_URL": url,
         "TICKETING_DATA_DIR": str(data_dir),
@@ -168,7 +172,10 @@ def prepare(url: str, data_dir: Path) -> tuple[dict[str, str], dict[int, Path]]:
         path = data_dir / f"tenants-{count}.txt"
         path.write_text("\n".join(lines[:count]) + "\n")
         tenant_files[count] = path
-    return env, tenant_files
+    # A new database's first minutes are slower (new WAL segments, relation extension):
+    # warm it with the ceiling's own workload so that both sides meet the same database.
+    run_pgbench(max_tenants, 16, 15, database=database)
+    return env, tenant_files, data_dir
 
 
 def main() -> None:
@@ -178,13 +185,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
-    url = fresh_database(DB_NAME)
-    data_dir = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
-    env, tenant_files = prepare(url, data_dir)
-
-    # A new database's first minutes are slower (new WAL segments, relation extension):
-    # warm it with the ceiling's own workload so that both sides meet the same database.
-    run_pgbench(max(TENANT_COUNTS), 16, 15)
+    env, tenant_files, data_dir = prepare(DB_NAME)
     process, base = start_server(env, workers=args.workers, log=data_dir / "server.log")
     rows = []
     try:

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, fresh_database, psql, start_server
-from create_bench import TENANT_COUNTS, prepare, run_pgbench, run_wrk
+from common import RESULTS, psql, start_server
+from create_bench import TENANT_COUNTS, prepare, run_wrk
 
 DB_NAME = "ticketing_bench_rls"
 CONNECTIONS = 16
@@ -36,10 +35,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
 
-    url = fresh_database(DB_NAME)
-    data_dir = Path(tempfile.mkdtemp(prefix="ticketing-bench-rls-"))
-    env, tenant_files = prepare(url, data_dir)
-    run_pgbench(max(TENANT_COUNTS), 16, 15, database=DB_NAME)  # warm the new database
+    env, tenant_files, data_dir = prepare(DB_NAME)
     results: dict[str, dict[int, list[float]]] = {s: {t: [] for t in TENANT_COUNTS} for s in SETUPS}
     try:
         for round_number in range(args.rounds):

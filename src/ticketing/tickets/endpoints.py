@@ -143,15 +143,26 @@ async def create_ticket(request: Request) -> Response:
             return idempotency.Answer(200, body, etag_header(ticket["etag"]))
         raise ServiceUnavailable("The tenant's configuration is being changed; retry", 1)
 
+    return await _answer_once(request, access, raw_body, create)
+
+
+async def _answer_once(
+    request: Request,
+    access: Access,
+    raw_body: bytes,
+    action: Callable[[idempotency.Claim | None], Awaitable[idempotency.Answer]],
+) -> Response:
+    """Runs `action` once per Idempotency-Key (every time when the request has none) and
+    answers with its result."""
     key = idempotency.requested_key(request)
     if key is None:
-        return _answer(await create(None))
+        return _answer(await action(None))
     answer, replayed = await idempotency.run_once(
-        state.sessionmaker,
+        app_state(request).sessionmaker,
         access=access,
         key=key,
         request_hash=idempotency.fingerprint(request, raw_body),
-        action=create,
+        action=action,
     )
     return _answer(answer, replayed=replayed)
 
@@ -260,17 +271,7 @@ async def update_ticket(request: Request, objectId: str) -> Response:
         }
         return idempotency.Answer(200, body, etag_header(ticket["etag"]))
 
-    key = idempotency.requested_key(request)
-    if key is None:
-        return _answer(await apply(None))
-    answer, replayed = await idempotency.run_once(
-        state.sessionmaker,
-        access=access,
-        key=key,
-        request_hash=idempotency.fingerprint(request, raw_body),
-        action=apply,
-    )
-    return _answer(answer, replayed=replayed)
+    return await _answer_once(request, access, raw_body, apply)
 
 
 @router.delete(
