@@ -1,5 +1,10 @@
--- wrk script: POST the seed's example body to the create endpoint, rotating over tenants.
--- Tenants come from the file named by TENANTS_FILE: one "tenant_id realm token" per line.
+-- wrk script: POST the seed's example body to the create endpoint, rotating over the lines of
+-- the file named by TENANTS_FILE: one "tenant_id realm token" per line. With one line per
+-- tenant every request of a tenant carries the same token (as an integration does, so the
+-- server's verified-token cache answers); a file of thousands of distinct tokens gives each
+-- request a token the server has not verified recently (see create_bench.py).
+-- Each of the WRK_THREADS threads starts at its own share of the file and walks it forward,
+-- so two threads never send the same line close together.
 
 local tenants = {}
 local body = [[{"source": "api", "summary": "Hardware request - new laptop", "ticketBody": {"offerId": "23629", "ab13e5d1-9b9d-4c3e-8fc4-e86912c8cb53": "Need a replacement laptop", "7f111983-1013-41be-a056-989fff018bb5": "<p>Current laptop battery no longer holds charge.</p>", "711ea9e6-1b73-4070-9eb2-941803f7f5d4": "<2week"}, "attachments": {}, "ticketRelation": null}]]
@@ -9,6 +14,7 @@ local counter = 0
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("thread_number", #threads)
 end
 
 function init(args)
@@ -17,7 +23,8 @@ function init(args)
     table.insert(tenants, {id = id, realm = realm, token = token})
   end
   errors = 0
-  counter = math.random(#tenants)
+  local thread_count = tonumber(os.getenv("WRK_THREADS") or "1")
+  counter = math.floor((thread_number - 1) * #tenants / thread_count)
 end
 
 function request()

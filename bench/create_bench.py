@@ -1,246 +1,284 @@
-"""Create-ticket throughput: the service under wrk against pgbench doing the same database work.
+"""Create-ticket throughput: the service under wrk against pgbench sending the service's own
+create statement, in alternating windows of one run.
 
-Usage: python bench/create_bench.py [--duration 20] [--warmup 5] [--workers 2]
-Prints a table and writes bench/results/create.json.
+Usage: python bench/create_bench.py [--rounds 3] [--duration 8] [--warmup 2] [--workers 1]
+                                    [--server throwaway|machine] [--database NAME]
+Prints a table and writes bench/results/create.json; bench/README.md says how each figure is
+taken. A smoke run: --rounds 1 --duration 2 --warmup 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
-import re
-import subprocess
+import shutil
 import sys
-import tempfile
-import uuid
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import mean
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
-    DEV_ISSUER,
     RESULTS,
-    fresh_database,
-    psql,
+    Cluster,
+    add_server_arguments,
+    cpu_seconds,
+    machine,
+    mint_tokens,
+    open_cluster,
+    peak_rss_mib,
+    prepare_create_tenants,
+    run_pgbench,
+    run_wrk,
     start_server,
-    tenant_config,
-    ticketing,
+    write_tokens_file,
 )
 
-from ticketing.config import APP_ROLE
+from ticketing.auth.tokens import TokenVerifier
+from ticketing.tickets.repository import TENANT_GATE_SIZE
 
-BENCH = Path(__file__).resolve().parent
-DB_NAME = "ticketing_bench_create"
-CONNECTIONS = (16, 64)
-TENANT_COUNTS = (1, 64)
-
-
-def tenant_uuid(n: int) -> str:
-    """The id of bench tenant n, as the pgbench script computes it: md5('bench-tenant-' || n)."""
-    return str(uuid.UUID(hashlib.md5(f"bench-tenant-{n}".encode()).hexdigest()))  # noqa: S324
+TENANTS = 64
+# Enough distinct tokens that each comes back only after more than the server's cache of
+# verified tokens holds has been verified since: every request of that row is a signature check.
+FRESH_TOKENS = TokenVerifier.CACHE_SIZE * 5 // 4
 
 
-def worker_pids(master: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
+@dataclass
+class Side:
+    """One workload measured in every round: wrk on the service, or pgbench."""
+
+    name: str
+    connections: int
+    tenants: int
+    tokens: str = "reused"  # service only: "reused" (one per tenant) or "fresh"
+    pgbench: bool = False
+    ceiling: str = ""  # service only: the name of the pgbench side it is compared with
+    contention: bool = False  # pgbench only: sessions pile on one tenant's row locks
+    windows: list[dict[str, Any]] = field(default_factory=list)
+
+    def rate(self) -> float:
+        key = "tps" if self.pgbench else "rps"
+        return round(mean(w[key] for w in self.windows), 1)
+
+    def rate_cell(self) -> str:
+        key = "tps" if self.pgbench else "rps"
+        values = [w[key] for w in self.windows]
+        spread = f" ({min(values):.0f}-{max(values):.0f})" if len(values) > 1 else ""
+        return f"{self.rate()}{spread}"
 
 
-def peak_rss_mib(pids: list[int]) -> float:
-    """The largest peak resident set (VmHWM) among the processes, in MiB."""
-    peak = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(r"VmHWM:\s+(\d+) kB", status)
-        if match:
-            peak = max(peak, int(match.group(1)))
-    return round(peak / 1024, 1)
-
-
-def run_wrk(base: str, tenants_file: Path, connections: int, seconds: int) -> dict[str, float]:
-    out = subprocess.run(
+def sides(workers: int) -> list[list[Side]]:
+    """The workloads, grouped: each group holds service rows and the pgbench windows they are
+    compared with, run back to back in every round (in alternating order)."""
+    gate = TENANT_GATE_SIZE * workers
+    return [
         [
-            "wrk",
-            "-t",
-            "2",
-            "-c",
-            str(connections),
-            "-d",
-            f"{seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(BENCH / "create.lua"),
-            base,
+            Side("service 16c 1t", 16, 1, ceiling="pgbench 16c 1t"),
+            Side("pgbench 16c 1t", 16, 1, pgbench=True),
         ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TENANTS_FILE": str(tenants_file)},
-        check=True,
-    ).stdout
-    values = dict(re.findall(r"^([A-Z0-9_]+) ([\d.]+)$", out, flags=re.MULTILINE))
-    return {k: float(v) for k, v in values.items()}
-
-
-def run_pgbench(tenants: int, connections: int, seconds: int, database: str = DB_NAME) -> float:
-    out = subprocess.run(
         [
-            "pgbench",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-n",
-            "-M",
-            "prepared",
-            "-c",
-            str(connections),
-            "-j",
-            "2",
-            "-T",
-            str(seconds),
-            "-D",
-            f"tenants={tenants}",
-            "-f",
-            str(BENCH / "create.pgbench.sql"),
-            database,
+            # The service lets at most `gate` creates of a tenant wait at the database, so
+            # its database sees `gate` sessions of the tenant, not 64.
+            Side("service 64c 1t", 64, 1, ceiling=f"pgbench {gate}c 1t"),
+            Side(f"pgbench {gate}c 1t", gate, 1, pgbench=True),
+            Side("pgbench 64c 1t", 64, 1, pgbench=True, contention=True),
         ],
-        capture_output=True,
-        text=True,
-        # The role the service works as, bound by the same policies.
-        env={**os.environ, "PGOPTIONS": f"-c role={APP_ROLE}"},
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"pgbench failed:\n{out.stdout}\n{out.stderr}")
-    match = re.search(r"tps = ([\d.]+)", out.stdout)
-    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
-    if failed and int(failed.group(1)):
-        raise SystemExit(f"pgbench transactions failed:\n{out.stdout}")
-    assert match, out.stdout
-    return float(match.group(1))
+        [
+            Side("service 16c 64t", 16, TENANTS, ceiling="pgbench 16c 64t"),
+            Side(
+                "service 16c 64t fresh tokens",
+                16,
+                TENANTS,
+                tokens="fresh",
+                ceiling="pgbench 16c 64t",
+            ),
+            Side("pgbench 16c 64t", 16, TENANTS, pgbench=True),
+        ],
+        [
+            Side("service 64c 64t", 64, TENANTS, ceiling="pgbench 64c 64t"),
+            Side("pgbench 64c 64t", 64, TENANTS, pgbench=True),
+        ],
+    ]
 
 
-def prepare(database: str) -> tuple[dict[str, str], dict[int, Path], Path]:
-    """Creates the scratch database, migrates it, loads the bench tenants, mints their
-    tokens and warms the database.
-
-    Returns the server environment, per tenant count the wrk tenants file, and the data
-    folder.
-    """
-    url = fresh_database(database)
-    data_dir = Path(tempfile.mkdtemp(prefix=f"{database}-"))
-    env = {
-        "TICKETING_DATABASE_URL": url,
-        "TICKETING_DATA_DIR": str(data_dir),
-        "TICKETING_DEV_ISSUER_URL": DEV_ISSUER,
+def measure(
+    side: Side,
+    *,
+    cluster: Cluster,
+    database: str,
+    base: str,
+    server_pid: int,
+    token_files: dict[str, Path],
+    warmup: int,
+    duration: int,
+) -> dict[str, Any]:
+    """One window: `warmup` seconds of the side's own workload, then `duration` measured."""
+    if side.pgbench:
+        if warmup:
+            run_pgbench(
+                cluster,
+                database,
+                tenants=side.tenants,
+                connections=side.connections,
+                seconds=warmup,
+            )
+        tps = run_pgbench(
+            cluster, database, tenants=side.tenants, connections=side.connections, seconds=duration
+        )
+        return {"tps": round(tps, 1)}
+    tokens = token_files[f"{side.tokens}-{side.tenants}"]
+    if warmup:
+        run_wrk(base, tokens, side.connections, warmup)
+    cpu_before = cpu_seconds(server_pid)
+    result = run_wrk(base, tokens, side.connections, duration)
+    cpu = cpu_seconds(server_pid) - cpu_before
+    return {
+        "rps": round(result["RPS"], 1),
+        "p50_ms": result["P50"],
+        "p99_ms": result["P99"],
+        "requests": int(result["REQUESTS"]),
+        "cpu_s": round(cpu, 2),
+        "non_200": int(result["NON200"]) + int(result["SOCKET_ERRORS"]),
     }
-    ticketing("migrate", env=env)
-    max_tenants = max(TENANT_COUNTS)
-    config = {
-        "tenants": [tenant_config(tenant_uuid(n), f"bench{n}") for n in range(1, max_tenants + 1)]
+
+
+def table(groups: list[list[Side]], workers: int, rss: float) -> list[str]:
+    gate = TENANT_GATE_SIZE * workers
+    lines = [
+        "| connections | tenants | tokens | service req/s (min-max) | p50 ms | p99 ms "
+        "| Python CPU ms/create | compared with | pgbench tps (min-max) | ratio | non-200 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    token_label = {
+        "reused": "one per tenant, reused",
+        "fresh": f"fresh per request ({FRESH_TOKENS:,} rotating)",
     }
-    (data_dir / "tenants.json").write_text(json.dumps(config))
-    ticketing("load", str(data_dir / "tenants.json"), env=env)
-    lines = []
-    for n in range(1, max_tenants + 1):
-        token = ticketing(
-            "token",
-            "--tenant",
-            tenant_uuid(n),
-            "--realm",
-            f"bench{n}",
-            "--user",
-            "user@example.com",
-            "--first-name",
-            "Jane",
-            "--last-name",
-            "Doe",
-            "--roles",
-            "ticket_agent",
-            "--ttl",
-            "7200",
-            env=env,
-        ).strip()
-        lines.append(f"{tenant_uuid(n)} bench{n} {token}")
-    tenant_files = {}
-    for count in TENANT_COUNTS:
-        path = data_dir / f"tenants-{count}.txt"
-        path.write_text("\n".join(lines[:count]) + "\n")
-        tenant_files[count] = path
-    # A new database's first minutes are slower (new WAL segments, relation extension):
-    # warm it with the ceiling's own workload so that both sides meet the same database.
-    run_pgbench(max_tenants, 16, 15, database=database)
-    return env, tenant_files, data_dir
+    for group in groups:
+        by_name = {side.name: side for side in group}
+        for side in group:
+            if side.pgbench:
+                continue
+            ceiling = by_name[side.ceiling]
+            what = f"pgbench, {ceiling.connections} sessions"
+            if ceiling.connections == gate and side.connections > gate:
+                what += " (as many as the per-tenant gate lets through)"
+            windows = side.windows
+            requests = sum(w["requests"] for w in windows)
+            cpu_ms = 1000 * sum(w["cpu_s"] for w in windows) / max(1, requests)
+            lines.append(
+                f"| {side.connections} | {side.tenants} | {token_label[side.tokens]} "
+                f"| {side.rate_cell()} | {mean(w['p50_ms'] for w in windows):.1f} "
+                f"| {max(w['p99_ms'] for w in windows):.1f} | {cpu_ms:.2f} | {what} "
+                f"| {ceiling.rate_cell()} | {side.rate() / ceiling.rate():.2f} "
+                f"| {sum(w['non_200'] for w in windows)} |"
+            )
+        for side in group:
+            if side.contention:
+                lines.append(
+                    f"| {side.connections} | {side.tenants} | — | — | — | — | — "
+                    f"| pgbench at {side.connections} sessions on one tenant's counter rows: "
+                    f"contention, not a ceiling | {side.rate_cell()} | — | — |"
+                )
+    lines.append(f"\npeak RSS of a server process: {rss} MiB")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="windows per workload")
+    parser.add_argument("--duration", type=int, default=8, help="measured seconds a window")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="seconds of the same workload before each window"
+    )
     parser.add_argument("--workers", type=int, default=1)
+    add_server_arguments(parser, "ticketing_bench_create")
     args = parser.parse_args()
 
-    env, tenant_files, data_dir = prepare(DB_NAME)
-    process, base = start_server(env, workers=args.workers, log=data_dir / "server.log")
-    rows = []
-    try:
-        workers = worker_pids(process.pid) or [process.pid]
-        for tenants in TENANT_COUNTS:
-            for connections in CONNECTIONS:
-                run_wrk(base, tenant_files[tenants], connections, args.warmup)
-                result = run_wrk(base, tenant_files[tenants], connections, args.duration)
-                rows.append(
-                    {
-                        "connections": connections,
-                        "tenants": tenants,
-                        "service_rps": round(result["RPS"], 1),
-                        "p50_ms": result["P50"],
-                        "p99_ms": result["P99"],
-                        "requests": int(result["REQUESTS"]),
-                        "non_200": int(result["NON200"]),
-                        "socket_errors": int(result["SOCKET_ERRORS"]),
-                    }
-                )
-                print(f"service c={connections} tenants={tenants}: {rows[-1]}", flush=True)
-        rss = peak_rss_mib(workers)
-    finally:
-        process.terminate()
-        process.wait()
-    for row in rows:
-        run_pgbench(row["tenants"], row["connections"], args.warmup)
-        tps = run_pgbench(row["tenants"], row["connections"], args.duration)
-        row["pgbench_tps"] = round(tps, 1)
-        row["ratio"] = round(row["service_rps"] / tps, 2)
-        row["peak_rss_mib_per_worker"] = rss
-        print(f"pgbench c={row['connections']} tenants={row['tenants']}: {tps:.1f} tps", flush=True)
+    started = time.monotonic()
+    with open_cluster(args.server) as cluster:
+        cluster_line = cluster.describe()
+        print(cluster_line, flush=True)
+        env, data_dir = prepare_create_tenants(cluster, args.database, TENANTS)
+        everyone = list(range(1, TENANTS + 1))
+        reused = mint_tokens(data_dir / "dev-signing-key.pem", everyone)
+        rotation = [everyone[i % TENANTS] for i in range(FRESH_TOKENS)]
+        token_files = {
+            "reused-1": write_tokens_file(data_dir / "reused-1.txt", everyone[:1], reused[:1]),
+            "reused-64": write_tokens_file(data_dir / "reused-64.txt", everyone, reused),
+            "fresh-64": write_tokens_file(
+                data_dir / "fresh-64.txt",
+                rotation,
+                mint_tokens(data_dir / "dev-signing-key.pem", rotation),
+            ),
+        }
+        print(f"set up in {time.monotonic() - started:.0f} s", flush=True)
+        groups = sides(args.workers)
+        process, base = start_server(env, workers=args.workers, log=data_dir / "server.log")
+        try:
+            for round_number in range(args.rounds):
+                for group in groups:
+                    # Alternate the order: what runs first may meet a different database.
+                    for side in group if round_number % 2 == 0 else reversed(group):
+                        window = measure(
+                            side,
+                            cluster=cluster,
+                            database=args.database,
+                            base=base,
+                            server_pid=process.pid,
+                            token_files=token_files,
+                            warmup=args.warmup,
+                            duration=args.duration,
+                        )
+                        side.windows.append(window)
+                        print(f"round {round_number + 1} {side.name}: {window}", flush=True)
+            rss = peak_rss_mib(process.pid)
+        finally:
+            process.terminate()
+            process.wait()
+            cluster.drop_database(args.database)
 
+    header = [
+        f"Creates, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}, "
+        f"{args.workers} server process(es), per-tenant gate {TENANT_GATE_SIZE}",
+        cluster_line,
+        f"{args.rounds} round(s); in each, every workload runs {args.warmup:g} s unmeasured then "
+        f"{args.duration:g} s measured, service and pgbench windows alternating",
+    ]
+    lines = table(groups, args.workers, rss)
+    print("\n" + "\n".join(header) + "\n\n" + "\n".join(lines))
+    print(f"\nwall time {time.monotonic() - started:.0f} s")
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} cores, {os.uname().machine}",
+        "machine": machine(),
+        "cluster": cluster_line,
         "workers": args.workers,
+        "rounds": args.rounds,
+        "warmup_s": args.warmup,
         "duration_s": args.duration,
-        "rows": rows,
+        "fresh_tokens": FRESH_TOKENS,
+        "peak_rss_mib": rss,
+        "sides": [
+            {
+                "name": s.name,
+                "connections": s.connections,
+                "tenants": s.tenants,
+                "tokens": None if s.pgbench else s.tokens,
+                "windows": s.windows,
+            }
+            for group in groups
+            for s in group
+        ],
+        "table": header + lines,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "create.json").write_text(json.dumps(report, indent=2))
-    print(
-        "\n| connections | tenants | service req/s | p50 ms | p99 ms | pgbench tps | ratio "
-        "| peak RSS/worker MiB | non-200 |\n|---|---|---|---|---|---|---|---|---|"
-    )
-    for r in rows:
-        print(
-            f"| {r['connections']} | {r['tenants']} | {r['service_rps']} | {r['p50_ms']} "
-            f"| {r['p99_ms']} | {r['pgbench_tps']} | {r['ratio']} "
-            f"| {r['peak_rss_mib_per_worker']} | {r['non_200'] + r['socket_errors']} |"
-        )
-    psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-    if any(r["non_200"] or r["socket_errors"] for r in rows):
-        raise SystemExit("some requests did not answer 200")
+    (RESULTS / "create.json").write_text(json.dumps(report, indent=2) + "\n")
+    if any(w.get("non_200") for group in groups for s in group for w in s.windows):
+        raise SystemExit(f"some requests did not answer 200: see {data_dir / 'server.log'}")
+    shutil.rmtree(data_dir)
 
 
 if __name__ == "__main__":
