@@ -30,18 +30,24 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: $(STAMP) ## create-ticket throughput vs pgbench on PostgreSQL (installs wrk if missing)
-	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(BIN)/python bench/create_bench.py
+BENCH_ARGS ?=
 
-bench-list: $(STAMP) ## list/count latency with 1,000,000 tickets on PostgreSQL
-	$(BIN)/python bench/list_bench.py
+bench: $(STAMP) ## create throughput vs pgbench, alternating, on a throwaway PostgreSQL (~7 min)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/create_bench.py $(BENCH_ARGS)
+
+bench-soak: $(STAMP) ## 3 minutes of one tenant's creates, per-window throughput vs pgbench (~4 min)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/soak_bench.py $(BENCH_ARGS)
+
+bench-list: $(STAMP) ## list/count latency with 1,000,000 tickets on a throwaway PostgreSQL
+	$(BIN)/python bench/list_bench.py $(BENCH_ARGS)
 
 bench-rls: $(STAMP) ## create throughput with and without tenant row-level security
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(BIN)/python bench/rls_bench.py
+	$(BIN)/python bench/rls_bench.py $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and the local data folder
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install run test lint format bench bench-list clean
+.PHONY: help install run test lint format bench bench-soak bench-list bench-rls clean
