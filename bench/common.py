@@ -392,15 +392,30 @@ def prepare_create_tenants(
 
 
 def run_wrk(
-    base: str, tenants_file: Path, connections: int, seconds: int, threads: int = 2
+    base: str,
+    tenants_file: Path,
+    connections: int,
+    seconds: int,
+    *,
+    threads: int = 2,
+    start: list[int] | None = None,
 ) -> dict[str, float]:
-    """Drives creates with wrk and bench/create.lua; returns the script's figures."""
+    """Drives creates with wrk and bench/create.lua; returns the script's figures.
+
+    Each thread walks its own share of the file, thread n from line `start[n - 1]` of it;
+    NEXT_START_<n> in the figures says where it stopped.
+    """
     load = ["-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s"]
     out = subprocess.run(
         ["wrk", *load, "-s", str(BENCH / "create.lua"), base],
         capture_output=True,
         text=True,
-        env={**os.environ, "TENANTS_FILE": str(tenants_file), "WRK_THREADS": str(threads)},
+        env={
+            **os.environ,
+            "TENANTS_FILE": str(tenants_file),
+            "WRK_THREADS": str(threads),
+            **{f"WRK_START_{n + 1}": str(line) for n, line in enumerate(start or [])},
+        },
         check=True,
     ).stdout
     values = dict(re.findall(r"^([A-Z0-9_]+) ([\d.]+)$", out, flags=re.MULTILINE))

@@ -3,14 +3,15 @@
 -- tenant every request of a tenant carries the same token (as an integration does, so the
 -- server's verified-token cache answers); a file of thousands of distinct tokens gives each
 -- request a token the server has not verified recently (see create_bench.py).
--- Each of the WRK_THREADS threads starts at its own share of the file and walks it forward,
--- so two threads never send the same line close together.
+-- Each of the WRK_THREADS threads walks its own share of the file (the whole file when it has
+-- fewer lines than threads), from line WRK_START_<thread number> of its share; at the end the
+-- script prints where each thread stopped (NEXT_START_<n>), so the next run carries on there.
 
 local tenants = {}
 local body = [[{"source": "api", "summary": "Hardware request - new laptop", "ticketBody": {"offerId": "23629", "ab13e5d1-9b9d-4c3e-8fc4-e86912c8cb53": "Need a replacement laptop", "7f111983-1013-41be-a056-989fff018bb5": "<p>Current laptop battery no longer holds charge.</p>", "711ea9e6-1b73-4070-9eb2-941803f7f5d4": "<2week"}, "attachments": {}, "ticketRelation": null}]]
 local path = "/api/v2/ticketing/ticket/create/james/16910?type=template&module=ticketing"
 local threads = {}
-local counter = 0
+local first, share
 
 function setup(thread)
   table.insert(threads, thread)
@@ -24,12 +25,18 @@ function init(args)
   end
   errors = 0
   local thread_count = tonumber(os.getenv("WRK_THREADS") or "1")
-  counter = math.floor((thread_number - 1) * #tenants / thread_count)
+  if #tenants < thread_count then
+    first, share = 0, #tenants
+  else
+    share = math.floor(#tenants / thread_count)
+    first = (thread_number - 1) * share
+  end
+  position = tonumber(os.getenv("WRK_START_" .. thread_number) or "0") % share
 end
 
 function request()
-  counter = counter % #tenants + 1
-  local t = tenants[counter]
+  local t = tenants[first + position + 1]
+  position = (position + 1) % share
   local headers = {
     ["accept"] = "application/json",
     ["content-type"] = "application/json",
@@ -57,5 +64,8 @@ function done(summary, latency, requests)
   io.write(string.format("P99 %.3f\n", latency:percentile(99) / 1000))
   io.write(string.format("REQUESTS %d\n", summary.requests))
   io.write(string.format("RPS %.1f\n", summary.requests / (summary.duration / 1e6)))
+  for n, thread in ipairs(threads) do
+    io.write(string.format("NEXT_START_%d %d\n", n, thread:get("position")))
+  end
   io.write(string.format("SOCKET_ERRORS %d\n", summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout + summary.errors.status))
 end

@@ -43,8 +43,11 @@ from ticketing.tickets.repository import TENANT_GATE_SIZE
 
 TENANTS = 64
 # Enough distinct tokens that each comes back only after more than the server's cache of
-# verified tokens holds has been verified since: every request of that row is a signature check.
-FRESH_TOKENS = TokenVerifier.CACHE_SIZE * 5 // 4
+# verified tokens holds have been verified since (each wrk thread walks its own half; twice
+# the cache leaves room for one thread running well ahead of the other): every request of
+# that row is a signature check.
+FRESH_TOKENS = TokenVerifier.CACHE_SIZE * 2
+WRK_THREADS = 2  # run_wrk's default
 
 
 @dataclass
@@ -105,6 +108,10 @@ def sides(workers: int) -> list[list[Side]]:
     ]
 
 
+def next_start(result: dict[str, float]) -> list[int]:
+    return [int(result[f"NEXT_START_{n}"]) for n in range(1, WRK_THREADS + 1)]
+
+
 def measure(
     side: Side,
     *,
@@ -113,10 +120,16 @@ def measure(
     base: str,
     server_pid: int,
     token_files: dict[str, Path],
+    cursors: dict[Path, list[int]],
     warmup: int,
     duration: int,
 ) -> dict[str, Any]:
-    """One window: `warmup` seconds of the side's own workload, then `duration` measured."""
+    """One window: `warmup` seconds of the side's own workload, then `duration` measured.
+
+    `cursors` says per token file where each wrk thread stopped in its share of it: the
+    next run carries on from there, so a fresh token is not sent again before its thread has
+    sent the rest of its share.
+    """
     if side.pgbench:
         if warmup:
             run_pgbench(
@@ -132,10 +145,12 @@ def measure(
         return {"tps": round(tps, 1)}
     tokens = token_files[f"{side.tokens}-{side.tenants}"]
     if warmup:
-        run_wrk(base, tokens, side.connections, warmup)
+        result = run_wrk(base, tokens, side.connections, warmup, start=cursors.get(tokens))
+        cursors[tokens] = next_start(result)
     cpu_before = cpu_seconds(server_pid)
-    result = run_wrk(base, tokens, side.connections, duration)
+    result = run_wrk(base, tokens, side.connections, duration, start=cursors.get(tokens))
     cpu = cpu_seconds(server_pid) - cpu_before
+    cursors[tokens] = next_start(result)
     return {
         "rps": round(result["RPS"], 1),
         "p50_ms": result["P50"],
@@ -217,6 +232,7 @@ def main() -> None:
         }
         print(f"set up in {time.monotonic() - started:.0f} s", flush=True)
         groups = sides(args.workers)
+        cursors: dict[Path, list[int]] = {}
         process, base = start_server(env, workers=args.workers, log=data_dir / "server.log")
         try:
             for round_number in range(args.rounds):
@@ -230,6 +246,7 @@ def main() -> None:
                             base=base,
                             server_pid=process.pid,
                             token_files=token_files,
+                            cursors=cursors,
                             warmup=args.warmup,
                             duration=args.duration,
                         )
