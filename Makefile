@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 8000
+# Where `ticketing` keeps the SQLite database and the development signing key; the same rule
+# as ticketing.config.default_data_dir.
+DATA_DIR := $(or $(TICKETING_DATA_DIR),$(if $(filter /%,$(XDG_DATA_HOME)),$(XDG_DATA_HOME),$(HOME)/.local/share)/ticketing)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -15,8 +19,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv with the `ticketing` command in .venv/bin/
 
-run: $(STAMP) ## start the demo service on SQLite and print a token and a curl command
-	$(BIN)/ticketing demo
+run: $(STAMP) ## start the demo service on SQLite (PORT=8000), print exports, a token and a curl
+	$(BIN)/ticketing demo --port $(PORT)
+
+reset: ## empty the demo's SQLite database (stop `make run` first); the signing key stays
+	rm -f "$(DATA_DIR)/ticketing.db" "$(DATA_DIR)/ticketing.db-wal" "$(DATA_DIR)/ticketing.db-shm"
+	@$(if $(TICKETING_DATABASE_URL),echo "TICKETING_DATABASE_URL is set: that database is left as it is")
 
 test: $(STAMP) ## run the whole suite (PostgreSQL tests too when TICKETING_TEST_DATABASE_URL is set)
 	$(BIN)/python -m pytest -q
@@ -47,7 +55,7 @@ bench-rls: $(STAMP) ## create throughput with and without tenant row-level secur
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/rls_bench.py $(BENCH_ARGS)
 
-clean: ## remove the virtualenv and the local data folder
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+clean: ## remove the virtualenv and the tool caches (`make reset` empties the demo database)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install run test lint format bench bench-soak bench-list bench-rls clean
+.PHONY: help install run reset test lint format bench bench-soak bench-list bench-rls clean

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -17,11 +18,13 @@ import pytest
 
 from tests.support import DESCRIPTION, NEEDED_WITHIN, TITLE, free_port
 from ticketing.auth.dev_issuer import load_or_create_dev_key
+from ticketing.demo import DEMO_CONFIG
 from ticketing.kit import migrate
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DEMO_TENANT = "820188ff-2036-4924-b80f-d11610735d86"
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -221,15 +224,23 @@ def test_demo_prints_token_and_working_curl(
     processes.append(process)
     wait_healthy(process, f"http://127.0.0.1:{port}", stderr_path)
     deadline = time.monotonic() + 10
-    while "Discover" not in stdout_path.read_text() and time.monotonic() < deadline:
+    while "--data" not in stdout_path.read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     printed = stdout_path.read_text()
 
-    # A token is printed on a line of its own, and it is a JWT for the demo tenant.
-    tokens = re.findall(r"^(eyJ[\w-]+\.[\w-]+\.[\w-]+)$", printed, flags=re.MULTILINE)
-    assert tokens, printed
-    claims = jwt.decode(tokens[0], options={"verify_signature": False})
+    # Export lines for the README's examples, the token a JWT for the demo tenant.
+    exports = re.findall(r"^export (\w+)=(\S+)$", printed, flags=re.MULTILINE)
+    assert [name for name, _ in exports] == ["BASE", "TENANT", "REALM", "TOKEN"], printed
+    values = dict(exports)
+    assert values["BASE"] == f"http://127.0.0.1:{port}"
+    assert values["TENANT"] == DEMO_TENANT
+    assert values["REALM"] == "demo"
+    assert re.fullmatch(r"eyJ[\w-]+\.[\w-]+\.[\w-]+", values["TOKEN"])
+    claims = jwt.decode(values["TOKEN"], options={"verify_signature": False})
     assert claims["tenant_id"] == DEMO_TENANT
+    assert "Ctrl-C stops it" in printed
+    key_file = tmp_path / "dev-signing-key.pem"
+    assert f"trusting tokens signed with the development key {key_file}" in stderr_path.read_text()
 
     curl = _printed_curl(printed)
     assert f":{port}/api/v2/ticketing/ticket/create/james/16910" in curl
@@ -291,7 +302,7 @@ def test_demo_prints_token_and_working_curl(
     assert ticket["lookup_props"] == {"teamId": "james", "itemTypeId": "16910"}
     assert ticket["moved_to"] is None
     assert ticket["deleted_seq"] == -1
-    assert isinstance(ticket["version"], int) and ticket["version"] >= 1
+    assert ticket["version"] == 2
     assert ticket["status_type"] == "Open"
     assert ticket["status_category"] == "To-do Category"
     assert TIMESTAMP.match(ticket["created_at"]), ticket["created_at"]
@@ -299,3 +310,153 @@ def test_demo_prints_token_and_working_curl(
     assert isinstance(ticket["id_serial"], int) and not isinstance(ticket["id_serial"], bool)
     assert ticket["metrics"] == []
     assert ticket["slas"] == []
+
+
+def test_demo_on_a_taken_port_says_so_and_exits_before_printing_a_token(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = run_cli(tmp_path, "demo", "--port", str(port), timeout=60)
+
+    assert result.returncode == 1, result
+    assert result.stdout == ""
+    assert "eyJ" not in result.stderr and "curl" not in result.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    # It stopped before touching the database.
+    assert not (tmp_path / "ticketing.db").exists()
+
+
+def test_demo_print_config_prints_the_demo_tenant_file(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "demo", "--print-config")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == DEMO_CONFIG.read_text()
+    assert "id: 820188ff-2036-4924-b80f-d11610735d86" in result.stdout
+    assert not (tmp_path / "ticketing.db").exists()
+
+
+def env_without_data_dir(home: Path, **extra: str) -> dict[str, str]:
+    """An environment with no TICKETING_DATA_DIR and no XDG_DATA_HOME, HOME at `home`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("TICKETING_") and k != "XDG_DATA_HOME"
+    }
+    env.update(HOME=str(home), **extra)
+    return env
+
+
+DEMO_TOKEN_ARGS = (
+    "--tenant",
+    DEMO_TENANT,
+    "--realm",
+    "demo",
+    "--user",
+    "u",
+    "--roles",
+    "ticket_agent",
+)
+
+
+def token_from(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [sys.executable, "-m", "ticketing", "token", *DEMO_TOKEN_ARGS],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+@pytest.mark.parametrize("xdg", [False, True], ids=["home", "xdg-data-home"])
+def test_token_signs_with_the_same_key_from_any_folder(tmp_path: Path, xdg: bool) -> None:
+    home = tmp_path / "home"
+    env = env_without_data_dir(home)
+    if xdg:
+        env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+        key_file = tmp_path / "xdg" / "ticketing" / "dev-signing-key.pem"
+    else:
+        key_file = home / ".local" / "share" / "ticketing" / "dev-signing-key.pem"
+
+    first = token_from(tmp_path / "one", env)
+    second = token_from(tmp_path / "two" / "deeper", env)
+
+    key = load_or_create_dev_key(key_file)
+    for result in (first, second):
+        assert jwt.get_unverified_header(result.stdout.strip())["kid"] == key.kid
+        assert f"ticketing: signed with the development key {key_file}" in result.stderr
+    assert not (tmp_path / "one" / "data").exists()
+
+
+def test_server_accepts_a_token_minted_in_another_folder(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    env = env_without_data_dir(tmp_path / "home", PYTHONUNBUFFERED="1")
+    port = free_port()
+    (tmp_path / "server").mkdir()
+    log = tmp_path / "demo.err"
+    with log.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ticketing", "demo", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            cwd=tmp_path / "server",
+        )
+    processes.append(process)
+    wait_healthy(process, f"http://127.0.0.1:{port}", log)
+    key_file = tmp_path / "home" / ".local" / "share" / "ticketing" / "dev-signing-key.pem"
+    assert f"trusting tokens signed with the development key {key_file}" in log.read_text()
+
+    token = token_from(tmp_path / "elsewhere", env).stdout.strip()
+    response = httpx.get(
+        f"http://127.0.0.1:{port}/api/v2/ticketing/tenant/sc/offers",
+        params={"type": "agent", "module": "ticketing"},
+        headers={
+            "authorization": f"Bearer {token}",
+            "x-tenantid": DEMO_TENANT,
+            "realmname": "demo",
+        },
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("xdg", [False, True], ids=["home", "xdg-data-home"])
+def test_make_reset_empties_the_demo_database_and_keeps_the_key(tmp_path: Path, xdg: bool) -> None:
+    env = env_without_data_dir(tmp_path / "home")
+    if xdg:
+        env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    # The folder the service itself would use with this environment.
+    folder = Path(
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from ticketing.config import Settings; print(Settings().data_dir)",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    folder.mkdir(parents=True)
+    for name in ("ticketing.db", "ticketing.db-wal", "ticketing.db-shm", "dev-signing-key.pem"):
+        (folder / name).write_text("x")
+
+    subprocess.run(
+        ["make", "--no-print-directory", "reset"],
+        env=env,
+        cwd=PROJECT,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+
+    assert sorted(p.name for p in folder.iterdir()) == ["dev-signing-key.pem"]

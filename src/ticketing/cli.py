@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
 import shlex
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,9 +96,21 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
 
 
+def _say(message: str) -> None:
+    print(f"ticketing: {message}", file=sys.stderr, flush=True)
+
+
+def _trusted_issuer(settings: Settings) -> str:
+    """Which tokens a server with these settings accepts, in words."""
+    if settings.oidc_base_url:
+        return f"trusting tokens from {settings.oidc_base_url}/realms/<realm>"
+    return f"trusting tokens signed with the development key {settings.dev_key_path}"
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     settings = get_settings()
     key = load_or_create_dev_key(settings.dev_key_path)
+    _say(f"signed with the development key {settings.dev_key_path}")
     print(
         mint_token(
             key,
@@ -116,7 +130,35 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(host: str, port: int, workers: int, log_level: str) -> None:
+def _listen(host: str, port: int) -> socket.socket | None:
+    """A socket bound to host:port and listening, or None (said on stderr) when that fails.
+
+    Binding before anything is printed means a taken port is reported before a token and a
+    curl aimed at some other server are; handing this very socket to uvicorn leaves no moment
+    in which another process could take the port in between.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            _say(
+                f"port {port} on {host} is already in use; stop what is using it, or choose "
+                "another port with --port (`make run PORT=8010`)"
+            )
+        else:
+            _say(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+        return None
+    return sock
+
+
+def _serve(
+    host: str, port: int, workers: int, log_level: str, sock: socket.socket | None = None
+) -> None:
     import uvicorn
 
     # The workers configure their logging from the environment (ticketing.kit.logs).
@@ -153,7 +195,9 @@ def _serve(host: str, port: int, workers: int, log_level: str) -> None:
                 signal.signal(sig, self.handle_exit)
             yield
 
-    DrainingServer(uvicorn.Config("ticketing.app:create_app", **options)).run()
+    DrainingServer(uvicorn.Config("ticketing.app:create_app", **options)).run(
+        sockets=[sock] if sock else None
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -178,16 +222,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    _say(_trusted_issuer(settings))
     _serve(args.host, args.port, args.workers, args.log_level)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.print_config:
+        print(DEMO_CONFIG.read_text(), end="")
+        return 0
+    sock = _listen(args.host, args.port)
+    if sock is None:
+        return 1
     settings = get_settings()
     asyncio.run(_migrate(settings))
     for tenant_id, outcome in asyncio.run(_load(settings, DEMO_CONFIG)):
         print(f"demo tenant {tenant_id}: {outcome}")
     key = load_or_create_dev_key(settings.dev_key_path)
+    _say(f"data folder {settings.data_dir}")
+    _say(_trusted_issuer(settings))
     token = mint_token(
         key,
         issuer_base=settings.dev_issuer_url,
@@ -203,6 +256,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ttl=args.ttl,
     )
     host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+    if ":" in host_for_url:
+        host_for_url = f"[{host_for_url}]"
     base_url = f"http://{host_for_url}:{args.port}"
     body = (
         '{"source": "api", "summary": "Hardware request - new laptop", "ticketBody": {'
@@ -214,12 +269,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
         '"attachments": {}, "ticketRelation": null}'
     )
     url = f"{base_url}/api/v2/ticketing/ticket/create/james/16910?type=template&module=ticketing"
+    exports = "\n".join(
+        f"export {name}={shlex.quote(value)}"
+        for name, value in (
+            ("BASE", base_url),
+            ("TENANT", DEMO_TENANT),
+            ("REALM", DEMO_REALM),
+            ("TOKEN", token),
+        )
+    )
+    if settings.database_url is None:
+        afresh = f"stop it and delete {settings.data_dir / 'ticketing.db'} (`make reset`)"
+    else:
+        afresh = "stop it and empty the database"
     print(
         f"""
 Demo service on {base_url} (database: {settings.resolved_database_url})
+Ctrl-C stops it. Its tickets are kept, and the next run numbers on from the last display ID;
+to start afresh, {afresh}.
 
-Bearer token (valid {args.ttl // 3600} h):
-{token}
+Paste into another terminal (the README's examples use these; the token is valid \
+{args.ttl // 3600} h):
+{exports}
 
 Create a ticket:
 curl --request POST \\
@@ -231,14 +302,10 @@ curl --request POST \\
   --header 'realmname: {DEMO_REALM}' \\
   --header 'issupportrequest: false' \\
   --data {shlex.quote(body)}
-
-Discover ticket types and offers:
-curl -s '{base_url}/api/v2/ticketing/ticket-type?type=template&module=ticketing' \\
-  -H 'authorization: Bearer {token}' -H 'x-tenantid: {DEMO_TENANT}' -H 'realmname: {DEMO_REALM}'
 """,
         flush=True,
     )
-    _serve(args.host, args.port, 1, args.log_level)
+    _serve(args.host, args.port, 1, args.log_level, sock)
     return 0
 
 
@@ -278,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--ttl", type=int, default=24 * 3600)
     demo.add_argument("--log-level", default="info")
+    demo.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the demo tenant's configuration file and exit",
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The role `ticketing migrate` creates for the service to work as (PostgreSQL).
 APP_ROLE = "ticketing_app"
+
+
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/ticketing`, else `~/.local/share/ticketing`.
+
+    One folder whatever the working directory: `ticketing token` run from anywhere signs with
+    the key that `ticketing serve` trusts. (The XDG spec ignores a relative XDG_DATA_HOME.)
+    """
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "ticketing"
 
 
 class Settings(BaseSettings):
@@ -18,8 +30,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKETING_", extra="ignore")
 
     data_dir: Path = Field(
-        default=Path("data"),
-        description="Folder for the SQLite database and the development signing key.",
+        default_factory=default_data_dir,
+        description="Folder for the SQLite database and the development signing key; "
+        "default $XDG_DATA_HOME/ticketing, else ~/.local/share/ticketing.",
     )
     database_url: str | None = Field(
         default=None,
@@ -59,6 +72,12 @@ class Settings(BaseSettings):
         "security policies; `ticketing migrate` creates it and grants it to the login user. "
         "Empty: work as the login user (policies do not apply to the tables' owner).",
     )
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Resolved once, so every message names the folder actually used.
+        return value.expanduser().absolute()
 
     @property
     def resolved_database_url(self) -> str:

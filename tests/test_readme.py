@@ -1,0 +1,267 @@
+"""The README's walkthrough works as printed: its shell blocks, pasted into bash after the
+export lines `ticketing demo` prints, run top to bottom against the demo server (SQLite)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import free_port
+from tests.test_cli import cli_env, stop, wait_healthy
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SECTION = "## Walkthrough: the API from a shell"
+# The count answer the README documents for its count block.
+DOCUMENTED_COUNT = '{"success": true, "status": 200, "data": {"count": 1}}'
+MARK = "@@ walkthrough block "
+# The story the README tells, in the order it must tell it.
+STORY = ["create", "get", "update", "comment", "history", "list", "count", "delete"]
+
+
+def walkthrough_section() -> str:
+    text = README.read_text()
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + len(SECTION))
+    return text[start : end if end != -1 else len(text)]
+
+
+def walkthrough_blocks() -> list[str]:
+    """The walkthrough's ```sh blocks, in the README's order."""
+    return re.findall(r"^```sh\n(.*?)^```$", walkthrough_section(), flags=re.MULTILINE | re.DOTALL)
+
+
+@dataclass
+class Demo:
+    base_url: str
+    exports: list[str]
+    home: Path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """`ticketing demo` on a free port with a data folder of its own, and its export lines."""
+    home = tmp_path_factory.mktemp("readme")
+    port = free_port()
+    stdout_path, stderr_path = home / "demo.out", home / "demo.err"
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ticketing", "demo", "--port", str(port)],
+            env=cli_env(home, PYTHONUNBUFFERED="1"),
+            stdout=out,
+            stderr=err,
+            cwd=home,
+        )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_healthy(process, base_url, stderr_path)
+        deadline = time.monotonic() + 10
+        while "export TOKEN=" not in stdout_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        exports = [
+            line for line in stdout_path.read_text().splitlines() if line.startswith("export ")
+        ]
+        yield Demo(base_url, exports, home)
+    finally:
+        stop(process)
+
+
+def run_walkthrough(demo: Demo, blocks: list[str]) -> list[str]:
+    """Runs the blocks in one bash session, stopping at the first failing command; returns
+    each block's output."""
+    script = ["set -eo pipefail", *demo.exports]
+    for number, block in enumerate(blocks):
+        script += [f"echo '{MARK}{number}'", block]
+    script.append(f"echo '{MARK}end'")
+    venv_bin = str(Path(sys.executable).parent)
+    env = cli_env(demo.home)
+    env["PATH"] = f"{venv_bin}:{env.get('PATH', '/usr/bin:/bin')}"
+    result = subprocess.run(
+        ["bash", "-c", "\n".join(script)],
+        env=env,
+        cwd=demo.home,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    parts = re.split(rf"^{re.escape(MARK)}(\w+)\n", result.stdout, flags=re.MULTILINE)
+    reached = parts[1::2]
+    outputs = parts[2::2]
+    failed = reached[-1] if reached else "before the first block"
+    assert result.returncode == 0 and reached[-1:] == ["end"], (
+        f"walkthrough block {failed} failed (exit {result.returncode}):\n"
+        f"{blocks[int(failed)] if failed.isdigit() else ''}\n"
+        f"--- stdout:\n{outputs[-1] if outputs else result.stdout}\n--- stderr:\n{result.stderr}"
+    )
+    return outputs[: len(blocks)]
+
+
+def json_documents(output: str) -> list[Any]:
+    """The JSON objects printed at the start of a line, compact or indented."""
+    decoder = json.JSONDecoder()
+    found: list[Any] = []
+    position = 0
+    for match in re.finditer(r"^\{", output, flags=re.MULTILINE):
+        if match.start() < position:
+            continue
+        document, position = decoder.raw_decode(output, match.start())
+        found.append(document)
+    return found
+
+
+def kind_of(document: dict[str, Any]) -> str:
+    """Which step of the story an answer belongs to."""
+    message = document.get("message", "")
+    data = document.get("data")
+    if document.get("error"):
+        return "error"
+    if message == "ticket created successfully":
+        return "create"
+    if message == "ticket updated successfully":
+        return "update"
+    if message == "ticket deleted successfully":
+        return "delete"
+    if message.startswith("comment"):
+        return "comment"
+    if message in ("ticket types fetched successfully", "offers fetched successfully"):
+        return "catalog"
+    if "ticket" in document:
+        return "get"
+    if isinstance(data, dict) and "statuses" in data:
+        return "meta"
+    if isinstance(data, dict) and set(data) == {"count"}:
+        return "count"
+    if isinstance(data, dict) and data.get("value") and "action" in data["value"][0]:
+        return "history"
+    if isinstance(data, dict) and data.get("value") and "body" in data["value"][0]:
+        return "comment"
+    if isinstance(data, dict) and "value" in data:
+        return "list"
+    return "unknown"
+
+
+def check_walkthrough(outputs: list[str], first: int) -> None:
+    """The answers are the ones the README documents; `first` is the number the walkthrough's
+    laptop ticket gets (display IDs go on across runs)."""
+    laptop, dock = f"CTC-{first:04d}", f"CTC-{first + 1:04d}"
+    steps: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for number, output in enumerate(outputs):
+        for document in json_documents(output):
+            steps.setdefault(kind_of(document), []).append((number, document))
+    assert "unknown" not in steps, steps["unknown"]
+
+    # The story, in order: each step's first answer comes from a later block than the last's.
+    first_blocks = [steps[step][0][0] for step in STORY]
+    assert first_blocks == sorted(first_blocks), dict(zip(STORY, first_blocks, strict=True))
+
+    for kind, answers in steps.items():
+        for _, document in answers:
+            if kind == "error":
+                continue
+            assert document["success"] is True and document["status"] == 200, document
+
+    catalog = {d["message"]: d["data"] for _, d in steps["catalog"]}
+    types = catalog["ticket types fetched successfully"]["value"]
+    assert [t["id"] for t in types] == ["16910", "16911"]
+    offers = catalog["offers fetched successfully"]["offers"]
+    assert {o["id"]: o["item_type"] for o in offers} == {"23629": "16910", "23630": "16911"}
+    assert {"name": "In Progress", "category": "In-Progress Category"} in steps["meta"][0][1][
+        "data"
+    ]["statuses"]
+
+    created = [d for _, d in steps["create"]]
+    assert created[0]["objectId"] == laptop
+    assert created[0]["ticket"]["version"] == 2
+    assert created[0]["ticket"]["status_type"] == "Open"
+
+    (_, got) = steps["get"][0]
+    assert got["objectId"] == laptop
+    assert got["ticket"]["etag"] == created[0]["ticket"]["etag"]
+    get_block = outputs[steps["get"][0][0]]
+    assert re.search(r"^304$", get_block, flags=re.MULTILINE), get_block
+
+    (_, updated) = steps["update"][0]
+    assert updated["ticket"]["version"] == 3
+    assert updated["ticket"]["status_type"] == "In Progress"
+    assert updated["ticket"]["summary"] == "Hardware request - new laptop, 32 GB"
+
+    added, listed = (d for _, d in steps["comment"])
+    assert added["comment"]["internal"] is True
+    assert [c["id"] for c in listed["data"]["value"]] == [added["comment"]["id"]]
+
+    (_, history) = steps["history"][0]
+    entries = history["data"]["value"]
+    assert [(e["version"], e["action"]) for e in entries] == [(2, "create"), (3, "update")]
+
+    (_, page) = steps["list"][0]
+    assert page["data"]["count"] == 1
+    assert [t["object_id"] for t in page["data"]["value"]] == [laptop]
+
+    # The count answer is exactly the one the README prints.
+    assert DOCUMENTED_COUNT in walkthrough_section()
+    assert [d for _, d in steps["count"]] == [json.loads(DOCUMENTED_COUNT)]
+
+    (_, deleted) = steps["delete"][0]
+    assert deleted["objectId"] == laptop
+    errors = [d for _, d in steps["error"]]
+    assert [(e["status"], e["code"]) for e in errors] == [(404, "NOT_FOUND")], errors
+
+    # The idempotent retry: two identical answers, the second marked as a replay.
+    retried = created[1:]
+    assert len(retried) == 2
+    assert retried[0] == retried[1]
+    assert retried[0]["objectId"] == dock
+    retry_block = outputs[steps["create"][1][0]]
+    replayed = re.findall(r"^idempotent-replayed: true\r?$", retry_block, re.I | re.M)
+    assert len(replayed) == 1, retry_block
+    etags = re.findall(r"^etag: (.+?)\r?$", retry_block, re.I | re.M)
+    assert etags == [f'"{retried[0]["ticket"]["etag"]}"'] * 2
+
+
+def live_tickets(demo: Demo, search: str) -> int:
+    token = next(line for line in demo.exports if line.startswith("export TOKEN="))
+    response = httpx.post(
+        f"{demo.base_url}/api/v2/ticketing/ticket/count",
+        params={"type": "agent", "module": "ticketing"},
+        headers={
+            "authorization": f"Bearer {token.removeprefix('export TOKEN=')}",
+            "x-tenantid": "820188ff-2036-4924-b80f-d11610735d86",
+            "realmname": "demo",
+        },
+        json={"search": search},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return int(response.json()["data"]["count"])
+
+
+def test_demo_prints_the_exports_the_walkthrough_uses(demo: Demo) -> None:
+    names = [line.removeprefix("export ").split("=", 1)[0] for line in demo.exports]
+    assert names == ["BASE", "TENANT", "REALM", "TOKEN"]
+    assert f"export BASE={demo.base_url}" in demo.exports
+    blocks = "\n".join(walkthrough_blocks())
+    for name in names:
+        assert f"${name}" in blocks
+
+
+def test_walkthrough_runs_as_printed_and_again_on_the_same_demo(demo: Demo) -> None:
+    blocks = walkthrough_blocks()
+    assert len(blocks) >= 10, blocks
+
+    check_walkthrough(run_walkthrough(demo, blocks), first=1)
+    # The deleted laptop ticket is gone; the retried create made one ticket, not two.
+    assert live_tickets(demo, "laptop") == 0
+    assert live_tickets(demo, "Docking station") == 1
+
+    # Pasted a second time on the same demo it works too, with the next display IDs.
+    check_walkthrough(run_walkthrough(demo, blocks), first=3)
+    assert live_tickets(demo, "Docking station") == 2
