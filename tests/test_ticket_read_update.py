@@ -984,3 +984,45 @@ def test_every_ticket_endpoint_needs_a_token(tenant: Tenant, endpoint: str) -> N
     assert_error(response, 401, "AUTHENTICATION_FAILURE")
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert get_ticket(tenant, ticket["object_id"]) == ticket
+
+
+@pytest.mark.parametrize("role", ["ticket_agent", "tenant_admin"])
+def test_list_count_and_meta_with_other_tenants_id_are_tenant_not_found(
+    make_tenant: Callable[..., Tenant], role: str
+) -> None:
+    mine = make_tenant()
+    other = make_tenant(teams=[{"id": "secret-team", "name": "Secret team"}])
+    theirs = created(
+        other.create(seed_body(summary="secret summary"), team="secret-team", token=None)
+    )
+    created(mine.create(seed_body(summary="mine")))
+    # A valid token of `mine`, sent with x-tenantid naming `other` (SPEC section 2, step 3).
+    headers = {"x-tenantid": other.id}
+    token = mine.token(roles=[role])
+    calls = [
+        ("POST", "/ticket/list", {"top": 100}),
+        ("POST", "/ticket/list", {"search": "secret"}),
+        ("POST", "/ticket/count", {}),
+        (
+            "POST",
+            "/ticket/count",
+            {"filter": {"operand": [{"column": "teamId", "op": "EQ", "operand": "secret-team"}]}},
+        ),
+        ("GET", "/tenant/meta", None),
+    ]
+    for method, path, body in calls:
+        response = call(mine, method, path, token=token, json=body, headers=headers)
+        envelope = assert_error(response, 404, "TENANT_NOT_FOUND")
+        assert envelope == {
+            "error": True,
+            "code": "TENANT_NOT_FOUND",
+            "message": "Tenant not found",
+            "status": 404,
+        }, (path, envelope)
+        for secret in ("secret", theirs["id"], theirs["etag"], "Secret team"):
+            assert secret not in response.text, (path, response.text)
+    # Nothing of the other tenant changed, and each still sees only its own.
+    assert get_ticket(other, theirs["object_id"]) == theirs
+    assert list_ids(other) == [theirs["object_id"]]
+    assert count(mine, token=token) == 1
+    assert "secret-team" not in {t["id"] for t in mine.get("/tenant/meta").json()["data"]["teams"]}
