@@ -30,7 +30,7 @@ from ticketing.kit.errors import (
 )
 from ticketing.kit.logs import configure_logging
 from ticketing.kit.requests import RequestIdMiddleware, request_id_var
-from ticketing.kit.responses import JsonResponse, error_response
+from ticketing.kit.responses import JsonResponse, error_response, unexpected_error_response
 from ticketing.kit.schemas import install_openapi
 from ticketing.state import AppState
 from ticketing.tenants.endpoints import router as tenants_router
@@ -164,10 +164,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for error_class in DATABASE_ERRORS:
         app.add_exception_handler(error_class, on_database_error)
 
+    # Errors no handler expects are answered by RequestIdMiddleware; this is the last resort
+    # for one raised outside it.
     @app.exception_handler(Exception)
     async def on_unexpected(_request: Request, exc: Exception) -> Response:
-        request_id = request_id_var.get()
-        log.exception("unhandled error (request %s)", request_id, exc_info=exc)
-        return error_response(TicketingError(), request_id=request_id)
+        return unexpected_error_response(exc, request_id=request_id_var.get())
 
     return app
