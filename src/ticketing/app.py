@@ -54,6 +54,15 @@ class _HttpError(TicketingError):
 _HTTP_CODES = {405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 
 
+_HEALTH = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "unhealthy"]},
+        "database": {"type": "string", "enum": ["ok", "unreachable"]},
+    },
+    "required": ["status", "database"],
+}
+
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
@@ -96,7 +105,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenants_router)
     install_openapi(app)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness and database reachability",
+        responses={
+            200: {"content": {"application/json": {"schema": _HEALTH}}},
+            503: {
+                "description": "The database cannot be reached",
+                "content": {"application/json": {"schema": _HEALTH}},
+            },
+        },
+    )
     async def healthz(request: Request) -> Response:
         state = app_state(request)
         try:
