@@ -458,6 +458,28 @@ def test_every_problem_is_listed_at_once() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("node", "keys"),
+    [
+        (cond("nope", "BETWEEN", "x"), {"column", "op"}),
+        (cond(F_MULTISELECT, "BETWEEN", "low"), {"column", "op"}),
+        (cond("nope", "IN", "x"), {"column", "operand"}),
+        (cond("nope", "IN", []), {"column", "operand"}),
+        (cond("nope", "LIKE", ""), {"column", "operand"}),
+        (cond(5, "LIKE", 5), {"column", "operand"}),
+        (cond(F_NUMBER, "LIKE", ""), {"operand"}),
+    ],
+)
+def test_every_fault_of_one_condition_is_named(node: dict[str, Any], keys: set[str]) -> None:
+    reason = rejected({"filter": group(node)})
+    assert set(reason) == {f"filter.operand[0].{key}" for key in keys}, reason
+
+
+def test_a_bad_group_op_does_not_hide_its_conditions_faults() -> None:
+    reason = rejected({"filter": group(cond("nope", "EQ", "x"), op="XOR")})
+    assert set(reason) == {"filter.op", "filter.operand[0].column"}, reason
+
+
 # --------------------------------------------------------------------------- SQL safety
 
 

@@ -13,6 +13,7 @@ happy paths.
 
 Checks on every response:
 - no 5xx (`not_a_server_error`);
+- every status is one the operation documents (`status_code_conformance`);
 - a documented status answers with a documented content type and a body matching its
   schema (`response_schema_conformance`, `content_type_conformance`).
 
@@ -41,7 +42,11 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import APIOperation, Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Err
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.support import (
     DESCRIPTION,
@@ -70,7 +75,12 @@ from tests.support import (
 # 2 cores). Set TICKETING_FUZZ_EXAMPLES higher for a deeper run.
 MAX_EXAMPLES = int(os.environ.get("TICKETING_FUZZ_EXAMPLES", "200"))
 
-FUZZ_CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
+FUZZ_CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    response_schema_conformance,
+    content_type_conformance,
+]
 
 FIELD_IDS = [
     TITLE,

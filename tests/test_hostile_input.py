@@ -179,3 +179,58 @@ def test_malformed_request_line_is_400_envelope(tenant: Tenant) -> None:
         head, _, body = _raw(tenant.base_url, request).partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 400"), (request, head)
         assert json.loads(body)["code"] == "MALFORMED_REQUEST"
+
+
+def _create_request(tenant: Tenant, version: bytes) -> bytes:
+    raw = json.dumps(seed_body()).encode()
+    headers = "".join(f"{k}: {v}\r\n" for k, v in tenant.headers().items())
+    return (
+        b"POST /api/v2/ticketing/ticket/create/james/16910?type=template&module=ticketing "
+        + version
+        + b"\r\nHost: x\r\n"
+        + headers.encode()
+        + f"Content-Length: {len(raw)}\r\n\r\n".encode()
+        + raw
+    )
+
+
+def test_http_1_0_and_1_1_are_served(tenant: Tenant) -> None:
+    for version in (b"HTTP/1.0", b"HTTP/1.1"):
+        request = b"GET /healthz " + version + b"\r\nHost: x\r\nConnection: close\r\n\r\n"
+        head, _, body = _raw(tenant.base_url, request).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), (version, head)
+        assert json.loads(body) == {"status": "ok", "database": "ok"}
+    head, _, body = _raw(tenant.base_url, _create_request(tenant, b"HTTP/1.0")).partition(
+        b"\r\n\r\n"
+    )
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert json.loads(body)["objectId"] == "CTC-0001"
+    assert tenant.ticket_count() == 1
+
+
+# Read by the parser but not served here: HTTP/2 is not spoken on this port, HTTP/0.9 never.
+UNSERVED_VERSIONS = [b"HTTP/2.0", b"HTTP/0.9", b""]
+# Refused by the parser itself: versions it does not know, and versions that are not versions.
+UNKNOWN_VERSIONS = [b"HTTP/1.2", b"HTTP/3.0", b"HTTP/9.9", b"HTTP/2", b"HTTP/x.y", b"http/1.1"]
+UNKNOWN_VERSIONS += [b"FOO/1.1", b"HTTP/1.1a", b"HTTP/11"]
+
+
+def test_request_lines_that_are_not_http_1_0_or_1_1_are_400_envelope(tenant: Tenant) -> None:
+    for version in UNSERVED_VERSIONS + UNKNOWN_VERSIONS:
+        line = b"GET /healthz " + version if version else b"GET /healthz"
+        for request in (line + b"\r\nHost: x\r\n\r\n", _create_request(tenant, version)):
+            head, _, body = _raw(tenant.base_url, request).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 400"), (version, head)
+            assert json.loads(body) == {
+                "error": True,
+                "code": "MALFORMED_REQUEST",
+                "message": "The request is not valid HTTP/1.1",
+                "status": 400,
+            }, version
+    # The HTTP/2 connection preface is refused the same way.
+    head, _, body = _raw(tenant.base_url, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").partition(
+        b"\r\n\r\n"
+    )
+    assert head.startswith(b"HTTP/1.1 400"), head
+    assert json.loads(body)["code"] == "MALFORMED_REQUEST"
+    assert tenant.ticket_count() == 0

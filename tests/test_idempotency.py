@@ -137,3 +137,22 @@ def test_a_retried_update_replays_instead_of_conflicting(tenant: Tenant) -> None
     assert get_ticket(tenant, "CTC-0001")["version"] == ticket["version"] + 1
     without_key = call(tenant, "PATCH", "/ticket/update/CTC-0001", json=body)
     assert without_key.status_code == 409
+
+
+def test_a_retried_update_that_changes_nothing_replays_and_writes_nothing(tenant: Tenant) -> None:
+    ticket = created(tenant.create())
+    body = {"etag": ticket["etag"]}
+    key = {"Idempotency-Key": "noop-1"}
+    first = call(tenant, "PATCH", "/ticket/update/CTC-0001", json=body, headers=key)
+    second = call(tenant, "PATCH", "/ticket/update/CTC-0001", json=body, headers=key)
+    assert first.status_code == second.status_code == 200
+    assert first.json()["ticket"] == ticket
+    assert second.json() == first.json()
+    assert second.headers["etag"] == first.headers["etag"] == f'"{ticket["etag"]}"'
+    assert second.headers.get("idempotent-replayed") == "true"
+    assert get_ticket(tenant, "CTC-0001") == ticket
+    # The same key with a real change is another request.
+    changed = {"etag": ticket["etag"], "summary": "changed"}
+    reused = call(tenant, "PATCH", "/ticket/update/CTC-0001", json=changed, headers=key)
+    assert reused.status_code == 422
+    assert get_ticket(tenant, "CTC-0001") == ticket

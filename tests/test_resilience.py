@@ -91,6 +91,8 @@ class Outcome:
     headers: httpx.Headers | None = None
     body: Any = None
     error: str | None = None
+    # Sent on a connection opened for it (else on one that had carried an answered request).
+    new_connection: bool = False
 
     @property
     def seconds(self) -> float:
@@ -104,12 +106,18 @@ class Outcome:
 async def send(client: httpx.AsyncClient, stream: Stream, base_url: str, marker: str) -> Outcome:
     started = time.monotonic()
     outcome = Outcome(marker, stream, base_url, started, started)
+
+    async def trace(event: str, _info: dict[str, Any]) -> None:
+        if event.startswith("connection.connect_tcp"):
+            outcome.new_connection = True
+
     try:
         response = await client.post(
             base_url + stream.path(),
             params={"type": stream.catalog_type, "module": "ticketing"},
             headers=stream.headers,
             json=stream.body(marker),
+            extensions={"trace": trace},
         )
     except httpx.TransportError as exc:
         outcome.error = f"{type(exc).__name__}: {exc}"
@@ -450,8 +458,11 @@ def test_sigterm_lets_in_flight_creates_finish_and_exits_cleanly(
     count = 400
     signalled: list[float] = []
 
+    # The signal comes once more requests have been answered than there are connections, so
+    # every connection has been accepted: what is in flight then is on accepted connections,
+    # none waits in the listening socket's queue (which closes at SIGTERM, refusing them).
     def progress(finished: int) -> None:
-        if finished >= 40 and not signalled:
+        if finished >= 150 and not signalled:
             server.process.send_signal(signal.SIGTERM)
             signalled.append(time.monotonic())
 
@@ -466,10 +477,22 @@ def test_sigterm_lets_in_flight_creates_finish_and_exits_cleanly(
     answered = [o for o in outcomes if o.status is not None]
     unanswered = [o for o in outcomes if o.status is None]
     drained = [o for o in answered if o.finished > sigterm]
+    # In flight at SIGTERM: sent before the signal, not answered before it, on a connection
+    # the server had accepted (one that had carried an answered request). The signal is sent
+    # from the client's event loop, so each of these had been written to its connection.
+    # Requests whose connection was still being opened may meet the listening socket closing
+    # (refused or reset, never read): they are not in flight, and must not be carried out.
+    in_flight = [
+        o
+        for o in outcomes
+        if o.started < sigterm and not o.finished < sigterm and not o.new_connection
+    ]
+    cut_in_flight = [o for o in in_flight if o.status is None]
     committed = check_acknowledged_and_gap_free(pg, streams, outcomes)
     markers = committed_markers(committed)
     summary = (
-        f"workers={workers}: {describe(outcomes)}; {len(drained)} answered after SIGTERM; "
+        f"workers={workers}: {describe(outcomes)}; {len(in_flight)} in flight at SIGTERM, "
+        f"{len(drained)} answered after it; "
         f"exit {returncode} {exited - sigterm:.1f} s after SIGTERM; committed {len(markers)}; "
         f"unanswered ended {spread(o.finished - sigterm for o in unanswered)} s after SIGTERM"
     )
@@ -478,8 +501,12 @@ def test_sigterm_lets_in_flight_creates_finish_and_exits_cleanly(
     # Every request that got an answer got 200, including those finished during the drain.
     if describe(answered) != {"200": len(answered)}:
         problems.append(f"answers other than 200: {describe(answered)}")
-    if not drained:
+    if not in_flight:
         problems.append("nothing was in flight at SIGTERM; the test proved nothing")
+    # Every request in flight at SIGTERM is answered, not only some.
+    if cut_in_flight:
+        errors = Counter(o.error for o in cut_in_flight)
+        problems.append(f"{len(cut_in_flight)} in-flight requests cut off: {errors.most_common(3)}")
     # A request cut off without an answer must not have been carried out either. (Refused or
     # reset connections of requests the server never read are what a client retries.)
     cut_but_committed = [o.error for o in unanswered if o.marker in markers]
@@ -623,6 +650,7 @@ def own_postgres() -> Iterator[OwnPostgres]:
 
 @dataclass
 class Outage:
+    stopping: float = 0.0  # pg_ctl stop called
     stopped: float = 0.0  # the database is down from here (pg_ctl stop returned)
     restarting: float = 0.0  # pg_ctl start called
     restarted: float = 0.0  # pg_ctl start returned
@@ -633,7 +661,7 @@ class Outage:
 def test_database_outage_answers_503_and_the_service_recovers_by_itself(
     own_postgres: OwnPostgres, tmp_path: Path, client: httpx.Client, servers: list[Server]
 ) -> None:
-    timeout = 2.0
+    timeout = 5.0  # the default TICKETING_DB_TIMEOUT
     db = Database("postgresql", own_postgres.url())
     db.migrate()
     data_dir = key_dir(tmp_path)
@@ -675,7 +703,13 @@ def test_database_outage_answers_503_and_the_service_recovers_by_itself(
                     done.set()  # the workers stop even when a step fails
 
             async def outage_script() -> None:
+                # Creates flow before the database goes: some must be answered well before.
+                for _ in range(200):  # up to 20 s
+                    if sum(o.status == 200 for o in outcomes) >= 20:
+                        break
+                    await asyncio.sleep(0.1)
                 await asyncio.sleep(1.5)
+                outage.stopping = time.monotonic()
                 await asyncio.to_thread(own_postgres.stop, "fast")
                 outage.stopped = time.monotonic()
                 for _ in range(3):
@@ -707,6 +741,14 @@ def test_database_outage_answers_503_and_the_service_recovers_by_itself(
 
     failures = [o for o in outcomes if o.status != 200]
     slowest = max(outcomes, key=lambda o: o.seconds)
+    # The promise covers every request that met the outage, timed from when it met it (sent
+    # during the outage, or in flight when the database began to stop): each one refused, and
+    # each one sent while the database was down, whatever it answered.
+    met_outage = failures + [
+        o for o in outcomes if o.started > outage.stopped and o.started < outage.restarting
+    ]
+    waits = [o.finished - max(o.started, outage.stopping) for o in met_outage]
+    longest_wait = max(waits, default=0.0)
     down = [o for o in outcomes if o.started > outage.stopped and o.finished < outage.restarting]
     before = [o for o in outcomes if o.finished < outage.stopped - 1.0]
     settled = [o for o in outcomes if outage.recovered and o.started > outage.recovered + 0.5]
@@ -714,6 +756,7 @@ def test_database_outage_answers_503_and_the_service_recovers_by_itself(
         f"{describe(outcomes)} (while down: {describe(down)}); "
         f"recovered {outage.recovered - outage.restarted:.1f} s after restart; "
         f"slowest {slowest.seconds:.2f} s ({slowest.status or slowest.error}); "
+        f"longest wait in the outage {longest_wait:.2f} s; "
         f"health while down {[(s, round(t, 2)) for s, _, t in outage.health_down]}; "
         f"after: {describe(after)}"
     )
@@ -741,11 +784,16 @@ def test_database_outage_answers_503_and_the_service_recovers_by_itself(
                 503,
             ):
                 problems.append(f"503 not in the error envelope: {outcome.body}")
-    if slowest.seconds > 2 * timeout + 1:
-        problems.append(f"a request took {slowest.seconds:.1f} s (timeout {timeout} s)")
-    # /healthz says unhealthy while the database is away, promptly.
+    # Answered within TICKETING_DB_TIMEOUT, as the README promises (measured from the client,
+    # so the time includes the round trip).
+    if longest_wait > timeout:
+        problems.append(
+            f"a request met the outage and waited {longest_wait:.2f} s for its answer "
+            f"(TICKETING_DB_TIMEOUT {timeout} s)"
+        )
+    # /healthz says unhealthy while the database is away, within the same bound.
     if not outage.health_down or not all(
-        status == 503 and body.get("status") == "unhealthy" and seconds <= 2 * timeout + 1
+        status == 503 and body.get("status") == "unhealthy" and seconds <= timeout
         for status, body, seconds in outage.health_down
     ):
         problems.append(f"/healthz while down: {outage.health_down}")

@@ -127,7 +127,9 @@ def test_paging_with_top_and_offset(tenant: Tenant) -> None:
 def test_list_items_have_the_get_shape(tenant: Tenant) -> None:
     create16910(tenant, "one")
     create20000(tenant, "two", **{F_NUMBER: 3})
-    for item in page(tenant, {})["value"]:
+    items = page(tenant, {})["value"]
+    assert sorted(item["object_id"] for item in items) == ["ALL-0001", "CTC-0001"], items
+    for item in items:
         assert item == get_ticket(tenant, item["object_id"])
 
 
@@ -559,6 +561,33 @@ def test_every_filter_problem_is_listed_at_once(tenant: Tenant) -> None:
     }
     reason = reason_of(post(tenant, "list", body))
     assert {"top", "sort", "filter.operand[0].column", "filter.operand[1].op"} <= set(reason)
+
+
+def test_a_condition_with_several_faults_reports_each_on_list_and_count(tenant: Tenant) -> None:
+    create16910(tenant, "one")
+    filter_ = {
+        "op": "XOR",
+        "operand": [
+            {"column": "priority", "op": "SOUNDS_LIKE", "operand": "x"},
+            {"column": "nope", "op": "IN", "operand": "not a list"},
+            {"column": "nada", "op": "LIKE", "operand": ""},
+        ],
+    }
+    for what in ("list", "count"):
+        reason = reason_of(post(tenant, what, {"filter": filter_}))
+        assert set(reason) == {
+            "filter.op",
+            "filter.operand[0].column",
+            "filter.operand[0].op",
+            "filter.operand[1].column",
+            "filter.operand[1].operand",
+            "filter.operand[2].column",
+            "filter.operand[2].operand",
+        }, reason
+        assert any("priority" in m for m in reason["filter.operand[0].column"]), reason
+        assert any("EQ" in m for m in reason["filter.operand[0].op"]), reason
+        assert any("IN" in m for m in reason["filter.operand[1].operand"]), reason
+        assert any("LIKE" in m for m in reason["filter.operand[2].operand"]), reason
 
 
 # --------------------------------------------------------------------------- hostile operands

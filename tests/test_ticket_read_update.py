@@ -157,15 +157,37 @@ def test_update_with_body_etag(tenant: Tenant) -> None:
     assert get_ticket(tenant, "CTC-0001") == after
 
 
-def test_an_update_that_changes_no_field_still_makes_a_new_version(tenant: Tenant) -> None:
+@pytest.mark.parametrize("via", ["body", "If-Match"])
+def test_an_update_with_only_the_etag_changes_nothing(tenant: Tenant, via: str) -> None:
     before = created(tenant.create())
     token = tenant.token(username="bob", email="bob@example.com", first_name="Bob")
-    after = updated(patch(tenant, "CTC-0001", {"etag": before["etag"]}, token=token))
-    assert after["version"] == before["version"] + 1
-    assert after["etag"] != before["etag"]
-    assert after["summary"] == before["summary"]
-    assert after["data"]["lastUpdatedBy"]["username"] == "bob"
-    assert history_len(tenant, "CTC-0001") == 2
+    if via == "body":
+        response = patch(tenant, "CTC-0001", {"etag": before["etag"]}, token=token)
+    else:
+        headers = {"If-Match": f'"{before["etag"]}"'}
+        response = patch(tenant, "CTC-0001", {}, token=token, headers=headers)
+    # 200 with the ticket as it is: same etag, version, updatedAt and lastUpdatedBy.
+    assert updated(response) == before
+    assert response.headers["etag"] == f'"{before["etag"]}"'
+    unchanged(tenant, before)
+    assert history_len(tenant, "CTC-0001") == 1
+    # The etag is still the current one.
+    assert updated(patch(tenant, "CTC-0001", {"etag": before["etag"], "summary": "now"}))
+
+
+def test_an_update_to_the_values_the_ticket_already_has_changes_nothing(tenant: Tenant) -> None:
+    before = created(tenant.create())
+    body = {
+        "etag": before["etag"],
+        "summary": before["summary"],
+        "status": before["status_type"],
+        "ticketBody": {TITLE: before["data"][TITLE], NEEDED_WITHIN: before["data"][NEEDED_WITHIN]},
+        "ccWatchers": before["data"]["ccWatchers"],
+    }
+    token = tenant.token(username="bob", email="bob@example.com", first_name="Bob")
+    assert updated(patch(tenant, "CTC-0001", body, token=token)) == before
+    unchanged(tenant, before)
+    assert history_len(tenant, "CTC-0001") == 1
 
 
 @pytest.mark.parametrize("if_match", ["quoted", "bare"])
@@ -475,6 +497,105 @@ def test_stale_if_match_is_412(tenant: Tenant, stale: str) -> None:
     assert_error(response, 412)
     unchanged(tenant, before)
     assert history_len(tenant, "CTC-0001") == 2
+
+
+def test_body_etag_with_its_http_quotes_is_accepted(tenant: Tenant) -> None:
+    before = created(tenant.create())
+    after = updated(patch(tenant, "CTC-0001", {"etag": f'"{before["etag"]}"', "summary": "quoted"}))
+    assert after["summary"] == "quoted"
+    assert after["version"] == before["version"] + 1
+    # A quoted etag that is stale is still stale.
+    response = patch(tenant, "CTC-0001", {"etag": f'"{before["etag"]}"', "summary": "lost"})
+    assert_error(response, 409, "ETAG_MISMATCH")
+    assert get_ticket(tenant, "CTC-0001") == after
+
+
+@pytest.mark.parametrize(
+    ("body_etag", "if_match"),
+    [("bare", "quoted"), ("quoted", "bare"), ("quoted", "quoted"), ("bare", "listed")],
+)
+def test_body_etag_and_if_match_naming_the_same_etag_are_accepted(
+    tenant: Tenant, body_etag: str, if_match: str
+) -> None:
+    before = created(tenant.create())
+    etag = before["etag"]
+    body = {"etag": etag if body_etag == "bare" else f'"{etag}"', "summary": "both"}
+    header = {"bare": etag, "quoted": f'"{etag}"', "listed": f'"{uuid.uuid4()}", "{etag}"'}
+    after = updated(patch(tenant, "CTC-0001", body, headers={"If-Match": header[if_match]}))
+    assert after["summary"] == "both"
+    assert after["version"] == before["version"] + 1
+
+
+@pytest.mark.parametrize("stale_one", ["body", "If-Match", "neither"])
+def test_body_etag_and_if_match_that_disagree_are_400(tenant: Tenant, stale_one: str) -> None:
+    before = created(tenant.create())
+    current, other = before["etag"], str(uuid.uuid4())
+    if stale_one == "neither":  # both unknown, but different: still a disagreement
+        current = str(uuid.uuid4())
+    body_etag = other if stale_one == "body" else current
+    if_match = other if stale_one != "body" else current
+    response = patch(
+        tenant,
+        "CTC-0001",
+        {"etag": body_etag, "summary": "x"},
+        headers={"If-Match": f'"{if_match}"'},
+    )
+    reason = reason_of(response)
+    assert set(reason) == {"etag"}, reason
+    assert any("disagree" in message for message in reason["etag"]), reason
+    unchanged(tenant, before)
+    assert history_len(tenant, "CTC-0001") == 1
+
+
+def test_weak_if_match_never_satisfies_a_write(tenant: Tenant) -> None:
+    before = created(tenant.create())
+    weak = f'W/"{before["etag"]}"'
+    response = patch(tenant, "CTC-0001", {"summary": "weak"}, headers={"If-Match": weak})
+    assert_error(response, 412, "PRECONDITION_FAILED")
+    # Also when the body names the same etag: they agree, but the header is weak.
+    response = patch(
+        tenant, "CTC-0001", {"etag": before["etag"], "summary": "weak"}, headers={"If-Match": weak}
+    )
+    assert_error(response, 412, "PRECONDITION_FAILED")
+    # A weak etag in the body is no better.
+    response = patch(tenant, "CTC-0001", {"etag": weak, "summary": "weak"})
+    assert_error(response, 409, "ETAG_MISMATCH")
+    assert_error(
+        call(tenant, "DELETE", "/ticket/CTC-0001", headers={"If-Match": weak}),
+        412,
+        "PRECONDITION_FAILED",
+    )
+    unchanged(tenant, before)
+    assert history_len(tenant, "CTC-0001") == 1
+    assert count(tenant) == 1
+
+
+def test_weak_if_none_match_still_matches_for_reads(tenant: Tenant) -> None:
+    ticket = created(tenant.create())
+    response = tenant.get(
+        "/ticket/CTC-0001", headers=tenant.headers(**{"If-None-Match": f'W/"{ticket["etag"]}"'})
+    )
+    assert response.status_code == 304
+
+
+def test_if_match_star_matches_whatever_version_is_current(tenant: Tenant) -> None:
+    first = created(tenant.create())
+    current = updated(patch(tenant, "CTC-0001", {"etag": first["etag"], "summary": "v2"}))
+    after = updated(patch(tenant, "CTC-0001", {"summary": "star"}, headers={"If-Match": "*"}))
+    assert after["summary"] == "star"
+    assert after["version"] == current["version"] + 1
+    assert history_len(tenant, "CTC-0001") == 3
+    # With a body etag too, the body etag decides.
+    response = patch(
+        tenant, "CTC-0001", {"etag": current["etag"], "summary": "x"}, headers={"If-Match": "*"}
+    )
+    assert_error(response, 409, "ETAG_MISMATCH")
+    assert get_ticket(tenant, "CTC-0001") == after
+    response = call(tenant, "DELETE", "/ticket/CTC-0001", headers={"If-Match": "*"})
+    assert response.status_code == 200, response.text
+    assert_error(tenant.get("/ticket/CTC-0001"), 404)
+    # No current version: `*` matches nothing, and the ticket is gone.
+    assert_error(patch(tenant, "CTC-0001", {"summary": "x"}, headers={"If-Match": "*"}), 404)
 
 
 def test_validation_failure_writes_nothing(tenant: Tenant) -> None:
@@ -863,3 +984,45 @@ def test_every_ticket_endpoint_needs_a_token(tenant: Tenant, endpoint: str) -> N
     assert_error(response, 401, "AUTHENTICATION_FAILURE")
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert get_ticket(tenant, ticket["object_id"]) == ticket
+
+
+@pytest.mark.parametrize("role", ["ticket_agent", "tenant_admin"])
+def test_list_count_and_meta_with_other_tenants_id_are_tenant_not_found(
+    make_tenant: Callable[..., Tenant], role: str
+) -> None:
+    mine = make_tenant()
+    other = make_tenant(teams=[{"id": "secret-team", "name": "Secret team"}])
+    theirs = created(
+        other.create(seed_body(summary="secret summary"), team="secret-team", token=None)
+    )
+    created(mine.create(seed_body(summary="mine")))
+    # A valid token of `mine`, sent with x-tenantid naming `other` (SPEC section 2, step 3).
+    headers = {"x-tenantid": other.id}
+    token = mine.token(roles=[role])
+    calls = [
+        ("POST", "/ticket/list", {"top": 100}),
+        ("POST", "/ticket/list", {"search": "secret"}),
+        ("POST", "/ticket/count", {}),
+        (
+            "POST",
+            "/ticket/count",
+            {"filter": {"operand": [{"column": "teamId", "op": "EQ", "operand": "secret-team"}]}},
+        ),
+        ("GET", "/tenant/meta", None),
+    ]
+    for method, path, body in calls:
+        response = call(mine, method, path, token=token, json=body, headers=headers)
+        envelope = assert_error(response, 404, "TENANT_NOT_FOUND")
+        assert envelope == {
+            "error": True,
+            "code": "TENANT_NOT_FOUND",
+            "message": "Tenant not found",
+            "status": 404,
+        }, (path, envelope)
+        for secret in ("secret", theirs["id"], theirs["etag"], "Secret team"):
+            assert secret not in response.text, (path, response.text)
+    # Nothing of the other tenant changed, and each still sees only its own.
+    assert get_ticket(other, theirs["object_id"]) == theirs
+    assert list_ids(other) == [theirs["object_id"]]
+    assert count(mine, token=token) == 1
+    assert "secret-team" not in {t["id"] for t in mine.get("/tenant/meta").json()["data"]["teams"]}

@@ -30,7 +30,7 @@ from ticketing.kit.errors import (
 )
 from ticketing.kit.logs import configure_logging
 from ticketing.kit.requests import RequestIdMiddleware, request_id_var
-from ticketing.kit.responses import JsonResponse, error_response
+from ticketing.kit.responses import JsonResponse, error_response, unexpected_error_response
 from ticketing.kit.schemas import install_openapi
 from ticketing.state import AppState
 from ticketing.tenants.endpoints import router as tenants_router
@@ -53,6 +53,15 @@ class _HttpError(TicketingError):
 
 _HTTP_CODES = {405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 
+
+_HEALTH = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "unhealthy"]},
+        "database": {"type": "string", "enum": ["ok", "unreachable"]},
+    },
+    "required": ["status", "database"],
+}
 
 _METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
@@ -96,7 +105,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenants_router)
     install_openapi(app)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness and database reachability",
+        responses={
+            200: {"content": {"application/json": {"schema": _HEALTH}}},
+            503: {
+                "description": "The database cannot be reached",
+                "content": {"application/json": {"schema": _HEALTH}},
+            },
+        },
+    )
     async def healthz(request: Request) -> Response:
         state = app_state(request)
         try:
@@ -164,10 +184,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for error_class in DATABASE_ERRORS:
         app.add_exception_handler(error_class, on_database_error)
 
+    # Errors no handler expects are answered by RequestIdMiddleware; this is the last resort
+    # for one raised outside it.
     @app.exception_handler(Exception)
     async def on_unexpected(_request: Request, exc: Exception) -> Response:
-        request_id = request_id_var.get()
-        log.exception("unhandled error (request %s)", request_id, exc_info=exc)
-        return error_response(TicketingError(), request_id=request_id)
+        return unexpected_error_response(exc, request_id=request_id_var.get())
 
     return app

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing.kit.errors import PayloadTooLarge
+from ticketing.kit.responses import unexpected_error_response
 
 MAX_BODY_BYTES = 1024 * 1024
 # All request headers together; real clients send a few KiB (a bearer token is ~1 KiB).
@@ -48,17 +49,27 @@ class RequestIdMiddleware:
 
         started = time.perf_counter()
         status = 500
+        responding = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responding
             if message["type"] == "http.response.start":
                 status = message["status"]
+                responding = True
                 headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
                 message["headers"] = [*headers, header]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered here, not by the framework's last-resort handler: that one answers and
+            # then re-raises, and the server drops the connection, so a keep-alive client
+            # would meet a reset on its next request.
+            if responding:
+                raise
+            response = unexpected_error_response(exc, request_id=request_id)
+            await response(scope, receive, send_with_id)
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 _log_request(scope, status, started)

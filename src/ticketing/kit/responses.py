@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from starlette.responses import HTMLResponse, Response
 
 from ticketing.kit.errors import HtmlNotFound, TicketingError
+
+log = logging.getLogger("ticketing")
 
 
 class JsonResponse(Response):
@@ -28,3 +31,10 @@ def error_response(exc: TicketingError, *, request_id: str | None = None) -> Res
     if request_id and exc.status >= 500:
         body["requestId"] = request_id
     return JsonResponse(body, status_code=exc.status, headers=headers)
+
+
+def unexpected_error_response(exc: BaseException, *, request_id: str | None) -> Response:
+    """Logs an error no handler expected, with its request id, and renders the 500 envelope
+    (no internals in it: they are in the log line)."""
+    log.error("unhandled error (request %s)", request_id, exc_info=exc)
+    return error_response(TicketingError(), request_id=request_id)

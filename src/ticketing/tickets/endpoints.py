@@ -197,7 +197,8 @@ _IF_MATCH = {
     "in": "header",
     "required": False,
     "schema": {"type": "string"},
-    "description": "The current etag (quoted or bare).",
+    "description": 'The current etag (quoted or bare). A weak etag (W/"…") never '
+    "satisfies a change; `*` matches whatever version is current.",
 }
 
 
@@ -213,7 +214,11 @@ _IF_MATCH = {
         "parameters": [
             *TICKETING_HEADERS,
             *CATALOG_QUERY,
-            {**_IF_MATCH, "name": "If-None-Match"},
+            {
+                **_IF_MATCH,
+                "name": "If-None-Match",
+                "description": "An etag (quoted, bare or weak) or `*`: 304 while it is current.",
+            },
         ]
     },
 )
@@ -224,7 +229,7 @@ async def get_ticket(request: Request, objectId: str) -> Response:
         ticket = await lifecycle.find_ticket(session, access=access, object_id=objectId)
     _check_query(request)
     etag = etag_header(ticket["etag"])
-    if lifecycle.etag_matches(request.headers.get("if-none-match"), ticket["etag"]):
+    if lifecycle.if_none_match_hits(request.headers.get("if-none-match"), ticket["etag"]):
         return Response(status_code=304, headers={"ETag": etag})
     public = ticket_public(ticket)
     return JsonResponse(

@@ -206,9 +206,10 @@ def _node(
         return None
     op = node.get("op", "AND")
     operands = node.get("operand")
-    if not isinstance(op, str) or op.upper() not in ("AND", "OR"):
+    # Each part is checked even when another is wrong, so every fault is reported at once.
+    op_ok = isinstance(op, str) and op.upper() in ("AND", "OR")
+    if not op_ok:
         reasons.add(f"{path}.op", "A filter group's op must be AND or OR")
-        return None
     if not isinstance(operands, list):
         reasons.add(f"{path}.operand", "A filter group's operand must be a list")
         return None
@@ -216,6 +217,8 @@ def _node(
         _node(reasons, item, f"{path}.operand[{i}]", fields, depth + 1, counter)
         for i, item in enumerate(operands)
     ]
+    if not op_ok:
+        return None
     clauses = [p for p in parts if p is not None]
     if not clauses:
         return true() if op.upper() == "AND" else false()
@@ -225,41 +228,54 @@ def _node(
 def _condition(
     reasons: Reasons, node: dict[str, Any], path: str, fields: dict[str, FieldSpec]
 ) -> ColumnElement[bool] | None:
-    name = node.get("column")
-    column = FIXED_COLUMNS.get(name) if isinstance(name, str) else None
-    if column is None and isinstance(name, str) and name.lower() in fields:
-        column = _field_column(fields[name.lower()])
-        if column is None:
-            reasons.add(f"{path}.column", f"Column {name} cannot be filtered")
-            return None
-    if column is None:
-        reasons.add(f"{path}.column", f"Unknown column {name}")
-        return None
+    # Column, op and operand are each checked even when another is wrong, so every fault is
+    # reported at once; the operand is checked as far as what is known allows.
+    column = _column(reasons, node.get("column"), f"{path}.column", fields)
     op = node.get("op")
     if not isinstance(op, str) or op.upper() not in OPERATORS:
         reasons.add(f"{path}.op", f"op must be one of: {', '.join(OPERATORS)}")
         return None
     op = op.upper()
     operand = node.get("operand")
+    operand_path = f"{path}.operand"
     if op == "LIKE":
-        if column.kind != "string" or not isinstance(operand, str) or not operand:
-            reasons.add(f"{path}.operand", "LIKE takes a non-empty string on a text column")
+        if (column is not None and column.kind != "string") or not (
+            isinstance(operand, str) and operand
+        ):
+            reasons.add(operand_path, "LIKE takes a non-empty string on a text column")
             return None
-        return _like(column.expression, operand)
+        return None if column is None else _like(column.expression, operand)
     if op == "IN":
         if not isinstance(operand, list) or not 1 <= len(operand) <= MAX_IN:
-            reasons.add(f"{path}.operand", f"IN takes a list of 1 to {MAX_IN} values")
+            reasons.add(operand_path, f"IN takes a list of 1 to {MAX_IN} values")
+            return None
+        if column is None:
             return None
         values = [_operand(column, v) for v in operand]
         if any(v is _BAD for v in values):
-            reasons.add(f"{path}.operand", f"IN values must be {column.kind} values")
+            reasons.add(operand_path, f"IN values must be {column.kind} values")
             return None
         return column.expression.in_(values)  # type: ignore[no-any-return]
+    if column is None:
+        return None
     value = _operand(column, operand)
     if value is _BAD:
-        reasons.add(f"{path}.operand", f"operand must be a {column.kind} value")
+        reasons.add(operand_path, f"operand must be a {column.kind} value")
         return None
     return _COMPARE[op](column.expression, value)
+
+
+def _column(reasons: Reasons, name: Any, path: str, fields: dict[str, FieldSpec]) -> Column | None:
+    """The column a condition names, or None with the reason added."""
+    column = FIXED_COLUMNS.get(name) if isinstance(name, str) else None
+    if column is None and isinstance(name, str) and name.lower() in fields:
+        column = _field_column(fields[name.lower()])
+        if column is None:
+            reasons.add(path, f"Column {name} cannot be filtered")
+            return None
+    if column is None:
+        reasons.add(path, f"Unknown column {name}")
+    return column
 
 
 _BAD = object()

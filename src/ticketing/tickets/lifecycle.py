@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import RowMapping
@@ -18,6 +19,7 @@ from ticketing.kit.errors import (
     PreconditionFailed,
     Reasons,
 )
+from ticketing.kit.etags import EntityTag, EntityTags, parse_entity_tag, parse_entity_tags
 from ticketing.kit.time import isoformat, utcnow
 from ticketing.tickets import repository
 from ticketing.tickets.public import ticket_public
@@ -41,35 +43,52 @@ async def find_ticket(
     return dict(row)
 
 
-def _etag_value(header: str) -> str:
-    value = header.strip()
-    if value.startswith("W/"):
-        value = value[2:]
-    return value.strip('"')
+def if_none_match_hits(header: str | None, etag: uuid.UUID) -> bool:
+    """Whether If-None-Match names this etag (weak comparison, as for any read) or is `*`."""
+    return header is not None and parse_entity_tags(header).weak_match(str(etag))
 
 
-def etag_matches(header: str | None, etag: uuid.UUID) -> bool:
-    """Whether an If-None-Match / If-Match header names this etag (or is `*`)."""
-    if header is None:
-        return False
-    values = [_etag_value(part) for part in header.split(",")]
-    return "*" in values or str(etag) in values
+@dataclass(frozen=True)
+class _Precondition:
+    """The etag an update is based on: from If-Match, from the body, or both (agreeing)."""
+
+    if_match: EntityTags | None
+    body_etag: EntityTag | None
+
+    def check(self, current: uuid.UUID) -> None:
+        """Answers 412 (If-Match) or 409 (body etag) unless the change is based on `current`."""
+        if self.if_match is not None and not self.if_match.strong_match(str(current)):
+            raise PreconditionFailed()
+        etag = self.body_etag
+        if etag is not None and (etag.weak or etag.opaque != str(current)):
+            raise EtagMismatch()
+
+    def stale(self) -> EtagMismatch:
+        """The answer when another write got in between reading and writing the ticket."""
+        return PreconditionFailed() if self.if_match is not None else EtagMismatch()
 
 
-def _expected_etag(body: dict[str, Any], if_match: str | None) -> tuple[str, bool]:
-    """The etag the change is based on, and whether it came from If-Match."""
-    if "etag" in body and body["etag"] is not None:
-        etag = body["etag"]
-        if not isinstance(etag, str):
+def _if_match(headers: Mapping[str, str]) -> EntityTags | None:
+    header = headers.get("if-match")
+    return parse_entity_tags(header) if header and header.strip() else None
+
+
+def _precondition(body: dict[str, Any], if_match: EntityTags | None) -> _Precondition:
+    """The update's etag: the body's `etag` (quoted or bare) or If-Match; when both are sent
+    they must name the same etag, since a client that disagrees with itself has a bug that
+    "changed by someone else" would hide."""
+    body_etag = None
+    if body.get("etag") is not None:
+        if not isinstance(body["etag"], str):
             raise InputValidationFailure({"etag": ["etag must be a string"]})
-        return etag, False
-    if if_match:
-        return _etag_value(if_match), True
-    raise EtagRequired()
-
-
-def _stale(from_header: bool) -> EtagMismatch:
-    return PreconditionFailed() if from_header else EtagMismatch()
+        body_etag = parse_entity_tag(body["etag"])
+    if body_etag is None and if_match is None:
+        raise EtagRequired()
+    if body_etag is not None and if_match is not None and not if_match.names(body_etag.opaque):
+        raise InputValidationFailure(
+            {"etag": ["The body etag and the If-Match header disagree; send one etag"]}
+        )
+    return _Precondition(if_match, body_etag)
 
 
 async def update_ticket(
@@ -80,17 +99,28 @@ async def update_ticket(
     raw_body: bytes,
     headers: Mapping[str, str],
 ) -> dict[str, Any]:
-    """Applies an update if the caller's etag is current; returns the ticket as it now is."""
-    current = await find_ticket(session, access=access, object_id=object_id)
+    """Applies an update if the caller's etag is current; returns the ticket as it now is.
+
+    An update that changes nothing (only the etag, or every value as it already is) writes
+    nothing: the ticket keeps its etag and version, and no history entry is added.
+    """
+    if_match = _if_match(headers)
+    # `If-Match: *` is satisfied by whatever version is current, so that version is locked
+    # instead of being compared with the one written.
+    current = await find_ticket(
+        session,
+        access=access,
+        object_id=object_id,
+        for_update=if_match is not None and if_match.any,
+    )
     reasons = Reasons()
     body = parse_body(reasons, raw_body, headers.get("content-type"))
     if body is NOT_PARSED or not isinstance(body, dict):
         if body is not NOT_PARSED:
             reasons.add("body", "Request body must be a JSON object")
         raise InputValidationFailure(reasons.reason)
-    expected, from_header = _expected_etag(body, headers.get("if-match"))
-    if expected != str(current["etag"]):
-        raise _stale(from_header)
+    precondition = _precondition(body, if_match)
+    precondition.check(current["etag"])
     ticket_type = access.catalog.ticket_types.get(current["item_type_id"])
     if ticket_type is None:
         raise InputValidationFailure(
@@ -123,6 +153,8 @@ async def update_ticket(
         changes.append({"field": "status", "old": current["status_type"], "new": request.status})
         values["status_type"] = request.status
         values["status_category"] = category
+    if not changes:
+        return ticket_public(current)
     data["lastUpdatedBy"] = last_updated_by(access.principal)
     updated = await _write_version(
         session,
@@ -133,7 +165,7 @@ async def update_ticket(
         changes=changes,
     )
     if updated is None:  # another update won the race since we read the ticket
-        raise _stale(from_header)
+        raise precondition.stale()
     if "status_type" in values:
         await repository.bump_counters(
             session,
@@ -152,9 +184,9 @@ async def delete_ticket(
     """Soft-deletes a ticket if If-Match names its current etag; its display ID stays taken."""
     # The row is locked before the counters, the same order an update takes them in.
     current = await find_ticket(session, access=access, object_id=object_id, for_update=True)
-    if not if_match:
+    if not if_match or not if_match.strip():
         raise EtagRequired("The current etag is required in the If-Match header")
-    if not etag_matches(if_match, current["etag"]):
+    if not parse_entity_tags(if_match).strong_match(str(current["etag"])):
         raise PreconditionFailed()
     counters = await repository.bump_counters(
         session,
