@@ -51,6 +51,7 @@ TENANT_TABLES = {
     "ticket_history": "tenant_id",
     "ticket_comments": "tenant_id",
     "idempotency_keys": "tenant_id",
+    "attachments": "tenant_id",
 }
 
 _T = TypeVar("_T")
