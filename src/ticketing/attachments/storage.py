@@ -88,9 +88,13 @@ class FileBlobStore:
         if target.exists():
             # Same content already stored: refresh its time so that a collection running now
             # (which spares recent blobs) does not remove it under the new row.
-            source.unlink()
-            os.utime(target)
-            return
+            try:
+                os.utime(target)
+            except FileNotFoundError:  # collected a moment ago: store this copy instead
+                pass
+            else:
+                source.unlink()
+                return
         os.replace(source, target)
         _fsync_dir(target.parent)
 
