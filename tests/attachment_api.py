@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +171,3 @@ def run_gc(database_url: str, data_dir: Path, *args: str, env: dict[str, str] | 
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
-
-
-Uploader = Callable[..., dict[str, Any]]
