@@ -103,6 +103,7 @@ COLUMNS = [
     "submittedBy",
     "createdAt",
     "updatedAt",
+    "hasAttachments",
     *FIELD_IDS,
 ]
 OPERATORS = ["EQ", "NE", "GT", "GE", "LT", "LE", "LIKE", "IN", "AND", "OR"]
