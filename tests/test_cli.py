@@ -269,6 +269,7 @@ def test_demo_prints_token_and_working_curl(
         "summary",
         "data",
         "lookup_props",
+        "attachments",
         "moved_to",
         "deleted_seq",
         "version",

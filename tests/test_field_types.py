@@ -65,7 +65,21 @@ def rejects(field: FieldSpec, value: Any) -> str:
 
 
 def test_registry_has_every_spec_type() -> None:
-    assert set(FIELD_TYPES) == SPEC_TYPES
+    assert set(FIELD_TYPES) == SPEC_TYPES | FILE_FIELD_TYPES
+
+
+# Field types whose values are uploaded files, sent in `attachments` (never in ticketBody).
+FILE_FIELD_TYPES = {"attachment"}
+
+
+@pytest.mark.parametrize("value", [None, "", "x", ["id"], {}])
+@pytest.mark.parametrize("required", [True, False])
+def test_a_file_field_takes_no_ticket_body_value(value: Any, required: bool) -> None:
+    assert {n for n, k in FIELD_TYPES.items() if not k.in_ticket_body} == FILE_FIELD_TYPES
+    message = rejects(spec("attachment", label="Shots", required=required), value)
+    assert message == (
+        "Field Shots takes uploaded files: send their ids in attachments, not in ticketBody"
+    )
 
 
 def test_registry_entries_are_named_and_callable() -> None:

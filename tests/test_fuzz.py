@@ -113,6 +113,7 @@ COLUMNS = [
     "submittedBy",
     "createdAt",
     "updatedAt",
+    "hasAttachments",
     *FIELD_IDS,
 ]
 OPERATORS = ["EQ", "NE", "GT", "GE", "LT", "LE", "LIKE", "IN", "AND", "OR"]
@@ -286,6 +287,19 @@ UPDATE = ("PATCH", "/api/v2/ticketing/ticket/update/{objectId}")
 COMMENT = ("POST", "/api/v2/ticketing/ticket/{objectId}/comments")
 LISTS = {("POST", "/api/v2/ticketing/ticket/list"), ("POST", "/api/v2/ticketing/ticket/count")}
 TICKET_TYPES = ("GET", "/api/v2/ticketing/ticket-type")
+UPLOAD = ("POST", "/api/v2/ticketing/attachments")
+DOWNLOAD = ("GET", "/api/v2/ticketing/ticket/{objectId}/attachments/{attachmentId}")
+MULTIPART = "multipart/form-data"
+# Files whose bytes name their type (the generated part's file name takes it from them).
+UPLOAD_FILES = [
+    b"\x89PNG\r\n\x1a\n" + bytes(range(64)),
+    b"%PDF-1.7\n" + b"x" * 64,
+    b"GIF89a" + b"\x00" * 32,
+    b"\xff\xd8\xff\xe0" + b"\x00" * 32,
+    b"PK\x03\x04" + b"\x00" * 300,
+    b"",
+]
+ranges = st.none() | st.sampled_from(["bytes=0-9", "bytes=-5", "bytes=5-", "bytes=999-", "x"])
 
 
 def _query(catalog: str) -> dict[str, str]:
@@ -305,6 +319,9 @@ class FuzzTarget:
         self.everything_ticket = self._create(everything_body(), "20000", "agent")
         self.deletable = [self._create(seed_body()) for _ in range(3)]
         self.object_ids = [self.seed_ticket, self.everything_ticket, *self.deletable]
+        # A ticket with a file, for downloads.
+        self.file_id = self._upload()
+        self.file_ticket = self._create({**seed_body(), "attachments": {"ticket": [self.file_id]}})
         self.session = requests.Session()
         self.statuses: dict[str, Counter[int]] = {}
 
@@ -314,6 +331,18 @@ class FuzzTarget:
         response = self.tenant.create(body, item_type=item_type, catalog_type=catalog)
         assert response.status_code == 200, response.text
         return str(response.json()["objectId"])
+
+    def _upload(self) -> str:
+        headers = self.tenant.headers()
+        headers.pop("content-type")
+        response = self.tenant.client.post(
+            f"{self.tenant.base_url}/api/v2/ticketing/attachments",
+            params=_query("template"),
+            headers=headers,
+            files={"file": ("shot.png", UPLOAD_FILES[0])},
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["attachment"]["id"])
 
     def headers(self, who: str) -> dict[str, str]:
         if who == "anonymous":
@@ -387,6 +416,30 @@ class FuzzTarget:
                         | update_bodies,
                     }
                 ),
+            )
+        if key == UPLOAD:
+            return st.fixed_dictionaries(
+                {
+                    "query": st.just(_query("template")),
+                    "body": st.fixed_dictionaries({"file": st.sampled_from(UPLOAD_FILES)}),
+                    "media_type": st.just(MULTIPART),
+                }
+            )
+        if key == DOWNLOAD:
+            return st.fixed_dictionaries(
+                {
+                    "path_parameters": st.just(
+                        {"objectId": self.file_ticket, "attachmentId": self.file_id}
+                    )
+                    | st.fixed_dictionaries(
+                        {
+                            "objectId": st.sampled_from(self.object_ids),
+                            "attachmentId": st.just(self.file_id) | st.uuids().map(str),
+                        }
+                    ),
+                    "query": st.just(_query("template")),
+                    "range": ranges,
+                }
             )
         if key == COMMENT:
             return st.fixed_dictionaries(
@@ -472,7 +525,9 @@ def _send(
         case.query = {**(case.query or {}), **override["query"]}
     if "body" in override:
         case.body = copy.deepcopy(override["body"])
-        case.media_type = "application/json"
+        case.media_type = override.get("media_type", "application/json")
+    if override.get("range"):
+        case.headers = {**(case.headers or {}), "Range": override["range"]}
     method = case.method.upper()
     key = (method, case.operation.path)
     if idempotency_key is not None and key in (CREATE, UPDATE):

@@ -51,6 +51,7 @@ TENANT_TABLES = {
     "ticket_history": "tenant_id",
     "ticket_comments": "tenant_id",
     "idempotency_keys": "tenant_id",
+    "attachments": "tenant_id",
 }
 
 _T = TypeVar("_T")
@@ -152,9 +153,19 @@ def ticketing_as(database: Database, tmp_path: Path, role: str, *args: str) -> A
 
 @pytest.fixture
 def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
-    """Two tenants, each with a ticket, a comment, an update and an idempotency key."""
+    """Two tenants, each with a ticket, a comment, an update, an idempotency key and an
+    upload."""
     tenants = make_tenant(), make_tenant()
     for tenant in tenants:
+        headers = tenant.headers()
+        headers.pop("content-type")
+        response = tenant.client.post(
+            f"{tenant.base_url}/api/v2/ticketing/attachments",
+            params={"type": "template", "module": "ticketing"},
+            headers=headers,
+            files={"file": ("notes.txt", b"notes")},
+        )
+        assert response.status_code == 200, response.text
         ticket = created(
             tenant.create(seed_body(), headers={**tenant.headers(), "Idempotency-Key": "k-1"})
         )

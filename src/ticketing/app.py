@@ -14,6 +14,8 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from ticketing import __version__
+from ticketing.attachments.endpoints import router as attachments_router
+from ticketing.attachments.tasks import periodic_gc
 from ticketing.auth.access import app_state
 from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
@@ -89,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = AppState.from_settings(settings)
         app.state.ticketing = state
         try:
-            yield
+            async with periodic_gc(settings, state.blobs):
+                yield
         finally:
             await state.engine.dispose()
 
@@ -103,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tickets_router)
     app.include_router(catalog_router)
     app.include_router(tenants_router)
+    app.include_router(attachments_router)
     install_openapi(app)
 
     @app.get(

@@ -1,4 +1,4 @@
-"""The `ticketing` command: serve, migrate, load, token, demo."""
+"""The `ticketing` command: serve, migrate, load, token, demo, gc."""
 
 from __future__ import annotations
 
@@ -89,6 +89,24 @@ def cmd_load(args: argparse.Namespace) -> int:
         return 1
     for tenant_id, outcome in outcomes:
         print(f"tenant {tenant_id}: {outcome}")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from ticketing.attachments.tasks import run_gc
+    from ticketing.state import blob_store
+
+    settings = get_settings()
+    if args.ttl is not None:
+        settings = settings.model_copy(update={"upload_ttl": args.ttl})
+    report = asyncio.run(run_gc(settings, blob_store(settings)))
+    if not report.ran:
+        print("garbage collection skipped: another process is running one")
+        return 0
+    print(
+        f"removed {report.uploads} unbound uploads, {report.blobs} unreferenced blobs, "
+        f"{report.spooled} interrupted uploads"
+    )
     return 0
 
 
@@ -339,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--teams", help="comma-separated team slugs")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
+
+    gc = sub.add_parser(
+        "gc", help="remove uploads never bound to a ticket and blobs nothing references"
+    )
+    gc.add_argument("--ttl", type=float, help="age in seconds (default TICKETING_UPLOAD_TTL, 24 h)")
+    gc.set_defaults(func=cmd_gc)
 
     demo = sub.add_parser("demo", help="load the demo tenant, print a token and a curl, serve")
     demo.add_argument("--host", default="127.0.0.1")

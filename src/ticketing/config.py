@@ -79,6 +79,32 @@ class Settings(BaseSettings):
         # Resolved once, so every message names the folder actually used.
         return value.expanduser().absolute()
 
+    # --- attachments (ticketing.attachments) ---
+    blob_url: str | None = Field(
+        default=None,
+        description="Where uploaded files are kept: file:///path, or s3://bucket/prefix "
+        "(credentials and region as the AWS SDK reads them); default file://{data_dir}/blobs.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible object store (for s3:// blob URLs); unset: AWS.",
+    )
+    upload_ttl: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="Seconds an upload may stay unbound to a ticket before `gc` removes it.",
+    )
+    gc_interval: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds between two garbage collections run by `serve`; 0: none.",
+    )
+
+    @property
+    def resolved_blob_url(self) -> str:
+        """The blob store URL (the default: a folder in the data folder)."""
+        return self.blob_url or f"file://{(self.data_dir / 'blobs').resolve()}"
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL with the async driver the service uses."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ticketing.attachments.storage import BlobStore, open_store
 from ticketing.auth.dev_issuer import load_or_create_dev_key
 from ticketing.auth.tokens import DevKeySource, KeySource, OidcKeySource, TokenVerifier
 from ticketing.catalog.service import CatalogCache
@@ -20,6 +21,7 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     verifier: TokenVerifier
     catalogs: CatalogCache
+    blobs: BlobStore
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
@@ -35,7 +37,17 @@ class AppState:
             sessionmaker=create_sessionmaker(engine),
             verifier=build_verifier(settings),
             catalogs=CatalogCache(),
+            blobs=blob_store(settings),
         )
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The store for attachment contents the settings name."""
+    return open_store(
+        settings.resolved_blob_url,
+        endpoint_url=settings.s3_endpoint_url,
+        spool=settings.data_dir / "spool",
+    )
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:

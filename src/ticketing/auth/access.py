@@ -35,6 +35,7 @@ class Action(Enum):
     UPDATE = ("tickets:write", TICKET_ROLES, "update ticket")
     COMMENT = ("tickets:write", TICKET_ROLES, "comment on ticket")
     DELETE = ("tickets:write", AGENT_ROLES, "delete ticket")
+    UPLOAD = ("tickets:write", TICKET_ROLES, "upload attachments")
 
     def __init__(self, scope: str, roles: frozenset[str], wording: str) -> None:
         self.scope = scope

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from ticketing.attachments.content import DEFAULT_MAX_SIZE, DEFAULT_TYPES, FILE_TYPES
 from ticketing.auth.dev_issuer import WRITE_ROLES
 from ticketing.catalog.fields import FIELD_TYPES
 
@@ -59,6 +60,8 @@ class FieldConfig(_Strict):
     min_length: int | None = Field(default=None, alias="minLength", ge=0)
     min: float | None = None
     max: float | None = None
+    # attachment fields: how many files one ticket may carry in the field.
+    max_files: int | None = Field(default=None, alias="maxFiles", ge=1, le=100)
 
     @model_validator(mode="after")
     def _check(self) -> FieldConfig:
@@ -81,6 +84,7 @@ class FieldConfig(_Strict):
             "minLength": self.min_length,
             "min": self.min,
             "max": self.max,
+            "maxFiles": self.max_files,
         }
         return {k: v for k, v in limits.items() if v is not None}
 
@@ -151,6 +155,22 @@ class OfferConfig(_Strict):
     active: bool = True
 
 
+class AttachmentPolicyConfig(_Strict):
+    """What a tenant's users may upload."""
+
+    max_size: int = Field(default=DEFAULT_MAX_SIZE, ge=1, le=1024**4)
+    allowed_types: list[str] = Field(default_factory=lambda: list(DEFAULT_TYPES), min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> AttachmentPolicyConfig:
+        self.allowed_types = [t.lower() for t in self.allowed_types]
+        unknown = [t for t in self.allowed_types if t not in FILE_TYPES]
+        if unknown:
+            raise ValueError(f"unknown file types {unknown}; known: {', '.join(FILE_TYPES)}")
+        _unique(self.allowed_types, "allowed_types")
+        return self
+
+
 class TenantConfig(_Strict):
     id: uuid.UUID
     name: Name
@@ -159,6 +179,7 @@ class TenantConfig(_Strict):
     teams: list[TeamConfig] = Field(default_factory=list)
     ticket_types: list[TicketTypeConfig] = Field(default_factory=list)
     offers: list[OfferConfig] = Field(default_factory=list)
+    attachments: AttachmentPolicyConfig | None = None
 
     @model_validator(mode="after")
     def _check(self) -> TenantConfig:

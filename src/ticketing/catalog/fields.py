@@ -49,19 +49,21 @@ class FieldType:
     clean: Cleaner
     blank_is_empty: bool
     has_options: bool = False
+    # False for files: their values are the create's `attachments`, never in ticketBody.
+    in_ticket_body: bool = True
 
 
 FIELD_TYPES: dict[str, FieldType] = {}
 
 
 def field_type(
-    *names: str, blank_is_empty: bool = True, has_options: bool = False
+    *names: str, blank_is_empty: bool = True, has_options: bool = False, in_ticket_body: bool = True
 ) -> Callable[[Cleaner], Cleaner]:
     """Registers a validator under one or more type names."""
 
     def register(clean: Cleaner) -> Cleaner:
         for name in names:
-            FIELD_TYPES[name] = FieldType(name, clean, blank_is_empty, has_options)
+            FIELD_TYPES[name] = FieldType(name, clean, blank_is_empty, has_options, in_ticket_body)
         return clean
 
     return register
@@ -195,6 +197,17 @@ def _clean_user(spec: FieldSpec, value: Any) -> str:
     return text
 
 
+# The default number of files an attachment field takes (`maxFiles`).
+DEFAULT_MAX_FILES = 5
+
+
+@field_type("attachment", blank_is_empty=False, in_ticket_body=False)
+def _clean_attachment(spec: FieldSpec, value: Any) -> Any:
+    raise FieldError(
+        f"Field {spec.label} takes uploaded files: send their ids in attachments, not in ticketBody"
+    )
+
+
 def is_empty(value: Any) -> bool:
     """Null, a blank string and an empty list all count as "no value"."""
     return value is None or (isinstance(value, str) and not value.strip()) or value == []
@@ -203,6 +216,8 @@ def is_empty(value: Any) -> bool:
 def clean_value(spec: FieldSpec, value: Any) -> Any:
     """Validates one sent value; the result is what is stored. Raises FieldError."""
     kind = FIELD_TYPES[spec.type]
+    if not kind.in_ticket_body:
+        return kind.clean(spec, value)
     if value is None or (kind.blank_is_empty and is_empty(value)):
         if spec.required:
             raise FieldError(f"Field {spec.label} is required")

@@ -47,6 +47,9 @@ async def _load_tenant(session: AsyncSession, config: TenantConfig) -> Outcome:
     tenant.realm = config.realm
     tenant.prefix = config.prefix
     tenant.config_hash = digest
+    tenant.attachment_policy = (
+        config.attachments.model_dump(mode="json") if config.attachments else None
+    )
     tenant.config_version = tenant.config_version + 1
     await session.flush()
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing.attachments.content import AttachmentPolicy
 from ticketing.catalog import repository
 from ticketing.catalog.fields import FieldSpec, default_for
 
@@ -65,6 +66,7 @@ class TenantCatalog:
     teams: dict[str, TeamSpec]
     ticket_types: dict[str, TicketTypeSpec]
     offers: dict[str, OfferSpec]
+    attachments: AttachmentPolicy = field(default_factory=AttachmentPolicy)
 
 
 class StaleCatalog(Exception):
@@ -172,4 +174,13 @@ async def compile_catalog(session: AsyncSession, *, tenant_id: uuid.UUID) -> Ten
             )
             for o in offers
         },
+        attachments=_attachment_policy(tenant.attachment_policy),
+    )
+
+
+def _attachment_policy(stored: dict[str, Any] | None) -> AttachmentPolicy:
+    if not stored:
+        return AttachmentPolicy()
+    return AttachmentPolicy(
+        max_size=int(stored["max_size"]), allowed_types=tuple(stored["allowed_types"])
     )

@@ -26,6 +26,8 @@ PRIVILEGES = {
     "ticket_history": ("SELECT", "INSERT", "UPDATE"),
     "ticket_comments": ("SELECT", "INSERT", "UPDATE"),
     "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    # Unbound uploads and unreferenced blobs are removed by `ticketing gc`, as the owner.
+    "attachments": ("SELECT", "INSERT", "UPDATE"),
 }
 
 

@@ -47,6 +47,11 @@ def bind_tenant(tenant_id: str | uuid.UUID | None) -> None:
     _current.set(value)
 
 
+def current_tenant() -> str:
+    """The tenant bound to the current request ("" for none)."""
+    return _current.get()
+
+
 @contextmanager
 def scoped_by_statement() -> Iterator[str]:
     """For a statement that sets the tenant itself, for its own transaction (the create

@@ -53,6 +53,8 @@ class Tenant(Base):
     # Bumped whenever the tenant's configuration changes; processes key their caches on it.
     config_version: Mapped[int] = mapped_column(Integer, default=1)
     config_hash: Mapped[str] = mapped_column(String(64), default="")
+    # The configuration file's `attachments` policy (ticketing.attachments); NULL: defaults.
+    attachment_policy: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
 
 
 class Team(Base):
@@ -258,3 +260,57 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+# --- attachments (ticketing.attachments) ---
+
+# Live tickets that carry at least one file: what `hasAttachments EQ true` selects. The text
+# comparison is written the same way in the index predicate and in the filter, so that the
+# planner can prove the one implies the other (an empty map is stored as exactly `{}`).
+HAS_ATTACHMENTS_SQL = "CAST(attachments AS TEXT) <> '{}'"
+
+
+class Attachment(Base):
+    """An uploaded file: its metadata and the content hash naming its blob; bound to a ticket
+    (and to one of its keys: an attachment field's UUID, or `ticket`) once a create or
+    update uses it."""
+
+    __tablename__ = "attachments"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    uploader: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(120))
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ticket_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    field_key: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(
+            ["tenant_id", "ticket_id"], ["tickets.tenant_id", "tickets.id"], ondelete="CASCADE"
+        ),
+        # Whether a blob is still referenced (garbage collection), and a ticket's files.
+        Index("ix_attachments_tenant_sha256", "tenant_id", "sha256"),
+        Index("ix_attachments_tenant_ticket", "tenant_id", "ticket_id"),
+        # Uploads never bound, oldest first (garbage collection).
+        Index(
+            "ix_attachments_unbound_created_at",
+            "created_at",
+            postgresql_where=text("ticket_id IS NULL"),
+            sqlite_where=text("ticket_id IS NULL"),
+        ),
+    )
+
+
+Index(
+    "ix_tickets_tenant_has_attachments",
+    Ticket.tenant_id,
+    Ticket.created_at,
+    Ticket.id_serial,
+    postgresql_where=text(f"deleted_seq = -1 AND {HAS_ATTACHMENTS_SQL}"),
+    sqlite_where=text(f"deleted_seq = -1 AND {HAS_ATTACHMENTS_SQL}"),
+)

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, true
+from sqlalchemy import ColumnElement, and_, false, func, literal_column, not_, or_, true
 
 from ticketing.catalog.fields import FieldSpec
 from ticketing.catalog.service import TenantCatalog
 from ticketing.kit.errors import Reasons
-from ticketing.models import Ticket
+from ticketing.models import HAS_ATTACHMENTS_SQL, Ticket
 
 OPERATORS = ("EQ", "NE", "GT", "GE", "LT", "LE", "LIKE", "IN")
 SORTS = {
@@ -41,7 +41,7 @@ class Column:
     """A filterable column: its SQL expression and the kind of operand it compares with."""
 
     expression: Any
-    kind: str  # "string", "datetime", "number", "boolean"
+    kind: str  # "string", "datetime", "number", "boolean", "flag" (EQ/NE true/false only)
 
 
 FIXED_COLUMNS = {
@@ -54,6 +54,8 @@ FIXED_COLUMNS = {
     "submittedBy": Column(Ticket.submitted_by, "string"),
     "createdAt": Column(Ticket.created_at, "datetime"),
     "updatedAt": Column(Ticket.updated_at, "datetime"),
+    # Written as the partial index's predicate, so that `EQ true` is answered from it.
+    "hasAttachments": Column(literal_column(HAS_ATTACHMENTS_SQL), "flag"),
 }
 
 
@@ -238,6 +240,12 @@ def _condition(
     op = op.upper()
     operand = node.get("operand")
     operand_path = f"{path}.operand"
+    if column is not None and column.kind == "flag":
+        if op not in ("EQ", "NE") or not isinstance(operand, bool):
+            reasons.add(operand_path, f"{node.get('column')} takes EQ or NE with true or false")
+            return None
+        wanted = operand == (op == "EQ")
+        return column.expression if wanted else not_(column.expression)  # type: ignore[no-any-return]
     if op == "LIKE":
         if (column is not None and column.kind != "string") or not (
             isinstance(operand, str) and operand

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ticketing.attachments.service import FileBinding
 from ticketing.auth.access import Access
 from ticketing.kit.errors import (
     EtagMismatch,
@@ -153,6 +154,15 @@ async def update_ticket(
         changes.append({"field": "status", "old": current["status_type"], "new": request.status})
         values["status_type"] = request.status
         values["status_category"] = category
+    files = FileBinding(access, request.attachments) if request.attachments else None
+    if files is not None:
+        attachments = {k: list(v) for k, v in (current["attachments"] or {}).items()}
+        for key, added in (await files.claim(session)).items():
+            attachments[key] = [*attachments.get(key, []), *added]
+            old = [a["id"] for a in (current["attachments"] or {}).get(key, [])]
+            new = [a["id"] for a in attachments[key]]
+            changes.append({"field": f"attachments.{key}", "old": old, "new": new})
+        values["attachments"] = attachments
     if not changes:
         return ticket_public(current)
     data["lastUpdatedBy"] = last_updated_by(access.principal)
@@ -166,6 +176,8 @@ async def update_ticket(
     )
     if updated is None:  # another update won the race since we read the ticket
         raise precondition.stale()
+    if files is not None:
+        await files.bind(session, current["id"])
     if "status_type" in values:
         await repository.bump_counters(
             session,

@@ -18,6 +18,8 @@ def ticket_public(row: Mapping[str, Any]) -> dict[str, Any]:
         "summary": row["summary"],
         "data": row["data"],
         "lookup_props": {"teamId": row["team_id"], "itemTypeId": row["item_type_id"]},
+        # Files per key (attachment field UUID or `ticket`), as ticketing.attachments shows them.
+        "attachments": row["attachments"],
         "moved_to": row["moved_to"],
         "deleted_seq": row["deleted_seq"],
         "version": row["version"],

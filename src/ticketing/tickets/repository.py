@@ -6,7 +6,7 @@ import asyncio
 import os
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import (
@@ -23,7 +23,7 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from ticketing.kit.tenancy import scoped_by_statement
+from ticketing.kit.tenancy import current_tenant, scoped_by_statement
 from ticketing.models import (
     DisplayIdCounter,
     IdempotencyKey,
@@ -305,6 +305,44 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+class FileBinding(Protocol):
+    """Uploads a create binds to its ticket, in the create's transaction
+    (ticketing.attachments.service.FileBinding)."""
+
+    async def claim(self, db: AsyncConnection) -> dict[str, Any]:
+        """Checks and locks the uploads; the ticket's `attachments` map."""
+
+    async def bind(self, db: AsyncConnection, ticket_id: uuid.UUID) -> None:
+        """Marks them as the ticket's; raises (rolling back the create) if one was taken."""
+
+
+def _create_args(
+    values: dict[str, Any],
+    *,
+    scope: str,
+    config_version: int,
+    counters: dict[str, int],
+    changed_by: dict[str, Any],
+    changes: list[dict[str, Any]],
+    idempotency: tuple[str, str] | None,
+) -> list[Any]:
+    params = {
+        **values,
+        "scope": scope,
+        "config_version": config_version,
+        "names": sorted(counters),
+        "deltas": [counters[name] for name in sorted(counters)],
+        "data": _json(values["data"]),
+        "attachments": _json(values["attachments"]),
+        "ticket_relation": _json(values["ticket_relation"]),
+        "changed_by": _json(changed_by),
+        "changes": _json(changes),
+        "idempotency_caller": idempotency[0] if idempotency else None,
+        "idempotency_key": idempotency[1] if idempotency else None,
+    }
+    return [params[name] for name in _CREATE_POSTGRESQL_PARAMS]
+
+
 async def insert_new_ticket(
     engine: AsyncEngine,
     *,
@@ -314,38 +352,37 @@ async def insert_new_ticket(
     changed_by: dict[str, Any],
     changes: list[dict[str, Any]],
     idempotency: tuple[str, str] | None = None,
+    files: FileBinding | None = None,
 ) -> tuple[int, int] | None:
     """Creates a ticket, its counters and its history entry atomically.
 
     With `idempotency` (caller, key), the pending idempotency record of that key is linked
-    to the new ticket in the same transaction.
+    to the new ticket in the same transaction. With `files`, the uploads it names are bound
+    to the ticket in the same transaction too, and `values["attachments"]` is set to their
+    metadata (on PostgreSQL the create is then three statements instead of one).
 
     Returns (display number, id_serial), or None when the tenant's configuration version is
     no longer `config_version` (nothing is written then). `values` holds every ticket column
     except the display number, object id and id_serial, which the database assigns.
     """
+    arguments = {
+        "config_version": config_version,
+        "counters": counters,
+        "changed_by": changed_by,
+        "changes": changes,
+        "idempotency": idempotency,
+    }
+    if engine.dialect.name == "postgresql" and files is not None:
+        return await _insert_with_files(engine, values=values, files=files, **arguments)
     if engine.dialect.name == "postgresql":
-        params = {
-            **values,
-            "config_version": config_version,
-            "names": sorted(counters),
-            "deltas": [counters[name] for name in sorted(counters)],
-            "data": _json(values["data"]),
-            "attachments": _json(values["attachments"]),
-            "ticket_relation": _json(values["ticket_relation"]),
-            "changed_by": _json(changed_by),
-            "changes": _json(changes),
-            "idempotency_caller": idempotency[0] if idempotency else None,
-            "idempotency_key": idempotency[1] if idempotency else None,
-        }
         # Creates of one tenant take turns on its counter rows anyway; queueing them here
         # first keeps many database sessions from queueing on the same row lock, which costs
         # the database far more than the wait costs this process.
         # The driver's connections run each statement in its own transaction unless told
         # otherwise, which is what this statement wants.
         # The statement sets the request's tenant itself, so the connection is not given it.
-        with scoped_by_statement() as params["scope"]:
-            args = [params[name] for name in _CREATE_POSTGRESQL_PARAMS]
+        with scoped_by_statement() as scope:
+            args = _create_args(values, scope=scope, **arguments)  # type: ignore[arg-type]
             async with _tenant_gate(values["tenant_id"]), engine.connect() as conn:
                 driver: Any = (await conn.get_raw_connection()).driver_connection
                 try:
@@ -359,6 +396,8 @@ async def insert_new_ticket(
 
     # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
     async with engine.begin() as conn:
+        if files is not None:
+            values["attachments"] = await files.claim(conn)
         version = await conn.scalar(
             select(Tenant.config_version).where(Tenant.id == values["tenant_id"])
         )
@@ -390,7 +429,27 @@ async def insert_new_ticket(
                 )
                 .values(ticket_id=values["id"])
             )
+        if files is not None:
+            await files.bind(conn, values["id"])
     return number, id_serial
+
+
+async def _insert_with_files(
+    engine: AsyncEngine, *, values: dict[str, Any], files: FileBinding, **arguments: Any
+) -> tuple[int, int] | None:
+    """The PostgreSQL create with uploads: the uploads are locked and checked, the create
+    function runs, and the uploads are bound, in one transaction on one connection (the
+    function's tenant setting lasts until that transaction ends)."""
+    async with _tenant_gate(values["tenant_id"]), engine.begin() as conn:
+        # The first statement opens the transaction that the function call below joins.
+        values["attachments"] = await files.claim(conn)
+        args = _create_args(values, scope=current_tenant(), **arguments)
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        row = await driver.fetchrow(_CREATE_POSTGRESQL, *args)
+        if row is None:
+            return None
+        await files.bind(conn, values["id"])
+    return int(row[0]), int(row[1])
 
 
 async def claim_idempotency_key(

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ticketing.attachments.schemas import AttachmentPublic
+
 
 class TicketBody(BaseModel):
     """Field UUID -> value (UUIDs from `fields[].id` of GET /ticket-type), plus the offer."""
@@ -28,7 +30,10 @@ class TicketCreate(BaseModel):
         description="Map of field UUID -> value, plus the key `offerId` (string).",
         examples=[{"offerId": "23629", "ab13e5d1-9b9d-4c3e-8fc4-e86912c8cb53": "Laptop"}],
     )
-    attachments: dict[str, Any] = Field(description="Attachment metadata; `{}` when none.")
+    attachments: dict[str, list[str]] = Field(
+        description="Uploaded files per key: an attachment field's UUID, or `ticket` for the "
+        "ticket as a whole, to a list of upload ids (POST /attachments); `{}` when none."
+    )
     ticketRelation: dict[str, Any] | None = Field(
         description="Parent or related ticket; `null` when none."
     )
@@ -57,6 +62,9 @@ class TicketPublic(BaseModel):
         description="Field values plus offerId, ccWatchers, toWatchers, submittedBy, lastUpdatedBy."
     )
     lookup_props: LookupProps
+    attachments: dict[str, list[AttachmentPublic]] = Field(
+        description="Files per key (attachment field UUID or `ticket`)."
+    )
     moved_to: str | None
     deleted_seq: int
     version: int
@@ -98,6 +106,11 @@ class TicketUpdate(BaseModel):
     status: str | None = Field(default=None, description="A status name of the workflow.")
     ccWatchers: list[str] | None = None
     toWatchers: list[str] | None = None
+    attachments: dict[str, list[str]] | None = Field(
+        default=None,
+        description="Uploads to add, per key (attachment field UUID or `ticket`); the ticket's "
+        "files stay.",
+    )
 
 
 class FilterCondition(BaseModel):

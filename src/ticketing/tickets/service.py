@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ticketing.attachments.service import FileBinding
 from ticketing.auth.access import Access
 from ticketing.auth.tokens import Principal
 from ticketing.catalog.service import StaleCatalog, TicketTypeSpec
@@ -77,7 +78,8 @@ async def create_ticket(
         "source": request.source,
         "summary": request.summary,
         "data": data,
-        "attachments": request.attachments,
+        # Set to the uploads' metadata when they are bound (repository.insert_new_ticket).
+        "attachments": {},
         "ticket_relation": request.ticket_relation,
         "etag": uuid.uuid4(),
         "version": INITIAL_VERSION,
@@ -101,6 +103,7 @@ async def create_ticket(
         values=values,
         changed_by=actor(principal),
         idempotency=idempotency,
+        files=FileBinding(access, request.attachments) if request.attachments else None,
         changes=[
             {"field": "summary", "old": None, "new": request.summary},
             {"field": "status", "old": None, "new": status.name},
@@ -108,6 +111,11 @@ async def create_ticket(
                 {"field": key, "old": None, "new": value}
                 for key, value in data.items()
                 if key not in SYSTEM_DATA_KEYS
+            ),
+            *(
+                [{"field": "attachments", "old": None, "new": request.attachments}]
+                if request.attachments
+                else []
             ),
         ],
     )

@@ -9,8 +9,9 @@ from typing import Any
 
 import orjson
 
+from ticketing.attachments.validation import Requested, requested_files
 from ticketing.catalog.config_file import CATALOG_TYPES
-from ticketing.catalog.fields import FieldError, FieldSpec, clean_value
+from ticketing.catalog.fields import FIELD_TYPES, FieldError, FieldSpec, clean_value
 from ticketing.catalog.service import TenantCatalog, TicketTypeSpec
 from ticketing.kit.errors import InputValidationFailure, Reasons
 
@@ -32,7 +33,8 @@ class CreateRequest:
     offer_id: str
     values: dict[str, Any]
     watchers: dict[str, list[str]]
-    attachments: dict[str, Any]
+    # Upload ids per key (ticketing.attachments.validation); bound when the ticket is written.
+    attachments: Requested
     ticket_relation: dict[str, Any] | None
     is_support_request: bool
 
@@ -139,6 +141,9 @@ def validate_create(
     attachments = body.get("attachments")
     if "attachments" in body and not isinstance(attachments, dict):
         reasons.add("attachments", "attachments must be an object; send {} when there are none")
+    files = requested_files(
+        reasons, attachments if isinstance(attachments, dict) else {}, ticket_type
+    )
     relation = body.get("ticketRelation")
     if "ticketRelation" in body and relation is not None and not isinstance(relation, dict):
         reasons.add("ticketRelation", "ticketRelation must be an object or null")
@@ -162,7 +167,7 @@ def validate_create(
         offer_id=offer_id,
         values=values,
         watchers=watchers,
-        attachments=attachments if isinstance(attachments, dict) else {},
+        attachments=files,
         ticket_relation=relation if isinstance(relation, dict) else None,
         is_support_request=is_support_request,
     )
@@ -239,7 +244,12 @@ def _check_fields(
         except FieldError as exc:
             reasons.add(spec.id, str(exc))
     for spec in ticket_type.fields:
-        if spec.id not in values and spec.required and spec.id not in reasons.reason:
+        if (
+            spec.id not in values
+            and spec.required
+            and spec.id not in reasons.reason
+            and FIELD_TYPES[spec.type].in_ticket_body
+        ):
             reasons.add(spec.id, f"Field {spec.label} is required")
     for field_id, default in ticket_type.defaults:
         values.setdefault(field_id, default)
@@ -266,7 +276,7 @@ def _field_id(key: str) -> str | None:
     return canonical if canonical == key.lower() else None
 
 
-UPDATE_KEYS = ("etag", "summary", "ticketBody", "status", *WATCHER_KEYS)
+UPDATE_KEYS = ("etag", "summary", "ticketBody", "status", "attachments", *WATCHER_KEYS)
 
 
 @dataclass(frozen=True)
@@ -277,6 +287,8 @@ class UpdateRequest:
     values: dict[str, Any]
     status: str | None
     watchers: dict[str, list[str]]
+    # New uploads per key, added to the ticket's files.
+    attachments: Requested
 
 
 def validate_update(
@@ -326,8 +338,18 @@ def validate_update(
                 reasons.add(
                     "status", f"status cannot change from {current['status_type']} to {status}"
                 )
+    files: Requested = {}
+    attachments = body.get("attachments")
+    if attachments is not None and not isinstance(attachments, dict):
+        reasons.add("attachments", "attachments must be an object")
+    elif isinstance(attachments, dict):
+        files = requested_files(
+            reasons, attachments, ticket_type, current=current["attachments"] or {}
+        )
     reasons.raise_if_any()
-    return UpdateRequest(summary=summary, values=values, status=status, watchers=watchers)
+    return UpdateRequest(
+        summary=summary, values=values, status=status, watchers=watchers, attachments=files
+    )
 
 
 def _watchers(reasons: Reasons, key: str, value: Any, out: dict[str, list[str]]) -> None:
