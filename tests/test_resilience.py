@@ -93,6 +93,8 @@ class Outcome:
     error: str | None = None
     # Sent on a connection opened for it (else on one that had carried an answered request).
     new_connection: bool = False
+    # When the whole request had been written to the connection (None: it never was).
+    sent: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -110,6 +112,8 @@ async def send(client: httpx.AsyncClient, stream: Stream, base_url: str, marker:
     async def trace(event: str, _info: dict[str, Any]) -> None:
         if event.startswith("connection.connect_tcp"):
             outcome.new_connection = True
+        elif event == "http11.send_request_body.complete":
+            outcome.sent = time.monotonic()
 
     try:
         response = await client.post(
@@ -477,15 +481,19 @@ def test_sigterm_lets_in_flight_creates_finish_and_exits_cleanly(
     answered = [o for o in outcomes if o.status is not None]
     unanswered = [o for o in outcomes if o.status is None]
     drained = [o for o in answered if o.finished > sigterm]
-    # In flight at SIGTERM: sent before the signal, not answered before it, on a connection
-    # the server had accepted (one that had carried an answered request). The signal is sent
-    # from the client's event loop, so each of these had been written to its connection.
-    # Requests whose connection was still being opened may meet the listening socket closing
-    # (refused or reset, never read): they are not in flight, and must not be carried out.
+    # In flight at SIGTERM: written whole to its connection before the signal and not
+    # answered before it, on a connection the server had accepted (one that had carried an
+    # answered request). Requests whose connection was still being opened may meet the
+    # listening socket closing, and requests written after the signal may meet their
+    # connection closing (refused or reset, never read): they are not in flight, and must
+    # not be carried out.
     in_flight = [
         o
         for o in outcomes
-        if o.started < sigterm and not o.finished < sigterm and not o.new_connection
+        if o.sent is not None
+        and o.sent < sigterm
+        and not o.finished < sigterm
+        and not o.new_connection
     ]
     cut_in_flight = [o for o in in_flight if o.status is None]
     committed = check_acknowledged_and_gap_free(pg, streams, outcomes)
