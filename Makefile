@@ -18,7 +18,12 @@ install: $(STAMP) ## create .venv with the `ticketing` command in .venv/bin/
 run: $(STAMP) ## start the demo service on SQLite and print a token and a curl command
 	$(BIN)/ticketing demo
 
-test: $(STAMP) ## run the whole suite (PostgreSQL tests too when TICKETING_TEST_DATABASE_URL is set)
+browser-deps: ## Chromium (Debian's) and axe-core (npm) for the browser tests
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	test -f .cache/axe-core/node_modules/axe-core/axe.min.js || \
+		npm install --no-audit --no-fund --silent --prefix .cache/axe-core 'axe-core@^4.10'
+
+test: $(STAMP) browser-deps ## run the whole suite (PostgreSQL tests too when TICKETING_TEST_DATABASE_URL is set)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff (format check and lint) and mypy
@@ -41,7 +46,14 @@ bench-rls: $(STAMP) ## create throughput with and without tenant row-level secur
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/rls_bench.py
 
-clean: ## remove the virtualenv and the local data folder
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+bench-portal: $(STAMP) ## each portal page's server time with 100,000 tickets on PostgreSQL
+	$(BIN)/python bench/portal_bench.py
 
-.PHONY: help install run test lint format bench bench-list clean
+screenshots: $(STAMP) browser-deps ## refresh docs/screenshots/ from the browser test (SQLite)
+	TICKETING_PORTAL_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q \
+		tests/test_portal_browser.py -k 'sqlite and requester_files'
+
+clean: ## remove the virtualenv and the local data folder
+	rm -rf $(VENV) data .cache .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install run test lint format bench bench-list bench-rls bench-portal browser-deps screenshots clean

@@ -238,6 +238,11 @@ curl -s '{base_url}/api/v2/ticketing/ticket-type?type=template&module=ticketing'
 """,
         flush=True,
     )
+    # --- web portal: its address and demo users ---
+    from ticketing.portal.schemas import demo_banner
+
+    print(demo_banner(base_url), flush=True)
+    # --- end of web portal ---
     _serve(args.host, args.port, 1, args.log_level)
     return 0
 

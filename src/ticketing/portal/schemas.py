@@ -106,3 +106,12 @@ class Page:
     count: int
     page: int
     pages: int
+
+
+def demo_banner(base_url: str) -> str:
+    """What `ticketing demo` prints about the portal: its address and who can sign in."""
+    users = "\n".join(f"  {u.role_label:<14} {u.display_name:<11} {u.username}" for u in DEMO_USERS)
+    return (
+        f"Web portal (requesters and agents): {base_url}/portal/\n"
+        f"Sign in with one click as one of the demo users:\n{users}\n"
+    )
