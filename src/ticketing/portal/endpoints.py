@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ticketing.auth.access import Access, Action, app_state
 from ticketing.auth.tokens import Principal
+from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.errors import (
     AuthenticationFailure,
     EtagMismatch,
@@ -132,6 +133,15 @@ class PortalRoute(APIRoute):
                 response = await handler(request)
             except TicketingError as exc:
                 response = _error_page(request, exc)
+            except DATABASE_ERRORS as exc:
+                if not database_unavailable(exc):
+                    log.exception("portal page failed")
+                failure = (
+                    ServiceUnavailable("The database is unavailable; retry shortly")
+                    if database_unavailable(exc)
+                    else TicketingError()
+                )
+                response = _error_page(request, failure)
             except Exception:
                 log.exception("portal page failed")
                 response = _error_page(request, TicketingError())
