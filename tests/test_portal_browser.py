@@ -39,9 +39,11 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = os.environ.get("TICKETING_PORTAL_SCREENSHOTS")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One Chromium for the whole session."""
+    """One Chromium for this module's tests of a backend. Not kept for the session: while
+    Playwright's sync API is open its event loop runs in this thread, and other modules'
+    tests call asyncio.run()."""
     assert CHROMIUM.exists(), "Chromium is missing: run `make browser-deps`"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
