@@ -26,7 +26,12 @@ reset: ## empty the demo's SQLite database (stop `make run` first); the signing 
 	rm -f "$(DATA_DIR)/ticketing.db" "$(DATA_DIR)/ticketing.db-wal" "$(DATA_DIR)/ticketing.db-shm"
 	@$(if $(TICKETING_DATABASE_URL),echo "TICKETING_DATABASE_URL is set: that database is left as it is")
 
-test: $(STAMP) ## run the whole suite (PostgreSQL tests too when TICKETING_TEST_DATABASE_URL is set)
+browser-deps: ## Chromium (Debian's) and axe-core (npm) for the browser tests
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	test -f .cache/axe-core/node_modules/axe-core/axe.min.js || \
+		npm install --no-audit --no-fund --silent --prefix .cache/axe-core 'axe-core@^4.10'
+
+test: $(STAMP) browser-deps ## run the whole suite (PostgreSQL tests too when TICKETING_TEST_DATABASE_URL is set)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff (format check and lint) and mypy
@@ -55,7 +60,14 @@ bench-rls: $(STAMP) ## create throughput with and without tenant row-level secur
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/rls_bench.py $(BENCH_ARGS)
 
-clean: ## remove the virtualenv and the tool caches (`make reset` empties the demo database)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+bench-portal: $(STAMP) ## each portal page's server time with 100,000 tickets on PostgreSQL
+	$(BIN)/python bench/portal_bench.py
 
-.PHONY: help install run reset test lint format bench bench-soak bench-list bench-rls clean
+screenshots: $(STAMP) browser-deps ## refresh docs/screenshots/ from the browser test (SQLite)
+	TICKETING_PORTAL_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q \
+		tests/test_portal_browser.py -k 'sqlite and requester_files'
+
+clean: ## remove the virtualenv, the tool caches and the browser-test tools (`make reset` empties the demo database)
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install run reset test lint format bench bench-soak bench-list bench-rls bench-portal browser-deps screenshots clean

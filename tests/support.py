@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,7 +242,7 @@ class Database:
             finally:
                 await engine.dispose()
 
-        return asyncio.run(runner())
+        return run_sync(runner())
 
     def fetch(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         """Runs one SQL statement and returns its rows (UUIDs as the backend stores them)."""
@@ -281,7 +283,18 @@ def reset_postgresql(url: str) -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(go())
+    run_sync(go())
+
+
+def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Runs a coroutine to completion from synchronous test code."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Playwright's sync API keeps an event loop running in this thread (browser tests).
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def free_port() -> int:

@@ -323,6 +323,11 @@ curl --request POST \\
 """,
         flush=True,
     )
+    # --- web portal: its address and demo users ---
+    from ticketing.portal.schemas import demo_banner
+
+    print(demo_banner(base_url), flush=True)
+    # --- end of web portal ---
     _serve(args.host, args.port, 1, args.log_level, sock)
     return 0
 

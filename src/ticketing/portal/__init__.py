@@ -1,0 +1,1 @@
+"""The web interface under /portal/: requester portal and agent console, server-rendered."""

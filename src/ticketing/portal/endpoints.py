@@ -1,0 +1,668 @@
+"""The portal's pages under /portal/: sign-in, catalog, forms, tickets, the agent queue.
+
+Every route runs inside PortalRoute, which reads the session cookie, checks the CSRF token
+of every POST, turns errors into pages, and puts the security headers (a Content-Security-
+Policy without inline script, no framing) on every response.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import jinja2
+import jwt
+from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
+from markupsafe import Markup
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from ticketing.auth.access import Access, Action, app_state
+from ticketing.auth.tokens import Principal
+from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
+from ticketing.kit.errors import (
+    AuthenticationFailure,
+    EtagMismatch,
+    Forbidden,
+    InputValidationFailure,
+    NotFound,
+    PayloadTooLarge,
+    PermissionFailure,
+    ServiceUnavailable,
+    TenantNotFound,
+    TicketingError,
+)
+from ticketing.kit.requests import read_body
+from ticketing.portal import service
+from ticketing.portal.controls import html_input_type
+from ticketing.portal.oidc import OidcClient
+from ticketing.portal.schemas import DEMO_USERS, PortalSettings
+from ticketing.portal.session import (
+    PortalSession,
+    SessionCodec,
+    clear_cookies,
+    load_or_create_secret,
+)
+from ticketing.state import AppState
+
+log = logging.getLogger("ticketing.portal")
+
+HERE = Path(__file__).resolve().parent
+PREFIX = "/portal"
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # The OIDC callback URL carries the authorization code: never send it elsewhere.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+STATIC = {
+    path.name: (path.read_bytes(), STATIC_TYPES[path.suffix])
+    for path in (HERE / "static").iterdir()
+    if path.suffix in STATIC_TYPES
+}
+MAX_FORM_FIELDS = 1000
+
+templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates.globals["input_type"] = html_input_type
+templates.filters["num"] = lambda v: int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+class PortalState:
+    """What the portal keeps per application: settings, cookie signer, OIDC client."""
+
+    def __init__(self, app_state: AppState) -> None:
+        self.settings = PortalSettings()
+        data_dir = app_state.settings.data_dir
+        secret = self.settings.secret or load_or_create_secret(data_dir / "portal-secret")
+        self.codec = SessionCodec(secret)
+        base = app_state.settings.oidc_base_url
+        self.oidc = (
+            OidcClient(
+                base_url=base,
+                client_id=self.settings.client_id,
+                timeout=app_state.settings.jwks_timeout,
+            )
+            if base
+            else None
+        )
+
+
+def portal_state(request: Request) -> PortalState:
+    state: PortalState | None = getattr(request.app.state, "portal", None)
+    if state is None:
+        state = request.app.state.portal = PortalState(app_state(request))
+    return state
+
+
+class PortalRoute(APIRoute):
+    """Session, CSRF, error pages and security headers around every portal page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def portal_handler(request: Request) -> Response:
+            started = time.perf_counter()
+            portal = portal_state(request)
+            session = portal.codec.read(request)
+            fresh = session is None
+            request.state.portal_session = session = session or PortalSession.anonymous()
+            try:
+                if request.method == "POST":
+                    form = await _read_form(request)
+                    request.state.form = form
+                    if not session.csrf_matches(_first(form, "csrf_token")):
+                        raise Forbidden("The form has expired or did not come from this site")
+                response = await handler(request)
+            except TicketingError as exc:
+                response = _error_page(request, exc)
+            except DATABASE_ERRORS as exc:
+                if not database_unavailable(exc):
+                    log.exception("portal page failed")
+                failure = (
+                    ServiceUnavailable("The database is unavailable; retry shortly")
+                    if database_unavailable(exc)
+                    else TicketingError()
+                )
+                response = _error_page(request, failure)
+            except Exception:
+                log.exception("portal page failed")
+                response = _error_page(request, TicketingError())
+            if fresh and "set-cookie" not in response.headers:
+                portal.codec.write(request, response, session)
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            elapsed = (time.perf_counter() - started) * 1000
+            response.headers["Server-Timing"] = f"app;dur={elapsed:.1f}"
+            return response
+
+        return portal_handler
+
+
+router = APIRouter(prefix=PREFIX, route_class=PortalRoute, include_in_schema=False)
+
+
+async def _read_form(request: Request) -> dict[str, list[str]]:
+    body = await read_body(request)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise InputValidationFailure({"body": ["Forms are sent URL-encoded"]})
+    try:
+        text = body.decode("utf-8")
+        return parse_qs(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputValidationFailure({"body": ["The form could not be read"]}) from exc
+
+
+def _first(form: Mapping[str, Sequence[str]], key: str) -> str:
+    values = form.get(key)
+    return values[0] if values else ""
+
+
+def _form(request: Request) -> dict[str, list[str]]:
+    form: dict[str, list[str]] = request.state.form
+    return form
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Renders a page; every value is escaped unless a service function sanitized it."""
+    session: PortalSession = request.state.portal_session
+    principal: Principal | None = getattr(request.state, "principal", None)
+    page = templates.get_template(template).render(
+        csrf_token=session.csrf,
+        user=principal,
+        agent=principal is not None and service.is_agent(principal),
+        path=request.url.path,
+        Markup=Markup,
+        **context,
+    )
+    return HTMLResponse(page, status_code=status_code)
+
+
+_ERROR_TITLES = {
+    400: "The request could not be read",
+    403: "Not allowed",
+    404: "Not found",
+    413: "Too large",
+    503: "Temporarily unavailable",
+}
+
+
+def _error_page(request: Request, exc: TicketingError) -> Response:
+    if isinstance(exc, AuthenticationFailure):
+        # The token expired or is no longer trusted: the session is over.
+        redirect = RedirectResponse(_sign_in_url(request), status_code=303)
+        clear_cookies(request, redirect)
+        return redirect
+    status = exc.status
+    if isinstance(exc, PermissionFailure | Forbidden):
+        status = 403
+    elif isinstance(exc, NotFound | TenantNotFound):
+        status = 404
+    elif not isinstance(exc, InputValidationFailure | PayloadTooLarge | ServiceUnavailable):
+        status = 500
+    messages = (
+        [m for ms in exc.reason.values() for m in ms]
+        if isinstance(exc, InputValidationFailure)
+        else []
+    )
+    response = render(
+        request,
+        "error.html",
+        status_code=status,
+        title=_ERROR_TITLES.get(status, "Something went wrong"),
+        message=exc.message if status < 500 else "Something went wrong; try again shortly.",
+        messages=messages,
+    )
+    response.headers.update(exc.headers())
+    return response
+
+
+def _sign_in_url(request: Request) -> str:
+    if portal_state(request).oidc is not None:
+        return f"{PREFIX}/oidc/start"
+    return f"{PREFIX}/sign-in"
+
+
+async def _signed_in(request: Request, action: Action = Action.READ) -> Access:
+    """The signed-in user admitted to their tenant, or AuthenticationFailure (to sign-in)."""
+    session: PortalSession = request.state.portal_session
+    if session.token is None:
+        raise AuthenticationFailure("Not signed in")
+    state = app_state(request)
+    principal = await service.verify_token(state, session.token)
+    request.state.principal = principal
+    return await service.admit(state, principal, action)
+
+
+def _redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def _uuid_or_none(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+# --- sign-in -----------------------------------------------------------------------------
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    """Signed in: the queue for agents, the catalog for requesters; else the sign-in."""
+    session: PortalSession = request.state.portal_session
+    if session.token is None:
+        return _redirect(_sign_in_url(request))
+    access = await _signed_in(request)
+    return _redirect(
+        f"{PREFIX}/queue" if service.is_agent(access.principal) else f"{PREFIX}/catalog"
+    )
+
+
+def _sign_in_tenant(request: Request) -> str:
+    return (
+        _uuid_or_none(request.query_params.get("tenant", ""))
+        or portal_state(request).settings.tenant
+    )
+
+
+@router.get("/sign-in")
+async def sign_in_page(request: Request) -> Response:
+    """One-click sign-in as a demo user; exists only with the development issuer."""
+    if portal_state(request).oidc is not None:
+        raise NotFound()
+    tenant = _sign_in_tenant(request)
+    catalog = await service.tenant_catalog(app_state(request), tenant)
+    return render(
+        request, "sign_in.html", users=DEMO_USERS, tenant=tenant, tenant_name=catalog.name
+    )
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    """Mints a development token for the chosen demo user and starts the session."""
+    portal = portal_state(request)
+    if portal.oidc is not None:
+        raise NotFound()
+    form = _form(request)
+    user = next((u for u in DEMO_USERS if u.key == _first(form, "user")), None)
+    tenant = _uuid_or_none(_first(form, "tenant")) or portal.settings.tenant
+    if user is None:
+        raise InputValidationFailure({"user": ["Choose one of the listed users"]})
+    state = app_state(request)
+    catalog = await service.tenant_catalog(state, tenant)
+    token, principal = await service.dev_sign_in(
+        state, catalog=catalog, user=user, ttl=portal.settings.session_ttl
+    )
+    return _start_session(request, token, principal)
+
+
+def _start_session(request: Request, token: str, principal: Principal) -> Response:
+    response = _redirect(f"{PREFIX}/")
+    expires = _token_expiry(token)
+    portal_state(request).codec.write(request, response, PortalSession.signed_in(token, expires))
+    request.state.principal = principal
+    return response
+
+
+def _token_expiry(token: str) -> int:
+    # Read after verification: the verifier has checked the signature and exp.
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return int(claims["exp"])
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request) -> Response:
+    """Ends the session."""
+    response = _redirect(_sign_in_url(request))
+    clear_cookies(request, response)
+    return response
+
+
+def _redirect_uri(request: Request) -> str:
+    base = portal_state(request).settings.base_url
+    if base:
+        return f"{base.rstrip('/')}{PREFIX}/oidc/callback"
+    return str(request.url_for("oidc_callback"))
+
+
+@router.get("/oidc/start")
+async def oidc_start(request: Request) -> Response:
+    """Sends the browser to the tenant realm's authorization endpoint (code flow, PKCE)."""
+    portal = portal_state(request)
+    if portal.oidc is None:
+        raise NotFound()
+    tenant = _sign_in_tenant(request)
+    catalog = await service.tenant_catalog(app_state(request), tenant)
+    start = await portal.oidc.start(catalog.realm, _redirect_uri(request))
+    response = RedirectResponse(start.url, status_code=303)
+    portal.codec.write_sign_in(
+        request,
+        response,
+        {
+            "state": start.state,
+            "verifier": start.verifier,
+            "realm": catalog.realm,
+            "tenant": tenant,
+        },
+    )
+    return response
+
+
+@router.get("/oidc/callback", name="oidc_callback")
+async def oidc_callback(request: Request) -> Response:
+    """Exchanges the code, verifies the token like the API does, and starts the session."""
+    portal = portal_state(request)
+    if portal.oidc is None:
+        raise NotFound()
+    flow = portal.codec.read_sign_in(request)
+    state_param = request.query_params.get("state", "")
+    code = request.query_params.get("code", "")
+    if flow is None or not state_param or state_param != flow.get("state") or not code:
+        raise Forbidden("The sign-in could not be completed; start it again")
+    token = await portal.oidc.exchange(
+        flow["realm"], code=code, verifier=flow["verifier"], redirect_uri=_redirect_uri(request)
+    )
+    principal = await service.verify_token(app_state(request), token)
+    if principal.realm != flow["realm"] or principal.tenant_id != flow["tenant"]:
+        raise Forbidden("The identity provider signed you in to another tenant")
+    response = _start_session(request, token, principal)
+    response.delete_cookie("ticketing_portal_oidc", path=PREFIX)
+    return response
+
+
+# --- requester ---------------------------------------------------------------------------
+
+
+@router.get("/catalog")
+async def catalog(request: Request) -> Response:
+    """The offers of the user catalog, searchable."""
+    access = await _signed_in(request, Action.READ_CATALOG)
+    search = request.query_params.get("q", "")[:200]
+    offers = service.user_offers(access, search)
+    return render(request, "catalog.html", offers=offers, search=search)
+
+
+@router.get("/offers/{offer_id}/new")
+async def new_ticket_form(request: Request, offer_id: str) -> Response:
+    """The form generated from the offer's ticket type."""
+    access = await _signed_in(request, Action.READ_CATALOG)
+    form = service.offer_form(access, offer_id)
+    return _ticket_form(request, form, kept=None, errors={})
+
+
+def _ticket_form(
+    request: Request,
+    form: service.OfferForm,
+    *,
+    kept: dict[str, Any] | None,
+    errors: dict[str, list[str]],
+    summary: str = "",
+    team: str = "",
+    status_code: int = 200,
+) -> Response:
+    fields = service.form_fields(form.ticket_type, kept, errors)
+    field_ids = {f.id for f in fields}
+    # Failures of keys other than fields (summary, team, offer) are listed at the top.
+    general = [
+        message
+        for key, messages in errors.items()
+        if key not in field_ids and key not in ("summary",)
+        for message in messages
+    ]
+    return render(
+        request,
+        "ticket_form.html",
+        status_code=status_code,
+        offer=form.offer,
+        ticket_type=form.ticket_type,
+        teams=form.teams,
+        fields=fields,
+        summary=summary,
+        team=team or (form.teams[0][0] if form.teams else ""),
+        summary_errors=errors.get("summary", []),
+        general_errors=general,
+        error_count=sum(len(m) for m in errors.values()),
+    )
+
+
+@router.post("/offers/{offer_id}/new")
+async def submit_ticket(request: Request, offer_id: str) -> Response:
+    """Files the ticket; failures come back next to their fields, the input kept."""
+    access = await _signed_in(request, Action.CREATE)
+    form = service.offer_form(access, offer_id)
+    posted = _form(request)
+    values, kept = service.read_form(form.ticket_type, posted)
+    summary = _first(posted, "summary")
+    team = _first(posted, "team")
+    errors: dict[str, list[str]] = {}
+    if team not in {t for t, _ in form.teams}:
+        errors["team"] = ["Choose a team"]
+    else:
+        try:
+            ticket = await service.create_ticket(
+                app_state(request), access, form=form, team_id=team, summary=summary, values=values
+            )
+            return _redirect(f"{PREFIX}/tickets/{ticket['object_id']}?created=1")
+        except InputValidationFailure as exc:
+            errors = exc.reason
+        except Forbidden as exc:
+            errors = {"team": [exc.message]}
+    return _ticket_form(
+        request, form, kept=kept, errors=errors, summary=summary, team=team, status_code=400
+    )
+
+
+@router.get("/my-tickets")
+async def my_tickets(request: Request) -> Response:
+    """The tickets the user filed, newest first."""
+    access = await _signed_in(request)
+    listing = service.list_request(request.query_params, access.catalog)
+    listing.filters = {}
+    page = await service.list_tickets(
+        app_state(request), access, listing, submitted_by=access.principal.submitter
+    )
+    return render(
+        request, "my_tickets.html", page=page, listing=listing, query=_query_maker(listing)
+    )
+
+
+def _query_maker(listing: service.ListRequest) -> Callable[..., str]:
+    """Builds the query string of a list page with some parameters changed."""
+
+    def make(**changes: Any) -> str:
+        params: dict[str, Any] = {
+            "q": listing.search,
+            "sort": listing.sort,
+            "order": listing.order,
+            "page": listing.page,
+            **(listing.filters or {}),
+        }
+        params.update(changes)
+        return "?" + urlencode({k: v for k, v in params.items() if v not in ("", None)})
+
+    return make
+
+
+# --- tickets -----------------------------------------------------------------------------
+
+
+@router.get("/tickets/{object_id}")
+async def ticket(request: Request, object_id: str) -> Response:
+    """A ticket: fields, comments, history; for agents, the form that works it."""
+    access = await _signed_in(request)
+    page = await service.ticket_page(app_state(request), access, object_id)
+    return _ticket_page(request, access, page, created=request.query_params.get("created") == "1")
+
+
+def _ticket_page(
+    request: Request,
+    access: Access,
+    page: service.TicketPage,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    ticket = page.ticket
+    context.setdefault("created", False)
+    context.setdefault("conflict", None)
+    context.setdefault("update_errors", {})
+    context.setdefault("comment_errors", [])
+    context.setdefault("comment_text", "")
+    context.setdefault(
+        "agent_input",
+        {
+            "status": ticket["status_type"],
+            "ccWatchers": "\n".join(ticket["data"].get("ccWatchers") or []),
+            "toWatchers": "\n".join(ticket["data"].get("toWatchers") or []),
+        },
+    )
+    context.setdefault("etag", ticket["etag"])
+    context.setdefault("version", ticket["version"])
+    return render(
+        request,
+        "ticket.html",
+        status_code=status_code,
+        page=page,
+        ticket=ticket,
+        can_internal=service.is_agent(access.principal),
+        **context,
+    )
+
+
+@router.post("/tickets/{object_id}/comments")
+async def comment(request: Request, object_id: str) -> Response:
+    """Adds a comment (agents may mark it internal)."""
+    access = await _signed_in(request, Action.COMMENT)
+    form = _form(request)
+    text = _first(form, "body")
+    internal = _first(form, "internal") == "true"
+    state = app_state(request)
+    try:
+        await service.add_comment(state, access, object_id, text=text, internal=internal)
+    except InputValidationFailure as exc:
+        page = await service.ticket_page(state, access, object_id)
+        messages = [m for ms in exc.reason.values() for m in ms]
+        return _ticket_page(
+            request, access, page, status_code=400, comment_errors=messages, comment_text=text
+        )
+    return _redirect(f"{PREFIX}/tickets/{object_id}#comments")
+
+
+@router.post("/tickets/{object_id}/update")
+async def update(request: Request, object_id: str) -> Response:
+    """Changes status and watchers; a stale etag shows what changed and keeps the input."""
+    access = await _signed_in(request, Action.UPDATE)
+    state = app_state(request)
+    form = _form(request)
+    agent_input = {
+        "status": _first(form, "status"),
+        "ccWatchers": _first(form, "ccWatchers"),
+        "toWatchers": _first(form, "toWatchers"),
+    }
+    etag = _first(form, "etag")
+    version_text = _first(form, "version")
+    version = int(version_text) if version_text.isdigit() and len(version_text) < 10 else 0
+    changes: dict[str, Any] = {
+        "etag": etag,
+        "status": agent_input["status"] or None,
+        "ccWatchers": service.watcher_list(agent_input["ccWatchers"]),
+        "toWatchers": service.watcher_list(agent_input["toWatchers"]),
+    }
+    try:
+        await service.update_ticket(state, access, object_id, changes=changes)
+    except EtagMismatch:
+        page = await service.ticket_page(state, access, object_id)
+        return _ticket_page(
+            request,
+            access,
+            page,
+            status_code=409,
+            conflict=service.changes_since(page, version),
+            agent_input=agent_input,
+            # Sending the form again applies the agent's input over the new version.
+            etag=page.ticket["etag"],
+            version=page.ticket["version"],
+        )
+    except InputValidationFailure as exc:
+        page = await service.ticket_page(state, access, object_id)
+        return _ticket_page(
+            request,
+            access,
+            page,
+            status_code=400,
+            update_errors=exc.reason,
+            agent_input=agent_input,
+            etag=etag,
+            version=version,
+        )
+    return _redirect(f"{PREFIX}/tickets/{object_id}?updated=1")
+
+
+# --- agent -------------------------------------------------------------------------------
+
+
+@router.get("/queue")
+async def queue(request: Request) -> Response:
+    """Every ticket of the tenant, filtered, searched, sorted and paged (agents)."""
+    access = await _signed_in(request)
+    if not service.is_agent(access.principal):
+        raise Forbidden("The queue is for agents")
+    listing = service.list_request(request.query_params, access.catalog)
+    page = await service.list_tickets(app_state(request), access, listing)
+    filters = [
+        {
+            "name": f.name,
+            "label": f.label,
+            "choices": f.choices(access.catalog),
+            "value": (listing.filters or {}).get(f.name, ""),
+        }
+        for f in service.QUEUE_FILTERS
+    ]
+    return render(
+        request,
+        "queue.html",
+        page=page,
+        listing=listing,
+        filters=filters,
+        sorts=service.SORTS,
+        query=_query_maker(listing),
+    )
+
+
+# --- assets and the rest -----------------------------------------------------------------
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    """The portal's own stylesheet and scripts, shipped in the package."""
+    found = STATIC.get(name)
+    if found is None:
+        raise NotFound()
+    body, media_type = found
+    return Response(body, media_type=media_type, headers={"Cache-Control": "max-age=3600"})
+
+
+@router.api_route("/{rest:path}", methods=["GET", "POST", "HEAD"])
+async def not_found(rest: str) -> Response:
+    """Any other address under /portal/."""
+    raise NotFound()

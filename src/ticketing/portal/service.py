@@ -1,0 +1,503 @@
+"""What the portal's pages do, through the same service functions as the API endpoints.
+
+Forms are turned into the API's request bodies and handed to the functions the endpoints
+call (create, update, comment, list, history), so every check, every validation message and
+every permission is the API's own. Pages get plain values back; templates never query.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nh3
+import orjson
+
+from ticketing.auth.access import AGENT_ROLES, Access, Action, authorize
+from ticketing.auth.dev_issuer import load_or_create_dev_key, mint_token
+from ticketing.auth.tokens import Principal
+from ticketing.catalog.fields import FieldSpec
+from ticketing.catalog.service import OfferSpec, StaleCatalog, TenantCatalog, TicketTypeSpec
+from ticketing.kit.db import transaction
+from ticketing.kit.errors import NotFound, ServiceUnavailable, TenantNotFound
+from ticketing.kit.tenancy import bind_tenant
+from ticketing.portal.controls import OMIT, control_for, input_name
+from ticketing.portal.schemas import DemoUser, FieldView, Page, ShownValue
+from ticketing.state import AppState
+from ticketing.tickets import comments, lifecycle, listing
+from ticketing.tickets import service as tickets
+from ticketing.tickets.public import ticket_public
+
+# The catalog the requester portal shows (the seed's catalog types: template, agent, user).
+CATALOG_TYPE = "user"
+SOURCE = "portal"
+PAGE_SIZE = 25
+SORTS = ("createdAt", "updatedAt", "objectId", "status", "summary")
+_JSON = {"content-type": "application/json"}
+# The API's sanitizer, less images: the page's CSP loads none from elsewhere, and an image a
+# requester pasted carries no text alternative.
+SHOWN_TAGS = nh3.ALLOWED_TAGS - {"img"}
+_QUERY = {"type": CATALOG_TYPE, "module": "ticketing"}
+
+
+# --- who is signed in --------------------------------------------------------------------
+
+
+async def verify_token(state: AppState, token: str) -> Principal:
+    """Verifies a session's token exactly as the API verifies a bearer token."""
+    principal = await state.verifier.verify(f"Bearer {token}")
+    bind_tenant(principal.tenant_id)
+    return principal
+
+
+async def admit(state: AppState, principal: Principal, action: Action) -> Access:
+    """Checks 3 and 4 of every call (tenant, scope and role) for the signed-in user."""
+    try:
+        tenant_id = uuid.UUID(principal.tenant_id or "")
+    except ValueError as exc:
+        raise TenantNotFound() from exc
+    async with transaction(state.sessionmaker) as session:
+        catalog = await state.catalogs.get(session, tenant_id=tenant_id)
+    return authorize(principal, tenant_id, catalog, action)
+
+
+def is_agent(principal: Principal) -> bool:
+    """Whether the user works the queue (agents and admins see every ticket)."""
+    return bool(principal.roles & AGENT_ROLES)
+
+
+async def tenant_catalog(state: AppState, tenant_id: str) -> TenantCatalog:
+    """The catalog of the tenant a sign-in is for (its realm; its name for the page)."""
+    try:
+        tenant = uuid.UUID(tenant_id)
+    except ValueError as exc:
+        raise TenantNotFound() from exc
+    # Before sign-in there is no verified tenant; the tenant named in the sign-in URL is read
+    # for its realm and name only.
+    bind_tenant(tenant)
+    async with transaction(state.sessionmaker) as session:
+        catalog = await state.catalogs.get(session, tenant_id=tenant)
+    if catalog is None:
+        raise TenantNotFound()
+    return catalog
+
+
+async def dev_sign_in(
+    state: AppState, *, catalog: TenantCatalog, user: DemoUser, ttl: int
+) -> tuple[str, Principal]:
+    """Mints a development-issuer token for a demo user and verifies it like any other."""
+    key = load_or_create_dev_key(state.settings.dev_key_path)
+    token = mint_token(
+        key,
+        issuer_base=state.settings.dev_issuer_url,
+        tenant_id=str(catalog.tenant_id),
+        realm=catalog.realm,
+        username=user.username,
+        email=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        roles=list(user.roles),
+        teams=list(user.teams),
+        ttl=ttl,
+    )
+    return token, await verify_token(state, token)
+
+
+# --- the catalog and its forms -----------------------------------------------------------
+
+
+def user_offers(access: Access, search: str) -> list[OfferSpec]:
+    """The active offers of the user catalog whose name, description or category match."""
+    needle = search.strip().casefold()
+    return [
+        offer
+        for offer in access.catalog.offers.values()
+        if offer.active
+        and CATALOG_TYPE in offer.catalog_types
+        and (
+            not needle
+            or needle in offer.name.casefold()
+            or needle in offer.description.casefold()
+            or needle in (offer.category or "").casefold()
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class OfferForm:
+    """An offer with what its form is generated from."""
+
+    offer: OfferSpec
+    ticket_type: TicketTypeSpec
+    teams: list[tuple[str, str]]
+
+
+def offer_form(access: Access, offer_id: str) -> OfferForm:
+    """The offer (of the user catalog) and its ticket type; teams the user may file for."""
+    offer = access.catalog.offers.get(offer_id)
+    if offer is None or not offer.active or CATALOG_TYPE not in offer.catalog_types:
+        raise NotFound(f"Offer {offer_id} not found")
+    ticket_type = access.catalog.ticket_types.get(offer.item_type)
+    if ticket_type is None:
+        raise NotFound(f"Offer {offer_id} not found")
+    roles = access.principal.roles
+    teams = [
+        (team.id, team.name) for team in access.catalog.teams.values() if roles & team.create_roles
+    ]
+    return OfferForm(offer, ticket_type, teams)
+
+
+def form_fields(
+    ticket_type: TicketTypeSpec,
+    kept: Mapping[str, Any] | None,
+    errors: Mapping[str, list[str]],
+) -> list[FieldView]:
+    """One control per field: the user's input when the form comes back, else the default."""
+    views = []
+    for spec in ticket_type.fields:
+        control = control_for(spec)
+        value = kept[spec.id] if kept is not None else control.show(spec, spec.default_value)
+        views.append(
+            FieldView(
+                id=spec.id,
+                input_name=input_name(spec),
+                label=spec.label,
+                type=spec.type,
+                macro=control.macro,
+                required=spec.required,
+                value=value,
+                options=[
+                    {"value": str(o["value"]), "label": str(o.get("label") or o["value"])}
+                    for o in spec.options
+                ],
+                limits=dict(spec.limits),
+                errors=list(errors.get(spec.id, [])),
+            )
+        )
+    return views
+
+
+def read_form(
+    ticket_type: TicketTypeSpec, form: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ticketBody values a form posted, and the input to show again if it comes back."""
+    values: dict[str, Any] = {}
+    kept: dict[str, Any] = {}
+    for spec in ticket_type.fields:
+        control = control_for(spec)
+        posted = form.get(input_name(spec), [])
+        value = control.read(spec, posted)
+        if value is not OMIT:
+            values[spec.id] = value
+        if spec.type == "multiselect":
+            kept[spec.id] = list(posted)
+        elif spec.type == "checkbox":
+            kept[spec.id] = "true" in posted
+        else:
+            kept[spec.id] = posted[0] if posted else ""
+    return values, kept
+
+
+async def create_ticket(
+    state: AppState,
+    access: Access,
+    *,
+    form: OfferForm,
+    team_id: str,
+    summary: str,
+    values: dict[str, Any],
+) -> dict[str, Any]:
+    """Files a ticket through the create endpoint's own function; the created ticket."""
+    body = {
+        "source": SOURCE,
+        "summary": summary,
+        "ticketBody": {"offerId": form.offer.id, **values},
+        "attachments": {},
+        "ticketRelation": None,
+    }
+    raw_body = orjson.dumps(body)
+    current = access
+    for _attempt in range(3):
+        try:
+            return await tickets.create_ticket(
+                state.engine,
+                access=current,
+                team_id=team_id,
+                item_type_id=form.ticket_type.id,
+                headers=_JSON,
+                query=_QUERY,
+                raw_body=raw_body,
+            )
+        except StaleCatalog:
+            state.catalogs.forget(current.tenant_id)
+            current = await admit(state, access.principal, Action.CREATE)
+    raise ServiceUnavailable("The tenant's configuration is being changed; retry", 1)
+
+
+# --- tickets -----------------------------------------------------------------------------
+
+
+_SYSTEM_LABELS = {
+    "summary": "Summary",
+    "status": "Status",
+    "ccWatchers": "Cc watchers",
+    "toWatchers": "To watchers",
+    "offerId": "Offer",
+    "deleted_seq": "Deleted",
+}
+
+
+def _labels(spec: FieldSpec) -> dict[str, str]:
+    return {str(o["value"]): str(o.get("label") or o["value"]) for o in spec.options}
+
+
+def shown_value(spec: FieldSpec, value: Any) -> ShownValue:
+    """A field's stored value for reading: rich text sanitized, options by their labels."""
+    if value is None or value == "" or value == []:
+        return ShownValue(spec.label, "—")
+    if spec.type == "richtext" and isinstance(value, str):
+        # Stored rich text was sanitized on the way in; it is sanitized again on the way out
+        # so that a value stored by anything else cannot carry script into the page.
+        return ShownValue(spec.label, "", html=sanitize(value))
+    if spec.type in ("dropdown", "radio"):
+        return ShownValue(spec.label, _labels(spec).get(str(value), str(value)))
+    if spec.type == "multiselect" and isinstance(value, list):
+        labels = _labels(spec)
+        return ShownValue(spec.label, ", ".join(labels.get(str(v), str(v)) for v in value))
+    if spec.type == "checkbox":
+        return ShownValue(spec.label, "Yes" if value is True else "No")
+    return ShownValue(spec.label, str(value))
+
+
+def sanitize(html_text: str) -> str:
+    """Rich text as a page may show it: sanitized by the API's sanitizer (nh3), no images."""
+    return nh3.clean(html_text, tags=SHOWN_TAGS)
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "—"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return str(value)
+
+
+@dataclass
+class TicketPage:
+    """Everything a ticket page shows."""
+
+    ticket: dict[str, Any]
+    ticket_type: TicketTypeSpec | None
+    offer_name: str
+    team_name: str
+    fields: list[ShownValue]
+    comments: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    statuses: list[str]
+
+
+def _history_view(
+    entries: list[dict[str, Any]], ticket_type: TicketTypeSpec | None
+) -> list[dict[str, Any]]:
+    labels = dict(_SYSTEM_LABELS)
+    if ticket_type is not None:
+        labels.update({spec.id: spec.label for spec in ticket_type.fields})
+    return [
+        {
+            "version": entry["version"],
+            "action": entry["action"],
+            "at": entry["at"],
+            "by": entry["by"],
+            "changes": [
+                {
+                    "field": labels.get(change["field"], change["field"]),
+                    "old": _plain(change.get("old")),
+                    "new": _plain(change.get("new")),
+                }
+                for change in entry["changes"]
+            ],
+        }
+        for entry in entries
+    ]
+
+
+def _comment_view(comment: dict[str, Any]) -> dict[str, Any]:
+    return {**comment, "html": sanitize(comment["body"])}
+
+
+async def ticket_page(state: AppState, access: Access, object_id: str) -> TicketPage:
+    """A ticket with its fields, comments (internal ones for agents) and history."""
+    async with transaction(state.sessionmaker) as session:
+        row = await lifecycle.find_ticket(session, access=access, object_id=object_id)
+        found = await comments.list_comments(session, access=access, object_id=object_id)
+        history = await lifecycle.ticket_history(session, access=access, object_id=object_id)
+    ticket = ticket_public(row)
+    catalog = access.catalog
+    ticket_type = catalog.ticket_types.get(row["item_type_id"])
+    offer = catalog.offers.get(str(ticket["data"].get("offerId", "")))
+    team = catalog.teams.get(row["team_id"])
+    fields = (
+        [shown_value(spec, ticket["data"].get(spec.id)) for spec in ticket_type.fields]
+        if ticket_type is not None
+        else []
+    )
+    statuses = [s["name"] for s in ticket_type.workflow.get("statuses", [])] if ticket_type else []
+    return TicketPage(
+        ticket=ticket,
+        ticket_type=ticket_type,
+        offer_name=offer.name if offer else "",
+        team_name=team.name if team else row["team_id"],
+        fields=fields,
+        comments=[_comment_view(c) for c in found],
+        history=_history_view(history, ticket_type),
+        statuses=statuses,
+    )
+
+
+def comment_html(text: str) -> str:
+    """A comment typed in the portal (plain text) as the HTML the API stores."""
+    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join(
+        "<p>" + "<br>".join(html.escape(line) for line in p.strip("\n").split("\n")) + "</p>"
+        for p in paragraphs
+    )
+
+
+async def add_comment(
+    state: AppState, access: Access, object_id: str, *, text: str, internal: bool
+) -> dict[str, Any]:
+    """Adds a comment through the comment endpoint's own function."""
+    raw_body = orjson.dumps({"body": comment_html(text), "internal": internal})
+    async with transaction(state.sessionmaker) as session:
+        return await comments.add_comment(
+            session,
+            access=access,
+            object_id=object_id,
+            raw_body=raw_body,
+            content_type="application/json",
+        )
+
+
+def watcher_list(text: str) -> list[str]:
+    """Watchers typed one per line or separated by commas."""
+    parts = text.replace("\n", ",").split(",")
+    return list(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+
+async def update_ticket(
+    state: AppState, access: Access, object_id: str, *, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Applies an agent's changes (with the etag they were based on) through the update
+    endpoint's own function; raises EtagMismatch when someone else changed the ticket."""
+    raw_body = orjson.dumps(changes)
+    async with transaction(state.sessionmaker) as session:
+        return await lifecycle.update_ticket(
+            session, access=access, object_id=object_id, raw_body=raw_body, headers=_JSON
+        )
+
+
+def changes_since(page: TicketPage, version: int) -> list[dict[str, Any]]:
+    """History entries newer than the version a form was based on."""
+    return [entry for entry in page.history if entry["version"] > version]
+
+
+# --- lists -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """One filter of the agent queue: its query parameter, the list column it filters and
+    the choices it offers. SLA state, priority and assignee filters are added here."""
+
+    name: str
+    label: str
+    column: str
+    choices: Callable[[TenantCatalog], list[tuple[str, str]]]
+
+
+def _statuses(catalog: TenantCatalog) -> list[tuple[str, str]]:
+    names: dict[str, None] = {}
+    for ticket_type in catalog.ticket_types.values():
+        for status in ticket_type.workflow.get("statuses", []):
+            names.setdefault(status["name"])
+    return [(n, n) for n in names]
+
+
+def _teams(catalog: TenantCatalog) -> list[tuple[str, str]]:
+    return [(team.id, team.name) for team in catalog.teams.values()]
+
+
+QUEUE_FILTERS = (
+    QueueFilter("status", "Status", "status", _statuses),
+    QueueFilter("team", "Team", "teamId", _teams),
+)
+
+
+@dataclass
+class ListRequest:
+    """A list page as the URL asks for it, already limited to values the page offers."""
+
+    search: str = ""
+    sort: str = "createdAt"
+    order: str = "DESC"
+    page: int = 1
+    filters: dict[str, str] | None = None
+
+
+def list_request(query: Mapping[str, str], catalog: TenantCatalog) -> ListRequest:
+    """Reads search, sort, order, page and the queue filters from a page's query string."""
+    page_text = query.get("page", "1")
+    page = int(page_text) if page_text.isdigit() and 0 < len(page_text) <= 6 else 1
+    filters = {}
+    for queue_filter in QUEUE_FILTERS:
+        value = query.get(queue_filter.name, "")
+        if value and value in {v for v, _ in queue_filter.choices(catalog)}:
+            filters[queue_filter.name] = value
+    sort = query.get("sort", "createdAt")
+    return ListRequest(
+        search=query.get("q", "").strip()[:200],
+        sort=sort if sort in SORTS else "createdAt",
+        order="ASC" if query.get("order") == "ASC" else "DESC",
+        page=max(page, 1),
+        filters=filters,
+    )
+
+
+async def list_tickets(
+    state: AppState, access: Access, request: ListRequest, *, submitted_by: str | None = None
+) -> Page:
+    """A page of tickets through the list endpoint's own function."""
+    operands: list[dict[str, Any]] = [
+        {"column": f.column, "op": "EQ", "operand": (request.filters or {})[f.name]}
+        for f in QUEUE_FILTERS
+        if f.name in (request.filters or {})
+    ]
+    if submitted_by is not None:
+        operands.append({"column": "submittedBy", "op": "EQ", "operand": submitted_by})
+    body: dict[str, Any] = {
+        "top": PAGE_SIZE,
+        "offset": (request.page - 1) * PAGE_SIZE,
+        "sort": request.sort,
+        "searchOrder": request.order,
+    }
+    if request.search:
+        body["search"] = request.search
+    if operands:
+        body["filter"] = {"op": "AND", "operand": operands}
+    async with transaction(state.sessionmaker) as session:
+        found = await listing.list_tickets(
+            session, access=access, raw_body=orjson.dumps(body), content_type="application/json"
+        )
+    count = int(found["count"])
+    return Page(
+        tickets=found["value"],
+        count=count,
+        page=request.page,
+        pages=max(1, math.ceil(count / PAGE_SIZE)),
+    )
