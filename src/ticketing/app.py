@@ -32,6 +32,7 @@ from ticketing.kit.logs import configure_logging
 from ticketing.kit.requests import RequestIdMiddleware, request_id_var
 from ticketing.kit.responses import JsonResponse, error_response
 from ticketing.kit.schemas import install_openapi
+from ticketing.relations.endpoints import router as relations_router
 from ticketing.state import AppState
 from ticketing.tenants.endpoints import router as tenants_router
 from ticketing.tickets.endpoints import router as tickets_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tickets_router)
     app.include_router(catalog_router)
     app.include_router(tenants_router)
+    app.include_router(relations_router)
     install_openapi(app)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")

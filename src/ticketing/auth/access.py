@@ -35,6 +35,8 @@ class Action(Enum):
     UPDATE = ("tickets:write", TICKET_ROLES, "update ticket")
     COMMENT = ("tickets:write", TICKET_ROLES, "comment on ticket")
     DELETE = ("tickets:write", AGENT_ROLES, "delete ticket")
+    RELATE = ("tickets:write", TICKET_ROLES, "change ticket relations")
+    MERGE = ("tickets:write", AGENT_ROLES, "merge tickets")
 
     def __init__(self, scope: str, roles: frozenset[str], wording: str) -> None:
         self.scope = scope

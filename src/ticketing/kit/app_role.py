@@ -26,6 +26,7 @@ PRIVILEGES = {
     "ticket_history": ("SELECT", "INSERT", "UPDATE"),
     "ticket_comments": ("SELECT", "INSERT", "UPDATE"),
     "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    "ticket_relations": ("SELECT", "INSERT", "DELETE"),
 }
 
 

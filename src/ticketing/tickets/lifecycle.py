@@ -134,7 +134,8 @@ async def update_ticket(
     )
     if updated is None:  # another update won the race since we read the ticket
         raise _stale(from_header)
-    if "status_type" in values:
+    # A merged ticket is out of the counters already (ticketing.relations merges).
+    if "status_type" in values and current["moved_to"] is None:
         await repository.bump_counters(
             session,
             tenant_id=access.tenant_id,
@@ -156,15 +157,11 @@ async def delete_ticket(
         raise EtagRequired("The current etag is required in the If-Match header")
     if not etag_matches(if_match, current["etag"]):
         raise PreconditionFailed()
-    counters = await repository.bump_counters(
-        session,
-        tenant_id=access.tenant_id,
-        deltas={
-            repository.DELETED_COUNTER: 1,
-            repository.LIVE_COUNTER: -1,
-            repository.status_counter(current["status_type"]): -1,
-        },
-    )
+    deltas = {repository.DELETED_COUNTER: 1}
+    if current["moved_to"] is None:  # a merged ticket left the other counters when merged
+        deltas[repository.LIVE_COUNTER] = -1
+        deltas[repository.status_counter(current["status_type"])] = -1
+    counters = await repository.bump_counters(session, tenant_id=access.tenant_id, deltas=deltas)
     sequence = counters[repository.DELETED_COUNTER]
     updated = await _write_version(
         session,
@@ -230,3 +227,9 @@ async def ticket_history(
         }
         for entry in entries
     ]
+
+
+# --- the versioned write and etag rules, shared with merges (ticketing.relations) ---------
+expected_etag = _expected_etag
+stale = _stale
+write_version = _write_version

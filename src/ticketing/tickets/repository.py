@@ -6,7 +6,7 @@ import asyncio
 import os
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import (
@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import aliased
 
 from ticketing.kit.tenancy import scoped_by_statement
 from ticketing.models import (
@@ -137,6 +138,43 @@ async def insert_history(
     )
 
 
+async def append_history(
+    session: Executor,
+    *,
+    tenant_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    version: int,
+    action: str,
+    at: Any,
+    by: dict[str, Any],
+    changes: list[dict[str, Any]],
+) -> None:
+    """Records a change that leaves the ticket at `version` (a relation change): the next
+    entry of that version. Callers serialise these per tenant (relations' advisory lock)."""
+    entries = aliased(TicketHistory)
+    following = (
+        select(func.coalesce(func.max(entries.entry), 0) + 1)
+        .where(
+            entries.tenant_id == tenant_id,
+            entries.ticket_id == ticket_id,
+            entries.version == version,
+        )
+        .scalar_subquery()
+    )
+    await session.execute(
+        sa_insert(TicketHistory).values(
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            version=version,
+            entry=following,
+            action=action,
+            changed_at=at,
+            changed_by=by,
+            changes=changes,
+        )
+    )
+
+
 def scoped(tenant_id: uuid.UUID, *, submitted_by: str | None = None) -> Select[Any]:
     """The one place ticket reads are scoped: the tenant's live tickets (and, for callers who
     may only see their own, the ones they submitted)."""
@@ -227,7 +265,7 @@ async def list_history(
     query = (
         select(TicketHistory)
         .where(TicketHistory.tenant_id == tenant_id, TicketHistory.ticket_id == ticket_id)
-        .order_by(TicketHistory.version)
+        .order_by(TicketHistory.version, TicketHistory.entry)
     )
     return list((await session.scalars(query)).all())
 
@@ -286,6 +324,30 @@ _CREATE_POSTGRESQL_PARAMS = (
 )
 _PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(_CREATE_POSTGRESQL_PARAMS) + 1))
 _CREATE_POSTGRESQL = f"SELECT new_number, new_serial FROM ticketing_create_ticket({_PLACEHOLDERS})"  # noqa: S608 (placeholders only)
+# The same call inside a longer transaction, on a connection that already holds the tenant:
+# the function is handed that tenant rather than one from the caller.
+_IN_TRANSACTION = ", ".join(
+    ["current_setting('ticketing.tenant_id', true)"]
+    + [f"${n}" for n in range(1, len(_CREATE_POSTGRESQL_PARAMS))]
+)
+_CREATE_IN_TRANSACTION = (
+    f"SELECT new_number, new_serial FROM ticketing_create_ticket({_IN_TRANSACTION})"  # noqa: S608 (placeholders only)
+)
+
+
+class Companion(Protocol):
+    """Writes that belong to a create's transaction (a relation to another ticket).
+
+    `before` runs ahead of the ticket insert, so it can lock what it needs before the
+    create holds the counter locks (the order updates and deletes take them in); `after`
+    runs once the ticket exists. Either may raise to roll the whole create back.
+    """
+
+    async def before(self, conn: AsyncConnection) -> None: ...
+
+    async def after(
+        self, conn: AsyncConnection, *, ticket_id: uuid.UUID, object_id: str
+    ) -> None: ...
 
 
 _TENANT_GATES: dict[uuid.UUID, asyncio.Semaphore] = {}
@@ -314,11 +376,13 @@ async def insert_new_ticket(
     changed_by: dict[str, Any],
     changes: list[dict[str, Any]],
     idempotency: tuple[str, str] | None = None,
+    companion: Companion | None = None,
 ) -> tuple[int, int] | None:
     """Creates a ticket, its counters and its history entry atomically.
 
     With `idempotency` (caller, key), the pending idempotency record of that key is linked
-    to the new ticket in the same transaction.
+    to the new ticket in the same transaction. With a `companion`, its writes join that
+    transaction too (on PostgreSQL the create is then no longer a statement of its own).
 
     Returns (display number, id_serial), or None when the tenant's configuration version is
     no longer `config_version` (nothing is written then). `values` holds every ticket column
@@ -343,6 +407,18 @@ async def insert_new_ticket(
         # the database far more than the wait costs this process.
         # The driver's connections run each statement in its own transaction unless told
         # otherwise, which is what this statement wants.
+        if companion is not None:
+            async with engine.begin() as conn:
+                await companion.before(conn)
+                args = [params[name] for name in _CREATE_POSTGRESQL_PARAMS[1:]]
+                result = await conn.exec_driver_sql(_CREATE_IN_TRANSACTION, tuple(args))
+                made: Any = result.first()
+                if made is None:
+                    return None
+                number, id_serial = int(made[0]), int(made[1])
+                object_id = format_display_id(values["display_prefix"], number)
+                await companion.after(conn, ticket_id=values["id"], object_id=object_id)
+            return number, id_serial
         # The statement sets the request's tenant itself, so the connection is not given it.
         with scoped_by_statement() as params["scope"]:
             args = [params[name] for name in _CREATE_POSTGRESQL_PARAMS]
@@ -359,6 +435,8 @@ async def insert_new_ticket(
 
     # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
     async with engine.begin() as conn:
+        if companion is not None:
+            await companion.before(conn)
         version = await conn.scalar(
             select(Tenant.config_version).where(Tenant.id == values["tenant_id"])
         )
@@ -390,6 +468,8 @@ async def insert_new_ticket(
                 )
                 .values(ticket_id=values["id"])
             )
+        if companion is not None:
+            await companion.after(conn, ticket_id=values["id"], object_id=object_id)
     return number, id_serial
 
 

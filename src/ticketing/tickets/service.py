@@ -90,6 +90,14 @@ async def create_ticket(
         "created_at": now,
         "updated_at": now,
     }
+    relation_changes = []
+    companion = None
+    if request.ticket_relation is not None:
+        # Imported here: the relations package builds on this module.
+        from ticketing.relations.service import NewTicketRelation
+
+        companion = NewTicketRelation(access, request.ticket_relation)
+        relation_changes = [{"field": "relation", "old": None, "new": request.ticket_relation}]
     created = await repository.insert_new_ticket(
         engine,
         config_version=access.catalog.version,
@@ -101,6 +109,7 @@ async def create_ticket(
         values=values,
         changed_by=actor(principal),
         idempotency=idempotency,
+        companion=companion,
         changes=[
             {"field": "summary", "old": None, "new": request.summary},
             {"field": "status", "old": None, "new": status.name},
@@ -109,6 +118,7 @@ async def create_ticket(
                 for key, value in data.items()
                 if key not in SYSTEM_DATA_KEYS
             ),
+            *relation_changes,
         ],
     )
     if created is None:
