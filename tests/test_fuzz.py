@@ -398,17 +398,18 @@ class FuzzTarget:
         names = {p.name for p in operation.path_parameters}
         known = self.object_ids + self.related
         if key == RELATE:
-            # Two different lists, so that even the first values drawn name two tickets.
+            # Well-formed relations (the generated bodies bring the malformed ones), between
+            # two different lists, so that even the first values drawn name two tickets.
             return st.fixed_dictionaries(
-                {"path_parameters": ticket(self.object_ids)},
-                optional={
+                {
+                    "path_parameters": ticket(self.object_ids),
                     "body": st.fixed_dictionaries(
                         {
-                            "type": st.sampled_from(RELATION_TYPES) | json_scalars,
-                            "objectId": st.sampled_from(self.related[::-1]) | json_scalars,
+                            "type": st.sampled_from(RELATION_TYPES),
+                            "objectId": st.sampled_from(self.related[::-1]),
                         }
-                    )
-                },
+                    ),
+                }
             )
         if key == UNRELATE:
             return st.fixed_dictionaries(

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import insert, select, text
 
 from tests.support import Tenant, seed_body
 from tests.ticket_api import (
@@ -32,6 +33,9 @@ from tests.ticket_api import (
     updated,
     user_token,
 )
+from ticketing.models import Ticket, TicketRelation
+from ticketing.relations.repository import children_of
+from ticketing.tickets.repository import scoped
 
 EMPTY = {
     "parent": None,
@@ -697,3 +701,67 @@ def test_parent_filter_lists_and_counts_children(tenant: Tenant) -> None:
     for bad in (parent_filter(p1, "NE"), parent_filter(7), parent_filter([], "IN")):
         response = call(tenant, "POST", "/ticket/list", json=bad)
         assert set(reason_of(response)) <= {"filter.operand[0].op", "filter.operand[0].operand"}
+
+
+def test_the_parent_filter_is_answered_from_the_relations_index(tenant: Tenant) -> None:
+    parent = new(tenant)
+    child = new(tenant, {"type": "parent", "objectId": parent})
+    tenant_id = uuid.UUID(tenant.id)
+
+    async def plan(engine: Any) -> str:
+        async with engine.begin() as conn:
+            template = dict(
+                (
+                    await conn.execute(
+                        select(Ticket.__table__).where(
+                            Ticket.tenant_id == tenant_id, Ticket.object_id == parent
+                        )
+                    )
+                )
+                .mappings()
+                .one()
+            )
+            # Enough tickets and relations that the planner weighs the indexes as it would
+            # on a real tenant.
+            bulk = [
+                {
+                    **template,
+                    "id": uuid.uuid4(),
+                    "object_id": f"BULK-{n:05d}",
+                    "display_prefix": "BULK",
+                    "display_number": n,
+                    "id_serial": 10_000_000 + n,
+                }
+                for n in range(3000)
+            ]
+            await conn.execute(insert(Ticket), bulk)
+            await conn.execute(
+                insert(TicketRelation),
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        "source_id": row["id"],
+                        "type": "parent",
+                        "target_id": bulk[n % 300]["id"],
+                        "created_at": template["created_at"],
+                        "created_by": {},
+                    }
+                    for n, row in enumerate(bulk[300:], start=300)
+                ],
+            )
+            postgresql = engine.dialect.name == "postgresql"
+            await conn.execute(text("ANALYZE"))
+            query = (
+                scoped(tenant_id)
+                .where(Ticket.moved_to.is_(None), Ticket.id.in_(children_of(tenant_id, [parent])))
+                .order_by(Ticket.created_at.desc(), Ticket.id_serial.desc())
+                .limit(30)
+            )
+            sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+            explain = "EXPLAIN " if postgresql else "EXPLAIN QUERY PLAN "
+            rows = (await conn.execute(text(explain + sql))).all()
+            return "\n".join(str(value) for row in rows for value in row)
+
+    found = tenant.db.run(plan)
+    assert "ix_ticket_relations_target" in found, found
+    assert list_ids(tenant, parent_filter(parent)) == [child]
