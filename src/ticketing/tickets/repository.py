@@ -402,12 +402,9 @@ async def insert_new_ticket(
             "idempotency_caller": idempotency[0] if idempotency else None,
             "idempotency_key": idempotency[1] if idempotency else None,
         }
-        # Creates of one tenant take turns on its counter rows anyway; queueing them here
-        # first keeps many database sessions from queueing on the same row lock, which costs
-        # the database far more than the wait costs this process.
-        # The driver's connections run each statement in its own transaction unless told
-        # otherwise, which is what this statement wants.
         if companion is not None:
+            # One transaction on a connection given the tenant as usual; the function's own
+            # setting of the tenant then lasts until this transaction ends.
             async with engine.begin() as conn:
                 await companion.before(conn)
                 args = [params[name] for name in _CREATE_POSTGRESQL_PARAMS[1:]]
@@ -419,6 +416,11 @@ async def insert_new_ticket(
                 object_id = format_display_id(values["display_prefix"], number)
                 await companion.after(conn, ticket_id=values["id"], object_id=object_id)
             return number, id_serial
+        # Creates of one tenant take turns on its counter rows anyway; queueing them here
+        # first keeps many database sessions from queueing on the same row lock, which costs
+        # the database far more than the wait costs this process.
+        # The driver's connections run each statement in its own transaction unless told
+        # otherwise, which is what this statement wants.
         # The statement sets the request's tenant itself, so the connection is not given it.
         with scoped_by_statement() as params["scope"]:
             args = [params[name] for name in _CREATE_POSTGRESQL_PARAMS]
