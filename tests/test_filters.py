@@ -220,7 +220,9 @@ def test_empty_search_is_no_filter() -> None:
 
 @pytest.mark.parametrize("column", sorted(filters.FIXED_COLUMNS))
 def test_every_fixed_column_filters(column: str) -> None:
-    operand = "2025-07-10T12:00:00Z" if column in ("createdAt", "updatedAt") else "x"
+    operand: Any = "2025-07-10T12:00:00Z" if column in ("createdAt", "updatedAt") else "x"
+    if column == "merged":
+        operand = True
     query = parse(one(column, "EQ", operand))
     assert query.unfiltered is False
 

@@ -178,21 +178,21 @@ async def related_tickets(
 
 
 def children_of(tenant_id: uuid.UUID, parents: Sequence[str]) -> Select[Any]:
-    """The ids of the children of the tickets with these display IDs (for list filters):
-    by the parent's display ID, then the relations' index on their target."""
+    """The ids of the children of the tickets with these display IDs (for list filters).
+
+    Each parent is looked up on its own (one id each), so the planner sees equalities on the
+    relations' index on their target rather than a join it would size from table-wide
+    statistics.
+    """
     parent = aliased(Ticket)
-    return (
-        select(TicketRelation.source_id)
-        .join(
-            parent,
-            and_(
-                parent.tenant_id == TicketRelation.tenant_id, parent.id == TicketRelation.target_id
-            ),
-        )
-        .where(
-            TicketRelation.tenant_id == tenant_id,
-            TicketRelation.type == "parent",
-            parent.tenant_id == tenant_id,
-            parent.object_id.in_(list(parents)),
-        )
+    parent_ids = [
+        select(parent.id)
+        .where(parent.tenant_id == tenant_id, parent.object_id == object_id)
+        .scalar_subquery()
+        for object_id in dict.fromkeys(parents)
+    ]
+    return select(TicketRelation.source_id).where(
+        TicketRelation.tenant_id == tenant_id,
+        TicketRelation.target_id.in_(parent_ids),
+        TicketRelation.type == "parent",
     )

@@ -151,7 +151,9 @@ async def _relate(
         by=actor(access.principal),
     )
     if not inserted:
-        raise RelationExists(f"{this['object_id']} already {name} {other['object_id']}")
+        raise RelationExists(
+            f"{this['object_id']} is already related to {other['object_id']} as {name}"
+        )
     await _record_both(
         db, access=access, action="relate", name=name, this=this, other=other, added=True
     )

@@ -251,7 +251,7 @@ def _condition(
     name = node.get("column")
     if name == PARENT:
         return _parent_condition(reasons, node, path, context.tenant_id)
-    if name in MERGE_COLUMNS:
+    if isinstance(name, str) and name in MERGE_COLUMNS:
         context.asks_merged = True
     if (
         name == "merged"
