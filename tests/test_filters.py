@@ -221,7 +221,7 @@ def test_empty_search_is_no_filter() -> None:
 @pytest.mark.parametrize("column", sorted(filters.FIXED_COLUMNS))
 def test_every_fixed_column_filters(column: str) -> None:
     operand: Any = "2025-07-10T12:00:00Z" if column in ("createdAt", "updatedAt") else "x"
-    if column == "hasAttachments":
+    if column in ("hasAttachments", "merged"):
         operand = True
     query = parse(one(column, "EQ", operand))
     assert query.unfiltered is False

@@ -114,8 +114,13 @@ COLUMNS = [
     "createdAt",
     "updatedAt",
     "hasAttachments",
+    "parent",
+    "movedTo",
+    "merged",
     *FIELD_IDS,
 ]
+RELATION_TYPES = ["parent", "relates_to", "duplicate_of", "blocks"]
+RELATION_VIEWS = [*RELATION_TYPES, "children", "duplicates", "blocked_by"]
 OPERATORS = ["EQ", "NE", "GT", "GE", "LT", "LE", "LIKE", "IN", "AND", "OR"]
 ROLES = ["ticket_agent", "ticket_user", "tenant_admin"]
 
@@ -221,7 +226,15 @@ create_bodies = st.fixed_dictionaries(
         "summary": st.sampled_from(["Hardware request", ""]) | st.text(),
         "ticketBody": _ticket_body(offer=True),
         "attachments": st.just({}) | st.dictionaries(st.text(max_size=8), json_values, max_size=2),
-        "ticketRelation": st.none() | st.dictionaries(st.text(max_size=8), json_values, max_size=2),
+        "ticketRelation": st.none()
+        | st.dictionaries(st.text(max_size=8), json_values, max_size=2)
+        | st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(RELATION_TYPES) | json_scalars,
+                "objectId": st.sampled_from(["CTC-0001", "CTC-0002", "ALL-0001", ""])
+                | json_scalars,
+            }
+        ),
     }
 ) | st.sampled_from([seed_body(), everything_body()])
 
@@ -300,6 +313,12 @@ UPLOAD_FILES = [
     b"",
 ]
 ranges = st.none() | st.sampled_from(["bytes=0-9", "bytes=-5", "bytes=5-", "bytes=999-", "x"])
+RELATE = ("POST", "/api/v2/ticketing/ticket/{objectId}/relations")
+UNRELATE = (
+    "DELETE",
+    "/api/v2/ticketing/ticket/{objectId}/relations/{relationType}/{otherObjectId}",
+)
+MERGE = ("POST", "/api/v2/ticketing/ticket/{objectId}/merge")
 
 
 def _query(catalog: str) -> dict[str, str]:
@@ -322,6 +341,26 @@ class FuzzTarget:
         # A ticket with a file, for downloads.
         self.file_id = self._upload()
         self.file_ticket = self._create({**seed_body(), "attachments": {"ticket": [self.file_id]}})
+        # Related tickets whose relations DELETE may remove, and tickets a merge may move.
+        self.related = [self._create(seed_body()) for _ in range(4)]
+        r0, r1, r2, r3 = self.related
+        added = [(r0, "blocks", r1), (r1, "blocks", r2), (r3, "parent", r0), (r0, "relates_to", r2)]
+        # The same relations, each named from its other end.
+        self.relations = [
+            (r1, "blocked_by", r0),
+            (r2, "blocked_by", r1),
+            (r0, "children", r3),
+            (r2, "relates_to", r0),
+        ]
+        for object_id, kind, other in added:
+            response = tenant.client.post(
+                f"{tenant.base_url}/api/v2/ticketing/ticket/{object_id}/relations",
+                params=_query("agent"),
+                headers=tenant.headers(),
+                json={"type": kind, "objectId": other},
+            )
+            assert response.status_code == 200, response.text
+        self.mergeable = [self._create(seed_body()) for _ in range(3)]
         self.session = requests.Session()
         self.statuses: dict[str, Counter[int]] = {}
 
@@ -396,6 +435,48 @@ class FuzzTarget:
                 ),
             )
         names = {p.name for p in operation.path_parameters}
+        known = self.object_ids + self.related
+        if key == RELATE:
+            # Well-formed relations (the generated bodies bring the malformed ones), between
+            # two different lists, so that even the first values drawn name two tickets.
+            return st.fixed_dictionaries(
+                {
+                    "path_parameters": ticket(self.object_ids),
+                    "body": st.fixed_dictionaries(
+                        {
+                            "type": st.sampled_from(RELATION_TYPES),
+                            "objectId": st.sampled_from(self.related[::-1]),
+                        }
+                    ),
+                }
+            )
+        if key == UNRELATE:
+            return st.fixed_dictionaries(
+                {
+                    "path_parameters": st.sampled_from(self.relations).map(
+                        lambda r: {"objectId": r[0], "relationType": r[1], "otherObjectId": r[2]}
+                    )
+                    | st.fixed_dictionaries(
+                        {
+                            "objectId": st.sampled_from(known),
+                            "relationType": st.sampled_from(RELATION_VIEWS) | st.text(max_size=8),
+                            "otherObjectId": st.sampled_from(known),
+                        }
+                    )
+                }
+            )
+        if key == MERGE:
+            # Only the mergeable tickets move, into tickets that stay, so a merge can succeed
+            # however many came before it (the generated cases bring malformed bodies).
+            return st.fixed_dictionaries(
+                {
+                    "path_parameters": ticket(self.mergeable),
+                    "body": st.fixed_dictionaries(
+                        {"into": st.sampled_from([self.seed_ticket, *self.related])},
+                        optional={"etag": st.none() | st.text(max_size=40)},
+                    ),
+                }
+            )
         if key == UPDATE:
             return st.one_of(
                 st.fixed_dictionaries(
@@ -534,7 +615,8 @@ def _send(
         # Not in the schema, but create and update honour it: replays and reused keys.
         case.headers = {**(case.headers or {}), "Idempotency-Key": idempotency_key}
     object_id = (case.path_parameters or {}).get("objectId")
-    if fresh_etag and method in ("PATCH", "DELETE") and object_id in target.object_ids:
+    fresh_target = [*target.object_ids, *target.mergeable]
+    if fresh_etag and (method in ("PATCH", "DELETE") or key == MERGE) and object_id in fresh_target:
         # Send the ticket's current etag so the update/delete itself runs, not just the 412/428.
         etag = target.etag(object_id)
         if etag is not None:

@@ -52,6 +52,7 @@ TENANT_TABLES = {
     "ticket_comments": "tenant_id",
     "idempotency_keys": "tenant_id",
     "attachments": "tenant_id",
+    "ticket_relations": "tenant_id",
 }
 
 _T = TypeVar("_T")
@@ -153,8 +154,8 @@ def ticketing_as(database: Database, tmp_path: Path, role: str, *args: str) -> A
 
 @pytest.fixture
 def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
-    """Two tenants, each with a ticket, a comment, an update, an idempotency key and an
-    upload."""
+    """Two tenants, each with a ticket, a comment, an update, an idempotency key, an upload
+    and a child ticket related to it."""
     tenants = make_tenant(), make_tenant()
     for tenant in tenants:
         headers = tenant.headers()
@@ -173,6 +174,8 @@ def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
         response = call(tenant, "POST", f"/ticket/{object_id}/comments", json={"body": "hello"})
         assert response.status_code == 200, response.text
         updated(patch(tenant, object_id, {"etag": ticket["etag"], "summary": "changed"}))
+        relation = {"type": "parent", "objectId": object_id}
+        created(tenant.create(seed_body(ticketRelation=relation)))
     return tenants
 
 
@@ -336,7 +339,8 @@ def test_writes_into_another_tenant_are_refused_or_reach_nothing(
 ) -> None:
     first, second = two_tenants
     [(ticket_of_second,)] = database.fetch(
-        "SELECT id FROM tickets WHERE tenant_id = :t", t=uuid.UUID(second.id)
+        "SELECT id FROM tickets WHERE tenant_id = :t ORDER BY id_serial LIMIT 1",
+        t=uuid.UUID(second.id),
     )
     before = database.fetch("SELECT tenant_id, summary FROM tickets ORDER BY tenant_id")
 
@@ -361,7 +365,7 @@ def test_writes_into_another_tenant_are_refused_or_reach_nothing(
             return [str(row[0]) for row in result]
 
     # An UPDATE without a tenant filter reaches the bound tenant's rows alone.
-    assert run_as(service_state, first.id, rename_every_ticket) == [first.id]
+    assert set(run_as(service_state, first.id, rename_every_ticket)) == {first.id}
 
     async def move_to_the_other_tenant(state: AppState) -> None:
         async with transaction(state.sessionmaker) as session:
@@ -385,7 +389,7 @@ def test_writes_into_another_tenant_are_refused_or_reach_nothing(
     assert [s for t, s in after if str(t) == second.id] == [
         s for t, s in before if str(t) == second.id
     ]
-    assert [s for t, s in after if str(t) == first.id] == ["renamed"]
+    assert {s for t, s in after if str(t) == first.id} == {"renamed"}
     comments = database.fetch(
         "SELECT tenant_id, count(*) FROM ticket_comments GROUP BY tenant_id ORDER BY 1"
     )
@@ -429,7 +433,8 @@ def test_the_create_statement_cannot_write_into_another_tenant(
     assert unchanged == before
     # The same statement bound to the second tenant is accepted: the values are fine.
     accepted = run_as(service_state, second.id, create_for_the_second_tenant)
-    assert accepted is not None and accepted[0] == 2
+    # The tenant has two tickets (the fixture's ticket and its child).
+    assert accepted is not None and accepted[0] == 3
     before = (
         database.fetch(counters, t=uuid.UUID(second.id)),
         database.fetch(tickets, t=uuid.UUID(second.id)),

@@ -35,6 +35,7 @@ from ticketing.kit.requests import RequestIdMiddleware, request_id_var
 from ticketing.kit.responses import JsonResponse, error_response, unexpected_error_response
 from ticketing.kit.schemas import install_openapi
 from ticketing.portal.endpoints import router as portal_router
+from ticketing.relations.endpoints import router as relations_router
 from ticketing.state import AppState
 from ticketing.tenants.endpoints import router as tenants_router
 from ticketing.tickets.endpoints import router as tickets_router
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenants_router)
     app.include_router(attachments_router)
     app.include_router(portal_router)
+    app.include_router(relations_router)
     install_openapi(app)
 
     @app.get(

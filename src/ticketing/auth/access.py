@@ -36,6 +36,8 @@ class Action(Enum):
     COMMENT = ("tickets:write", TICKET_ROLES, "comment on ticket")
     DELETE = ("tickets:write", AGENT_ROLES, "delete ticket")
     UPLOAD = ("tickets:write", TICKET_ROLES, "upload attachments")
+    RELATE = ("tickets:write", TICKET_ROLES, "change ticket relations")
+    MERGE = ("tickets:write", AGENT_ROLES, "merge tickets")
 
     def __init__(self, scope: str, roles: frozenset[str], wording: str) -> None:
         self.scope = scope

@@ -28,6 +28,7 @@ PRIVILEGES = {
     "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
     # Unbound uploads and unreferenced blobs are removed by `ticketing gc`, as the owner.
     "attachments": ("SELECT", "INSERT", "UPDATE"),
+    "ticket_relations": ("SELECT", "INSERT", "DELETE"),
 }
 
 

@@ -149,8 +149,13 @@ class DisplayIdCounter(Base):
     __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
 
 
-def _live_index(name: str, *columns: str) -> Index:
-    live = text("deleted_seq = -1")
+# Tickets that lists show by default: not deleted and not merged into another ticket.
+LISTED = "deleted_seq = -1 AND moved_to IS NULL"
+MERGED = "deleted_seq = -1 AND moved_to IS NOT NULL"
+
+
+def _live_index(name: str, *columns: str, where: str = LISTED) -> Index:
+    live = text(where)
     return Index(name, "tenant_id", *columns, "id_serial", postgresql_where=live, sqlite_where=live)
 
 
@@ -199,6 +204,8 @@ class Ticket(Base):
         _live_index("ix_tickets_tenant_status", "status_type", "created_at"),
         _live_index("ix_tickets_tenant_submitter", "submitted_by", "created_at"),
         _live_index("ix_tickets_tenant_team", "team_id", "created_at"),
+        # Merged tickets, for the filters that ask for them (`movedTo`, `merged`).
+        _live_index("ix_tickets_tenant_moved_to", "moved_to", where=MERGED),
     )
 
 
@@ -210,6 +217,9 @@ class TicketHistory(Base):
     tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     ticket_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Changes that leave the ticket's version alone (its relations) are numbered within the
+    # version they were made at; a versioned change is entry 0.
+    entry: Mapped[int] = mapped_column(Integer, primary_key=True, server_default=text("0"))
     action: Mapped[str] = mapped_column(String(20))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     changed_by: Mapped[dict[str, Any]]
@@ -314,3 +324,47 @@ Index(
     postgresql_where=text(f"deleted_seq = -1 AND {HAS_ATTACHMENTS_SQL}"),
     sqlite_where=text(f"deleted_seq = -1 AND {HAS_ATTACHMENTS_SQL}"),
 )
+
+# --- ticket relations ---
+
+
+class TicketRelation(Base):
+    """A link between two tickets of a tenant, stored once in its canonical direction:
+    `parent` (source is the child of target), `blocks` (source blocks target),
+    `duplicate_of` (source duplicates target), `relates_to` (symmetric: source is the lower
+    ticket id)."""
+
+    __tablename__ = "ticket_relations"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    source_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    type: Mapped[str] = mapped_column(String(20), primary_key=True)
+    target_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[dict[str, Any]]
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "source_id"],
+            ["tickets.tenant_id", "tickets.id"],
+            ondelete="CASCADE",
+            name="fk_ticket_relations_source_tickets",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "target_id"],
+            ["tickets.tenant_id", "tickets.id"],
+            ondelete="CASCADE",
+            name="fk_ticket_relations_target_tickets",
+        ),
+        # The other direction: a ticket's children, the tickets it blocks, its duplicates.
+        Index("ix_ticket_relations_target", "tenant_id", "target_id", "type", "source_id"),
+        # At most one parent per ticket, whatever races.
+        Index(
+            "uq_ticket_relations_one_parent",
+            "tenant_id",
+            "source_id",
+            unique=True,
+            postgresql_where=text("type = 'parent'"),
+            sqlite_where=text("type = 'parent'"),
+        ),
+    )

@@ -6,6 +6,7 @@ tenant's own field UUIDs, so nothing from the request reaches SQL as text.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from ticketing.catalog.fields import FieldSpec
 from ticketing.catalog.service import TenantCatalog
 from ticketing.kit.errors import Reasons
 from ticketing.models import HAS_ATTACHMENTS_SQL, Ticket
+from ticketing.relations.repository import children_of
 
 OPERATORS = ("EQ", "NE", "GT", "GE", "LT", "LE", "LIKE", "IN")
 SORTS = {
@@ -56,7 +58,13 @@ FIXED_COLUMNS = {
     "updatedAt": Column(Ticket.updated_at, "datetime"),
     # Written as the partial index's predicate, so that `EQ true` is answered from it.
     "hasAttachments": Column(literal_column(HAS_ATTACHMENTS_SQL), "flag"),
+    # Merged tickets are left out of lists unless a condition names one of these two.
+    "movedTo": Column(Ticket.moved_to, "string"),
+    "merged": Column(Ticket.moved_to.is_not(None), "boolean"),
 }
+MERGE_COLUMNS = frozenset({"movedTo", "merged"})
+# Relation columns take display IDs and compare with EQ or IN only.
+PARENT = "parent"
 
 
 @dataclass(frozen=True)
@@ -123,15 +131,20 @@ def parse_list_request(body: Any, catalog: TenantCatalog, *, paged: bool = True)
     columns = (*SORTS[sort], Ticket.id_serial)
     order_by = tuple(c.desc() if descending else c.asc() for c in columns)
 
+    asks_merged = False
     if body.get("filter") is not None:
         counter = [0]
-        clause = _node(reasons, body["filter"], "filter", fields, 0, counter)
+        context = _Context(fields, catalog.tenant_id)
+        clause = _node(reasons, body["filter"], "filter", context, 0, counter)
         if clause is not None:
             clauses.append(clause)
+        asks_merged = context.asks_merged
 
     reasons.raise_if_any("Invalid list request")
+    # Written as the list indexes' predicate is, so that they serve the default lists.
+    listed = () if asks_merged else (Ticket.moved_to.is_(None),)
     return ListQuery(
-        where=and_(true(), *clauses),
+        where=and_(true(), *listed, *clauses),
         order_by=order_by,
         top=top,
         offset=offset,
@@ -186,11 +199,20 @@ def _search_clause(search: str, fields: dict[str, FieldSpec]) -> ColumnElement[b
     return or_(*(func.lower(t).contains(needle, autoescape=True) for t in targets))
 
 
+@dataclass
+class _Context:
+    """What conditions are checked against, and what they asked for."""
+
+    fields: dict[str, FieldSpec]
+    tenant_id: uuid.UUID
+    asks_merged: bool = False
+
+
 def _node(
     reasons: Reasons,
     node: Any,
     path: str,
-    fields: dict[str, FieldSpec],
+    context: _Context,
     depth: int,
     counter: list[int],
 ) -> ColumnElement[bool] | None:
@@ -202,7 +224,7 @@ def _node(
         if counter[0] > MAX_CONDITIONS:
             reasons.add(path, f"A filter may have at most {MAX_CONDITIONS} conditions")
             return None
-        return _condition(reasons, node, path, fields)
+        return _condition(reasons, node, path, context)
     if depth >= MAX_DEPTH:
         reasons.add(path, f"Filters may nest at most {MAX_DEPTH} levels")
         return None
@@ -216,7 +238,7 @@ def _node(
         reasons.add(f"{path}.operand", "A filter group's operand must be a list")
         return None
     parts = [
-        _node(reasons, item, f"{path}.operand[{i}]", fields, depth + 1, counter)
+        _node(reasons, item, f"{path}.operand[{i}]", context, depth + 1, counter)
         for i, item in enumerate(operands)
     ]
     if not op_ok:
@@ -228,11 +250,25 @@ def _node(
 
 
 def _condition(
-    reasons: Reasons, node: dict[str, Any], path: str, fields: dict[str, FieldSpec]
+    reasons: Reasons, node: dict[str, Any], path: str, context: _Context
 ) -> ColumnElement[bool] | None:
+    fields = context.fields
+    name = node.get("column")
+    if name == PARENT:
+        return _parent_condition(reasons, node, path, context.tenant_id)
+    if isinstance(name, str) and name in MERGE_COLUMNS:
+        context.asks_merged = True
+    if (
+        name == "merged"
+        and node.get("op") in ("EQ", "NE")
+        and isinstance(node.get("operand"), bool)
+    ):
+        # As the merged-tickets index's predicate is written.
+        merged = (node["op"] == "EQ") == node["operand"]
+        return Ticket.moved_to.is_not(None) if merged else Ticket.moved_to.is_(None)
     # Column, op and operand are each checked even when another is wrong, so every fault is
     # reported at once; the operand is checked as far as what is known allows.
-    column = _column(reasons, node.get("column"), f"{path}.column", fields)
+    column = _column(reasons, name, f"{path}.column", fields)
     op = node.get("op")
     if not isinstance(op, str) or op.upper() not in OPERATORS:
         reasons.add(f"{path}.op", f"op must be one of: {', '.join(OPERATORS)}")
@@ -242,7 +278,7 @@ def _condition(
     operand_path = f"{path}.operand"
     if column is not None and column.kind == "flag":
         if op not in ("EQ", "NE") or not isinstance(operand, bool):
-            reasons.add(operand_path, f"{node.get('column')} takes EQ or NE with true or false")
+            reasons.add(operand_path, f"{name} takes EQ or NE with true or false")
             return None
         wanted = operand == (op == "EQ")
         return column.expression if wanted else not_(column.expression)  # type: ignore[no-any-return]
@@ -287,6 +323,28 @@ def _column(reasons: Reasons, name: Any, path: str, fields: dict[str, FieldSpec]
 
 
 _BAD = object()
+
+
+def _parent_condition(
+    reasons: Reasons, node: dict[str, Any], path: str, tenant_id: uuid.UUID
+) -> ColumnElement[bool] | None:
+    """`parent EQ CTC-0001` (or IN a list): the children of those tickets, found through the
+    relations' index on their target."""
+    op = node.get("op")
+    operand = node.get("operand")
+    op = op.upper() if isinstance(op, str) else op
+    parents = [operand] if op == "EQ" else operand if op == "IN" else None
+    if parents is None:
+        reasons.add(f"{path}.op", "parent takes EQ or IN")
+        return None
+    if (
+        not isinstance(parents, list)
+        or not 1 <= len(parents) <= MAX_IN
+        or not all(isinstance(p, str) for p in parents)
+    ):
+        reasons.add(f"{path}.operand", f"parent takes a display ID (IN: a list of 1 to {MAX_IN})")
+        return None
+    return Ticket.id.in_(children_of(tenant_id, parents))
 
 
 def _operand(column: Column, value: Any) -> Any:

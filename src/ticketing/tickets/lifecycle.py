@@ -178,7 +178,8 @@ async def update_ticket(
         raise precondition.stale()
     if files is not None:
         await files.bind(session, current["id"])
-    if "status_type" in values:
+    # A merged ticket is out of the counters already (ticketing.relations merges).
+    if "status_type" in values and current["moved_to"] is None:
         await repository.bump_counters(
             session,
             tenant_id=access.tenant_id,
@@ -200,15 +201,11 @@ async def delete_ticket(
         raise EtagRequired("The current etag is required in the If-Match header")
     if not parse_entity_tags(if_match).strong_match(str(current["etag"])):
         raise PreconditionFailed()
-    counters = await repository.bump_counters(
-        session,
-        tenant_id=access.tenant_id,
-        deltas={
-            repository.DELETED_COUNTER: 1,
-            repository.LIVE_COUNTER: -1,
-            repository.status_counter(current["status_type"]): -1,
-        },
-    )
+    deltas = {repository.DELETED_COUNTER: 1}
+    if current["moved_to"] is None:  # a merged ticket left the other counters when merged
+        deltas[repository.LIVE_COUNTER] = -1
+        deltas[repository.status_counter(current["status_type"])] = -1
+    counters = await repository.bump_counters(session, tenant_id=access.tenant_id, deltas=deltas)
     sequence = counters[repository.DELETED_COUNTER]
     updated = await _write_version(
         session,
@@ -274,3 +271,9 @@ async def ticket_history(
         }
         for entry in entries
     ]
+
+
+# --- the versioned write and etag rules, shared with merges (ticketing.relations) ---------
+expected_etag = _expected_etag
+stale = _stale
+write_version = _write_version

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import aliased
 
 from ticketing.kit.tenancy import current_tenant, scoped_by_statement
 from ticketing.models import (
@@ -137,6 +138,43 @@ async def insert_history(
     )
 
 
+async def append_history(
+    session: Executor,
+    *,
+    tenant_id: uuid.UUID,
+    ticket_id: uuid.UUID,
+    version: int,
+    action: str,
+    at: Any,
+    by: dict[str, Any],
+    changes: list[dict[str, Any]],
+) -> None:
+    """Records a change that leaves the ticket at `version` (a relation change): the next
+    entry of that version. Callers serialise these per tenant (relations' advisory lock)."""
+    entries = aliased(TicketHistory)
+    following = (
+        select(func.coalesce(func.max(entries.entry), 0) + 1)
+        .where(
+            entries.tenant_id == tenant_id,
+            entries.ticket_id == ticket_id,
+            entries.version == version,
+        )
+        .scalar_subquery()
+    )
+    await session.execute(
+        sa_insert(TicketHistory).values(
+            tenant_id=tenant_id,
+            ticket_id=ticket_id,
+            version=version,
+            entry=following,
+            action=action,
+            changed_at=at,
+            changed_by=by,
+            changes=changes,
+        )
+    )
+
+
 def scoped(tenant_id: uuid.UUID, *, submitted_by: str | None = None) -> Select[Any]:
     """The one place ticket reads are scoped: the tenant's live tickets (and, for callers who
     may only see their own, the ones they submitted)."""
@@ -227,7 +265,7 @@ async def list_history(
     query = (
         select(TicketHistory)
         .where(TicketHistory.tenant_id == tenant_id, TicketHistory.ticket_id == ticket_id)
-        .order_by(TicketHistory.version)
+        .order_by(TicketHistory.version, TicketHistory.entry)
     )
     return list((await session.scalars(query)).all())
 
@@ -286,6 +324,22 @@ _CREATE_POSTGRESQL_PARAMS = (
 )
 _PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(_CREATE_POSTGRESQL_PARAMS) + 1))
 _CREATE_POSTGRESQL = f"SELECT new_number, new_serial FROM ticketing_create_ticket({_PLACEHOLDERS})"  # noqa: S608 (placeholders only)
+
+
+
+class Companion(Protocol):
+    """Writes that belong to a create's transaction (a relation to another ticket).
+
+    `before` runs ahead of the ticket insert, so it can lock what it needs before the
+    create holds the counter locks (the order updates and deletes take them in); `after`
+    runs once the ticket exists. Either may raise to roll the whole create back.
+    """
+
+    async def before(self, conn: AsyncConnection) -> None: ...
+
+    async def after(
+        self, conn: AsyncConnection, *, ticket_id: uuid.UUID, object_id: str
+    ) -> None: ...
 
 
 _TENANT_GATES: dict[uuid.UUID, asyncio.Semaphore] = {}
@@ -353,13 +407,16 @@ async def insert_new_ticket(
     changes: list[dict[str, Any]],
     idempotency: tuple[str, str] | None = None,
     files: FileBinding | None = None,
+    companion: Companion | None = None,
 ) -> tuple[int, int] | None:
     """Creates a ticket, its counters and its history entry atomically.
 
     With `idempotency` (caller, key), the pending idempotency record of that key is linked
     to the new ticket in the same transaction. With `files`, the uploads it names are bound
     to the ticket in the same transaction too, and `values["attachments"]` is set to their
-    metadata (on PostgreSQL the create is then three statements instead of one).
+    metadata; with a `companion` (a relation to another ticket), its writes join that
+    transaction as well. On PostgreSQL the create is then a transaction of a few statements
+    instead of one.
 
     Returns (display number, id_serial), or None when the tenant's configuration version is
     no longer `config_version` (nothing is written then). `values` holds every ticket column
@@ -372,8 +429,10 @@ async def insert_new_ticket(
         "changes": changes,
         "idempotency": idempotency,
     }
-    if engine.dialect.name == "postgresql" and files is not None:
-        return await _insert_with_files(engine, values=values, files=files, **arguments)
+    if engine.dialect.name == "postgresql" and (files is not None or companion is not None):
+        return await _insert_in_transaction(
+            engine, values=values, files=files, companion=companion, **arguments
+        )
     if engine.dialect.name == "postgresql":
         # Creates of one tenant take turns on its counter rows anyway; queueing them here
         # first keeps many database sessions from queueing on the same row lock, which costs
@@ -396,6 +455,8 @@ async def insert_new_ticket(
 
     # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
     async with engine.begin() as conn:
+        if companion is not None:
+            await companion.before(conn)
         if files is not None:
             values["attachments"] = await files.claim(conn)
         version = await conn.scalar(
@@ -431,25 +492,40 @@ async def insert_new_ticket(
             )
         if files is not None:
             await files.bind(conn, values["id"])
+        if companion is not None:
+            await companion.after(conn, ticket_id=values["id"], object_id=object_id)
     return number, id_serial
 
 
-async def _insert_with_files(
-    engine: AsyncEngine, *, values: dict[str, Any], files: FileBinding, **arguments: Any
+async def _insert_in_transaction(
+    engine: AsyncEngine,
+    *,
+    values: dict[str, Any],
+    files: FileBinding | None,
+    companion: Companion | None,
+    **arguments: Any,
 ) -> tuple[int, int] | None:
-    """The PostgreSQL create with uploads: the uploads are locked and checked, the create
-    function runs, and the uploads are bound, in one transaction on one connection (the
+    """The PostgreSQL create with uploads or a relation: what they need is locked and checked,
+    the create function runs, and they are written, in one transaction on one connection (the
     function's tenant setting lasts until that transaction ends)."""
     async with _tenant_gate(values["tenant_id"]), engine.begin() as conn:
         # The first statement opens the transaction that the function call below joins.
-        values["attachments"] = await files.claim(conn)
+        if companion is not None:
+            await companion.before(conn)
+        if files is not None:
+            values["attachments"] = await files.claim(conn)
         args = _create_args(values, scope=current_tenant(), **arguments)
         driver: Any = (await conn.get_raw_connection()).driver_connection
         row = await driver.fetchrow(_CREATE_POSTGRESQL, *args)
         if row is None:
             return None
-        await files.bind(conn, values["id"])
-    return int(row[0]), int(row[1])
+        number, id_serial = int(row[0]), int(row[1])
+        if files is not None:
+            await files.bind(conn, values["id"])
+        if companion is not None:
+            object_id = format_display_id(values["display_prefix"], number)
+            await companion.after(conn, ticket_id=values["id"], object_id=object_id)
+    return number, id_serial
 
 
 async def claim_idempotency_key(

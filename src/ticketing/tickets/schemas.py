@@ -35,7 +35,8 @@ class TicketCreate(BaseModel):
         "ticket as a whole, to a list of upload ids (POST /attachments); `{}` when none."
     )
     ticketRelation: dict[str, Any] | None = Field(
-        description="Parent or related ticket; `null` when none."
+        description='Parent or related ticket, `{"type": "parent" | "relates_to" | '
+        '"duplicate_of" | "blocks", "objectId": "<display ID>"}`; `null` when none.'
     )
 
 
@@ -117,7 +118,7 @@ class FilterCondition(BaseModel):
     id: Any = None
     column: str = Field(
         description="objectId, summary, status, statusCategory, teamId, itemTypeId, "
-        "submittedBy, createdAt, updatedAt, or a field UUID"
+        "submittedBy, createdAt, updatedAt, parent, movedTo, merged, or a field UUID"
     )
     op: str = Field(description="EQ, NE, GT, GE, LT, LE, LIKE or IN")
     operand: Any
@@ -179,7 +180,7 @@ class Change(BaseModel):
 
 class HistoryEntry(BaseModel):
     version: int
-    action: str = Field(description="create, update or delete")
+    action: str = Field(description="create, update, delete, merge, relate or unrelate")
     at: str
     by: Actor
     changes: list[Change]

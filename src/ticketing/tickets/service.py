@@ -92,6 +92,14 @@ async def create_ticket(
         "created_at": now,
         "updated_at": now,
     }
+    relation_changes = []
+    companion = None
+    if request.ticket_relation is not None:
+        # Imported here: the relations package builds on this module.
+        from ticketing.relations.service import NewTicketRelation
+
+        companion = NewTicketRelation(access, request.ticket_relation)
+        relation_changes = [{"field": "relation", "old": None, "new": request.ticket_relation}]
     created = await repository.insert_new_ticket(
         engine,
         config_version=access.catalog.version,
@@ -104,6 +112,7 @@ async def create_ticket(
         changed_by=actor(principal),
         idempotency=idempotency,
         files=FileBinding(access, request.attachments) if request.attachments else None,
+        companion=companion,
         changes=[
             {"field": "summary", "old": None, "new": request.summary},
             {"field": "status", "old": None, "new": status.name},
@@ -117,6 +126,7 @@ async def create_ticket(
                 if request.attachments
                 else []
             ),
+            *relation_changes,
         ],
     )
     if created is None:

@@ -14,6 +14,7 @@ from ticketing.catalog.config_file import CATALOG_TYPES
 from ticketing.catalog.fields import FIELD_TYPES, FieldError, FieldSpec, clean_value
 from ticketing.catalog.service import TenantCatalog, TicketTypeSpec
 from ticketing.kit.errors import InputValidationFailure, Reasons
+from ticketing.relations.rules import check_relation
 
 BODY_KEYS = ("source", "summary", "ticketBody", "attachments", "ticketRelation")
 WATCHER_KEYS = ("ccWatchers", "toWatchers")
@@ -35,7 +36,7 @@ class CreateRequest:
     watchers: dict[str, list[str]]
     # Upload ids per key (ticketing.attachments.validation); bound when the ticket is written.
     attachments: Requested
-    ticket_relation: dict[str, Any] | None
+    ticket_relation: dict[str, str] | None
     is_support_request: bool
 
 
@@ -147,6 +148,8 @@ def validate_create(
     relation = body.get("ticketRelation")
     if "ticketRelation" in body and relation is not None and not isinstance(relation, dict):
         reasons.add("ticketRelation", "ticketRelation must be an object or null")
+    elif relation is not None:
+        relation = check_relation(reasons, relation, key="ticketRelation")
 
     ticket_body = body.get("ticketBody")
     offer_id = ""

@@ -1,0 +1,1 @@
+"""Relations between tickets (parent/child, blocks, duplicates, relates to) and merging."""
