@@ -322,12 +322,11 @@ async def merge_ticket(
         reasons.add("into", "into must be the display ID of the ticket to merge into")
     reasons.raise_if_any()
     assert isinstance(into, str)
-    expected, from_header = lifecycle.expected_etag(body, headers.get("if-match"))
+    precondition = lifecycle.precondition(body, headers)
 
     await repository.lock_relation_writes(session, tenant_id=access.tenant_id)
     current = await _locked(session, access=access, object_id=object_id, for_update=True)
-    if expected != str(current["etag"]):
-        raise lifecycle.stale(from_header)
+    precondition.check(current["etag"])
     if current["moved_to"] is not None:
         raise InputValidationFailure(
             {"objectId": [f"Ticket {object_id} was already merged into {current['moved_to']}"]}
@@ -364,7 +363,7 @@ async def merge_ticket(
         ],
     )
     if updated is None:
-        raise lifecycle.stale(from_header)
+        raise precondition.stale()
     # A merged ticket leaves the default lists, so it leaves the counters that answer them.
     await tickets.bump_counters(
         session,

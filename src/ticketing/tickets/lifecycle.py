@@ -274,6 +274,11 @@ async def ticket_history(
 
 
 # --- the versioned write and etag rules, shared with merges (ticketing.relations) ---------
-expected_etag = _expected_etag
-stale = _stale
+
+
+def precondition(body: dict[str, Any], headers: Mapping[str, str]) -> _Precondition:
+    """The etag a write of `body` is based on (body `etag` or If-Match), as updates take it."""
+    return _precondition(body, _if_match(headers))
+
+
 write_version = _write_version

@@ -326,7 +326,6 @@ _PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(_CREATE_POSTGRESQL_PARAM
 _CREATE_POSTGRESQL = f"SELECT new_number, new_serial FROM ticketing_create_ticket({_PLACEHOLDERS})"  # noqa: S608 (placeholders only)
 
 
-
 class Companion(Protocol):
     """Writes that belong to a create's transaction (a relation to another ticket).
 
