@@ -51,6 +51,8 @@ TENANT_TABLES = {
     "ticket_history": "tenant_id",
     "ticket_comments": "tenant_id",
     "idempotency_keys": "tenant_id",
+    "tenant_desks": "tenant_id",
+    "queue_members": "tenant_id",
 }
 
 _T = TypeVar("_T")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +34,8 @@ from ticketing.kit.logs import configure_logging
 from ticketing.kit.requests import RequestIdMiddleware, request_id_var
 from ticketing.kit.responses import JsonResponse, error_response
 from ticketing.kit.schemas import install_openapi
+from ticketing.queues.endpoints import router as queues_router
+from ticketing.sla import sweeper as sla_sweeper
 from ticketing.state import AppState
 from ticketing.tenants.endpoints import router as tenants_router
 from ticketing.tickets.endpoints import router as tickets_router
@@ -79,9 +83,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState.from_settings(settings)
         app.state.ticketing = state
+        sweeper = asyncio.create_task(
+            sla_sweeper.run_forever(
+                state.engine, state.sessionmaker, interval=settings.sla_sweep_interval
+            )
+        )
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await state.engine.dispose()
 
     app = FastAPI(
@@ -94,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tickets_router)
     app.include_router(catalog_router)
     app.include_router(tenants_router)
+    app.include_router(queues_router)
     install_openapi(app)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")

@@ -26,6 +26,10 @@ PRIVILEGES = {
     "ticket_history": ("SELECT", "INSERT", "UPDATE"),
     "ticket_comments": ("SELECT", "INSERT", "UPDATE"),
     "idempotency_keys": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    # Queues and SLAs (migration 0008): desk settings are the loader's; members change
+    # through the queue endpoints.
+    "tenant_desks": ("SELECT",),
+    "queue_members": ("SELECT", "INSERT", "UPDATE", "DELETE"),
 }
 
 

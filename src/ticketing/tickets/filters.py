@@ -54,7 +54,15 @@ FIXED_COLUMNS = {
     "submittedBy": Column(Ticket.submitted_by, "string"),
     "createdAt": Column(Ticket.created_at, "datetime"),
     "updatedAt": Column(Ticket.updated_at, "datetime"),
+    # Routing and SLAs (ticketing.queues, ticketing.sla).
+    "priority": Column(Ticket.priority, "string"),
+    "assignee": Column(Ticket.assignee, "string"),
+    "queueId": Column(Ticket.queue_id, "string"),
+    "slaDueAt": Column(Ticket.sla_due_at, "datetime"),
 }
+# `slaBreached EQ true`: some clock is in breach now, i.e. the moment the ticket is or will
+# be in breach (kept in an indexed column when its clocks change) has come.
+SLA_BREACHED = "slaBreached"
 
 
 @dataclass(frozen=True)
@@ -226,6 +234,8 @@ def _condition(
     reasons: Reasons, node: dict[str, Any], path: str, fields: dict[str, FieldSpec]
 ) -> ColumnElement[bool] | None:
     name = node.get("column")
+    if name == SLA_BREACHED:
+        return _sla_breached(reasons, node, path)
     column = FIXED_COLUMNS.get(name) if isinstance(name, str) else None
     if column is None and isinstance(name, str) and name.lower() in fields:
         column = _field_column(fields[name.lower()])
@@ -260,6 +270,18 @@ def _condition(
         reasons.add(f"{path}.operand", f"operand must be a {column.kind} value")
         return None
     return _COMPARE[op](column.expression, value)
+
+
+def _sla_breached(reasons: Reasons, node: dict[str, Any], path: str) -> ColumnElement[bool] | None:
+    op = node.get("op")
+    operand = node.get("operand")
+    if not isinstance(op, str) or op.upper() not in ("EQ", "NE") or not isinstance(operand, bool):
+        reasons.add(f"{path}.operand", "slaBreached takes EQ or NE with true or false")
+        return None
+    breached = Ticket.sla_breach_at <= datetime.now(UTC)
+    if operand == (op.upper() == "EQ"):
+        return breached
+    return or_(Ticket.sla_breach_at.is_(None), ~breached)
 
 
 _BAD = object()

@@ -32,6 +32,7 @@ from ticketing.models import (
     TicketComment,
     TicketHistory,
 )
+from ticketing.queues import repository as queue_repository
 
 Executor = AsyncSession | AsyncConnection
 
@@ -283,9 +284,19 @@ _CREATE_POSTGRESQL_PARAMS = (
     "changes",
     "idempotency_caller",
     "idempotency_key",
+    # Routing and SLA (migration 0008).
+    "priority",
+    "queue_id",
+    "round_robin",
+    "sla",
+    "sla_due_at",
+    "sla_breach_at",
+    "sla_sweep_at",
 )
 _PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(_CREATE_POSTGRESQL_PARAMS) + 1))
-_CREATE_POSTGRESQL = f"SELECT new_number, new_serial FROM ticketing_create_ticket({_PLACEHOLDERS})"  # noqa: S608 (placeholders only)
+_CREATE_POSTGRESQL = (
+    f"SELECT new_number, new_serial, new_assignee FROM ticketing_create_ticket({_PLACEHOLDERS})"  # noqa: S608 (placeholders only)
+)
 
 
 _TENANT_GATES: dict[uuid.UUID, asyncio.Semaphore] = {}
@@ -314,15 +325,19 @@ async def insert_new_ticket(
     changed_by: dict[str, Any],
     changes: list[dict[str, Any]],
     idempotency: tuple[str, str] | None = None,
-) -> tuple[int, int] | None:
+    round_robin: str | None = None,
+) -> tuple[int, int, str | None] | None:
     """Creates a ticket, its counters and its history entry atomically.
 
     With `idempotency` (caller, key), the pending idempotency record of that key is linked
-    to the new ticket in the same transaction.
+    to the new ticket in the same transaction. With `round_robin` (the name of the queue's
+    counter, also in `counters`), the assignee is the member of `values["queue_id"]` at the
+    counter's new value among the members available at that moment (none when none is).
 
-    Returns (display number, id_serial), or None when the tenant's configuration version is
-    no longer `config_version` (nothing is written then). `values` holds every ticket column
-    except the display number, object id and id_serial, which the database assigns.
+    Returns (display number, id_serial, assignee), or None when the tenant's configuration
+    version is no longer `config_version` (nothing is written then). `values` holds every
+    ticket column except the display number, object id, id_serial and assignee, which the
+    database assigns.
     """
     if engine.dialect.name == "postgresql":
         params = {
@@ -337,6 +352,8 @@ async def insert_new_ticket(
             "changes": _json(changes),
             "idempotency_caller": idempotency[0] if idempotency else None,
             "idempotency_key": idempotency[1] if idempotency else None,
+            "round_robin": round_robin,
+            "sla": _json(values["sla"]),
         }
         # Creates of one tenant take turns on its counter rows anyway; queueing them here
         # first keeps many database sessions from queueing on the same row lock, which costs
@@ -355,7 +372,7 @@ async def insert_new_ticket(
                     # it out again.
                     await conn.invalidate()
                     raise
-        return (int(row[0]), int(row[1])) if row else None
+        return (int(row[0]), int(row[1]), row[2]) if row else None
 
     # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
     async with engine.begin() as conn:
@@ -364,11 +381,23 @@ async def insert_new_ticket(
         )
         if version != config_version:
             return None
-        number = (await bump_counters(conn, tenant_id=values["tenant_id"], deltas=counters))[
-            values["display_prefix"]
-        ]
+        bumped = await bump_counters(conn, tenant_id=values["tenant_id"], deltas=counters)
+        number = bumped[values["display_prefix"]]
         object_id = format_display_id(values["display_prefix"], number)
-        row_values = {**values, "display_number": number, "object_id": object_id}
+        assignee = None
+        if round_robin is not None:
+            members = await queue_repository.available_members(
+                conn, tenant_id=values["tenant_id"], queue_id=values["queue_id"]
+            )
+            if members:
+                assignee = members[(bumped[round_robin] - 1) % len(members)]
+                changes = [*changes, {"field": "assignee", "old": None, "new": assignee}]
+        row_values = {
+            **values,
+            "display_number": number,
+            "object_id": object_id,
+            "assignee": assignee,
+        }
         id_serial = await insert_ticket(conn, values=row_values)
         await insert_history(
             conn,
@@ -390,7 +419,7 @@ async def insert_new_ticket(
                 )
                 .values(ticket_id=values["id"])
             )
-    return number, id_serial
+    return number, id_serial, assignee
 
 
 async def claim_idempotency_key(
