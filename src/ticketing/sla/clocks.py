@@ -304,7 +304,7 @@ def on_priority(
     at = _moment(at)
     targets = {kind: _target(policy, kind, priority) for kind in KINDS}
     if priority == state["priority"]:
-        return copy.deepcopy(state), []
+        return _apply(state, at, lambda new: None)
 
     def change(new: State) -> None:
         new["priority"] = priority
