@@ -359,6 +359,39 @@ def test_a_pause_over_a_weekend_only_moves_due_by_its_business_hours() -> None:
     assert entry["state"] == "breached"
 
 
+def test_a_pause_over_the_spring_dst_weekend() -> None:
+    state = begin(ny(2026, 3, 6, 9), priority="low")  # Friday, 8h and 48h targets
+    assert sla(state, "response", ny(2026, 3, 6, 9))["dueAt"] == "2026-03-06T22:00:00.000Z"
+    assert sla(state, "resolution", ny(2026, 3, 6, 9))["dueAt"] == "2026-03-13T21:00:00.000Z"
+    state, _ = move(state, "Open", "Waiting for customer", ny(2026, 3, 6, 16))  # 16:00 EST
+    state, changes = move(state, "Waiting for customer", "Open", ny(2026, 3, 9, 10))  # 10:00 EDT
+    # Paused Fri 16-17 EST and Mon 9-10 EDT: 2h. Response: Fri 17:00 -> Mon 11:00 EDT;
+    # resolution: Fri 13 17:00 EDT -> Mon 16 11:00 EDT.
+    assert changes == [
+        {"field": "sla.response", "old": "paused", "new": "running"},
+        {
+            "field": "sla.response.dueAt",
+            "old": "2026-03-06T22:00:00.000Z",
+            "new": "2026-03-09T15:00:00.000Z",
+        },
+        {"field": "sla.response.pausedSeconds", "old": 0, "new": 7200},
+        {"field": "sla.resolution", "old": "paused", "new": "running"},
+        {
+            "field": "sla.resolution.dueAt",
+            "old": "2026-03-13T21:00:00.000Z",
+            "new": "2026-03-16T15:00:00.000Z",
+        },
+        {"field": "sla.resolution.pausedSeconds", "old": 0, "new": 7200},
+    ]
+
+
+def test_a_read_compares_to_the_millisecond() -> None:
+    state = begin(ny(2026, 1, 12, 9))  # response due 18:00:00.000Z
+    assert sla(state, "response", utc(2026, 1, 12, 18, 0, 0, 999))["state"] == "running"
+    assert clocks.unrecorded_breaches(state, now=utc(2026, 1, 12, 18, 0, 0, 999)) == []
+    assert sla(state, "response", utc(2026, 1, 12, 18, 0, 0, 1000))["state"] == "breached"
+
+
 def test_a_second_pause_status_keeps_the_clock_paused() -> None:
     state = begin(ny(2026, 1, 12, 9))
     state, _ = move(state, "Open", "Waiting for customer", ny(2026, 1, 12, 10))

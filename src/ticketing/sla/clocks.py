@@ -22,25 +22,29 @@ the engine guarantees:
   ticket's current priority.
 - A priority change sets the target of every clock that has not stopped to the new priority's
   and recomputes its `dueAt` from `startedAt` (plus the paused time); stopped clocks keep theirs.
-- State, computed at read time: `met` when stopped by `dueAt`; `breached` when stopped after it,
-  when paused after it, when running past it (`now > dueAt`), or once a breach was recorded (a
-  later resume cannot hide it); `paused`; `running` otherwise. `breached` is true exactly when
-  the state is `breached`. A priority change is the only thing that can lift a breach, by moving
-  `dueAt` past the moment the clock was last seen.
+- State, computed at read time: `met` when stopped at or before `dueAt`; `breached` when
+  stopped after it (met late), paused after it, running past it (`now > dueAt`), or once its
+  breach was recorded (a later resume cannot hide it); else `paused` or `running`. `breached` is
+  true exactly when the state is `breached`. Only a priority change can lift a breach: when the
+  new `dueAt` is not before the change (or, for a paused clock, the pause's start).
 - Every breach is recorded exactly once: the first event that sees a clock past its `dueAt`
   records it in the changes it returns, and `unrecorded_breaches` / `record_breach` let a sweeper
   record those no event has seen, with a change `{"field": "sla.<kind>", "old": "running",
-  "new": "breached"}`.
+  "new": "breached"}`; recording again records nothing.
 - Every function that takes an event returns the history changes it made, in the ticket
-  history's `{field, old, new}` shape: `sla.<kind>` for the state, `sla.<kind>.<key>` for
+  history's `{field, old, new}` shape: `sla.<kind>` for the state (from the state the history
+  last showed, so an unrecorded breach is `running` there), `sla.<kind>.<key>` for
   `targetMinutes`, `dueAt`, `stoppedAt` and `pausedSeconds`, and `metrics.<name>` for metrics.
+  After any of them returns, every clock breached at `at` has its breach recorded.
 - Metrics appear as they happen: `first_response_seconds` when the response clock stops,
   `resolution_seconds` each time the resolution clock stops (the latest value), `reopen_count`
   from the first reopen on. Durations are counted time of the clock (business seconds for a
   business-hours policy), pauses and time in Done excluded: the measure the target is held to.
 
-Event moments are taken to the millisecond the API shows; datetimes must be timezone-aware and
-come back in UTC, written `2026-12-01T14:00:00.000Z` inside the state.
+Clock ids are `<policy id>:response` and `<policy id>:resolution`. A priority for which the
+policy has no target is refused with ValueError. Moments (`at`, `now`) are taken to the
+millisecond the API shows and must be timezone-aware; instants come back in UTC, written
+`2026-12-01T14:00:00.000Z` inside the state.
 """
 
 from __future__ import annotations
@@ -66,15 +70,12 @@ Change = dict[str, Any]
 Clock = dict[str, Any]
 
 
-def _utc(value: datetime) -> datetime:
+def _moment(value: datetime) -> datetime:
+    """A moment in UTC to the millisecond the API shows, so that reads, events and sweeps
+    compare it with the stored instants alike."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"timezone-aware datetime required, got {value!r}")
-    return value.astimezone(UTC)
-
-
-def _moment(value: datetime) -> datetime:
-    """An event's moment, to the millisecond the API shows."""
-    value = _utc(value)
+    value = value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
@@ -324,7 +325,7 @@ def public_slas(state: State | None, *, now: datetime) -> list[dict[str, Any]]:
      "breached": bool}. [] for None."""
     if state is None:
         return []
-    now = _utc(now)
+    now = _moment(now)
     entries = []
     for clock in state["clocks"]:
         breached = _breached(clock, now)
@@ -370,7 +371,7 @@ def next_due(state: State | None) -> datetime | None:
 
 def unrecorded_breaches(state: State, *, now: datetime) -> list[str]:
     """The ids of the clocks breached at `now` whose breach is not recorded yet."""
-    now = _utc(now)
+    now = _moment(now)
     return [
         clock["id"]
         for clock in state["clocks"]
