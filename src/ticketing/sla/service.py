@@ -29,10 +29,6 @@ class SlaUpdate:
     changes: Changes = field(default_factory=list)
 
 
-def _moment(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
 def columns(state: dict[str, Any] | None, *, at: datetime) -> dict[str, Any]:
     """The ticket columns of an SLA state: the state, the earliest running due time
     (`sla_due_at`), when the ticket is or will be in breach (`sla_breach_at`) and the next
@@ -41,22 +37,17 @@ def columns(state: dict[str, Any] | None, *, at: datetime) -> dict[str, Any]:
         return {"sla": None, "sla_due_at": None, "sla_breach_at": None, "sla_sweep_at": None}
     slas = clocks.public_slas(state, now=at)
     due = clocks.next_due(state)
-    dues = {s["id"]: _moment(s["dueAt"]) for s in slas}
-    breached = [dues[s["id"]] for s in slas if s["breached"] and dues[s["id"]] is not None]
-    known = [d for d in dues.values() if d is not None]
+    dues: dict[str, datetime] = {s["id"]: datetime.fromisoformat(s["dueAt"]) for s in slas}
+    breached = [dues[s["id"]] for s in slas if s["breached"]]
     # Past every due time, every clock that can still breach is an unrecorded breach.
-    horizon = max([at, *known]) + timedelta(seconds=1)
+    horizon = max([at, *dues.values()]) + timedelta(seconds=1)
     pending = set(clocks.unrecorded_breaches(state, now=horizon))
-    sweep = [
-        dues[s["id"]]
-        for s in slas
-        if s["id"] in pending and s["state"] != "paused" and dues[s["id"]] is not None
-    ]
+    sweep = [dues[s["id"]] for s in slas if s["id"] in pending and s["state"] != "paused"]
     return {
         "sla": state,
         "sla_due_at": due,
         "sla_breach_at": min([*breached, *([due] if due else [])], default=None),
-        "sla_sweep_at": min(sweep, default=None),  # type: ignore[type-var]
+        "sla_sweep_at": min(sweep, default=None),
     }
 
 
