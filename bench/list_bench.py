@@ -10,7 +10,7 @@ import json
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -29,19 +29,38 @@ from common import (
     ticketing,
 )
 
+from ticketing.sla import clocks
+from ticketing.sla.calendar import WALL_CLOCK
+from ticketing.sla.policy import SlaPolicy
+
 STATUSES = ["Open", "In Progress", "Resolved", "Closed"]
 CATEGORIES = ["To-do Category", "In-Progress Category", "Done Category", "Done Category"]
+
+
+def _sla_state() -> str:
+    """One ticket's SLA state, as the engine writes it (every row gets the same)."""
+    policy = SlaPolicy(
+        id="sla-001",
+        name="Standard SLA",
+        response_minutes={"critical": 30, "high": 60, "medium": 240, "low": 480},
+        resolution_minutes={"critical": 240, "high": 480, "medium": 1440, "low": 2880},
+        business_hours_only=False,
+    )
+    state = clocks.start(policy, priority="high", at=datetime.now(UTC), calendar=WALL_CLOCK)
+    return json.dumps(state).replace("'", "''")
 
 
 def load_tickets(database: str, tenant_id: str, count: int) -> float:
     """Inserts `count` tickets in one statement, sets the counter, analyses; returns seconds."""
     started = time.perf_counter()
+    sla_state = _sla_state()
     psql(
         f"""
         INSERT INTO tickets (tenant_id, id, id_serial, object_id, display_prefix, display_number,
             team_id, item_type_id, offer_id, source, summary, data, attachments, ticket_relation,
             etag, version, status_type, status_category, moved_to, deleted_seq, submitted_by,
-            is_support_request, created_at, updated_at)
+            is_support_request, created_at, updated_at, priority, queue_id, assignee, sla,
+            sla_due_at, sla_breach_at, sla_sweep_at)
         SELECT '{tenant_id}'::uuid, gen_random_uuid(), i,
             'CTC-' || CASE WHEN i < 10000 THEN lpad(i::text, 4, '0') ELSE i::text END,
             'CTC', i, 'james', '16910', '23629', 'api', 'Hardware request ' || i,
@@ -57,7 +76,17 @@ def load_tickets(database: str, tenant_id: str, count: int) -> float:
             (ARRAY{STATUSES!r})[1 + i % 4], (ARRAY{CATEGORIES!r})[1 + i % 4],
             NULL, -1, 'user' || (i % 1000) || '@example.com', false,
             timestamptz '2025-01-01' + make_interval(secs => i * 3),
-            timestamptz '2025-01-01' + make_interval(secs => i * 3)
+            timestamptz '2025-01-01' + make_interval(secs => i * 3),
+            (ARRAY['critical', 'high', 'medium', 'low'])[1 + (i / 4) % 4], '33654',
+            'agent' || (i % 40) || '@example.com', '{sla_state}'::jsonb,
+            -- Open and In Progress tickets have running clocks, due from 5 hours ago to
+            -- about a week ahead (3% overdue); of the done ones, 4% were met late.
+            CASE WHEN i % 4 < 2 THEN now() + make_interval(mins => (i % 10000) - 300) END,
+            CASE WHEN i % 4 < 2 THEN now() + make_interval(mins => (i % 10000) - 300)
+                WHEN i % 50 IN (2, 3) THEN timestamptz '2025-01-02' + make_interval(secs => i * 3)
+            END,
+            CASE WHEN i % 4 < 2 AND i % 10000 >= 300
+                THEN now() + make_interval(mins => (i % 10000) - 300) END
         FROM generate_series(1, {count}) AS i;
         INSERT INTO display_id_counters (tenant_id, prefix, last_value)
             VALUES ('{tenant_id}'::uuid, 'CTC', {count}), ('{tenant_id}'::uuid, '#live', {count});
@@ -140,6 +169,9 @@ def main() -> None:
         "content-type": "application/json",
     }
     list_url = f"{base}/api/v2/ticketing/ticket/list?type=agent&module=ticketing"
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    tomorrow = today + timedelta(days=1)
     cases = {
         "default (newest first, top 30)": {},
         "filtered (status = In Progress, top 30)": {
@@ -164,6 +196,28 @@ def main() -> None:
                     {"column": "status", "op": "EQ", "operand": "Open"},
                     {"column": "createdAt", "op": "GE", "operand": "2025-02-01T07:00:00Z"},
                 ],
+            }
+        },
+        # The product's menu views over SLAs.
+        "Due Today (slaDueAt within today, UTC)": {
+            "filter": {
+                "op": "AND",
+                "operand": [
+                    {"column": "slaDueAt", "op": "GE", "operand": today.isoformat()},
+                    {"column": "slaDueAt", "op": "LT", "operand": tomorrow.isoformat()},
+                ],
+            }
+        },
+        "Overdue (slaDueAt before now)": {
+            "filter": {
+                "op": "AND",
+                "operand": [{"column": "slaDueAt", "op": "LT", "operand": now.isoformat()}],
+            }
+        },
+        "SLA Breached (slaBreached = true)": {
+            "filter": {
+                "op": "AND",
+                "operand": [{"column": "slaBreached", "op": "EQ", "operand": True}],
             }
         },
     }
