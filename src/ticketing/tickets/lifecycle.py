@@ -216,7 +216,7 @@ async def write_clock_change(
     action: str,
 ) -> None:
     """Writes the next version of a ticket (locked by the caller) for a change of its SLA
-    clocks alone: an agent's comment, a breach recorded."""
+    clocks alone (an agent's public comment)."""
     updated = await _write_version(
         session,
         access=access,

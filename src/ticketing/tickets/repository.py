@@ -299,6 +299,11 @@ _CREATE_POSTGRESQL = (
 )
 
 
+# A ticket without priority, queue or SLA clocks (the columns of migration 0008).
+_UNROUTED = dict.fromkeys(
+    ("priority", "queue_id", "sla", "sla_due_at", "sla_breach_at", "sla_sweep_at")
+)
+
 _TENANT_GATES: dict[uuid.UUID, asyncio.Semaphore] = {}
 # How many creates of one tenant a process lets wait at the database at once: enough that
 # the next one is there when the row lock is released, few enough not to pile up.
@@ -341,6 +346,7 @@ async def insert_new_ticket(
     """
     if engine.dialect.name == "postgresql":
         params = {
+            **_UNROUTED,
             **values,
             "config_version": config_version,
             "names": sorted(counters),
@@ -353,7 +359,7 @@ async def insert_new_ticket(
             "idempotency_caller": idempotency[0] if idempotency else None,
             "idempotency_key": idempotency[1] if idempotency else None,
             "round_robin": round_robin,
-            "sla": _json(values["sla"]),
+            "sla": _json(values.get("sla")),
         }
         # Creates of one tenant take turns on its counter rows anyway; queueing them here
         # first keeps many database sessions from queueing on the same row lock, which costs
