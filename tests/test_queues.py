@@ -369,3 +369,29 @@ def test_queues_do_not_cross_tenants(desk: Tenant, make_tenant: Callable[..., Te
         headers={**other.headers(), "x-tenantid": desk.id},
     )
     assert_error(foreign, 404)
+
+
+def test_loading_the_file_again_adds_its_missing_members_and_keeps_the_apis(desk: Tenant) -> None:
+    admin = admin_token(desk)
+    assert call(desk, "DELETE", f"/queue/{QUEUE}/users/{AGENTS[3]}", token=admin).status_code == 200
+    extra = {"userId": "temp@example.com"}
+    assert call(desk, "POST", f"/queue/{QUEUE}/users", token=admin, json=extra).status_code == 200
+    set_availability(desk, AGENTS[0], "away")
+
+    def members() -> dict[str, str]:
+        value = call(desk, "GET", f"/queue/{QUEUE}/users").json()["data"]["value"]
+        return {m["userId"]: m["availability"] for m in value}
+
+    # Unchanged file: nothing is touched.
+    assert desk.db.load({"tenants": [desk.config]}) == [(desk.id, "unchanged")]
+    assert AGENTS[3] not in members()
+    # A changed file: its members are back, the API's member and availability stay.
+    desk.config["name"] = "Renamed"
+    assert desk.db.load({"tenants": [desk.config]}) == [(desk.id, "updated")]
+    assert members() == {
+        AGENTS[0]: "away",
+        AGENTS[1]: "available",
+        AGENTS[2]: "available",
+        AGENTS[3]: "available",
+        "temp@example.com": "available",
+    }
