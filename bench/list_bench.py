@@ -39,9 +39,26 @@ from common import (
     ticketing,
 )
 
+from ticketing.sla import clocks
+from ticketing.sla.calendar import WALL_CLOCK
+from ticketing.sla.policy import SlaPolicy
+
 LOAD_START = datetime(2025, 1, 1, tzinfo=UTC)
 STATUSES = ["Open", "In Progress", "Resolved", "Closed"]
 CATEGORIES = ["To-do Category", "In-Progress Category", "Done Category", "Done Category"]
+
+
+def _sla_state() -> str:
+    """One ticket's SLA state, as the engine writes it (every row gets the same)."""
+    policy = SlaPolicy(
+        id="sla-001",
+        name="Standard SLA",
+        response_minutes={"critical": 30, "high": 60, "medium": 240, "low": 480},
+        resolution_minutes={"critical": 240, "high": 480, "medium": 1440, "low": 2880},
+        business_hours_only=False,
+    )
+    state = clocks.start(policy, priority="high", at=datetime.now(UTC), calendar=WALL_CLOCK)
+    return json.dumps(state).replace("'", "''")
 
 
 def load_tickets(cluster: Cluster, database: str, tenant_id: str, count: int) -> float:
@@ -52,12 +69,14 @@ def load_tickets(cluster: Cluster, database: str, tenant_id: str, count: int) ->
     submitters picked by a hash of i; statuses cycle through the four.
     """
     started = time.perf_counter()
+    sla_state = _sla_state()
     cluster.psql(
         f"""
         INSERT INTO tickets (tenant_id, id, id_serial, object_id, display_prefix, display_number,
             team_id, item_type_id, offer_id, source, summary, data, attachments, ticket_relation,
             etag, version, status_type, status_category, moved_to, deleted_seq, submitted_by,
-            is_support_request, created_at, updated_at)
+            is_support_request, created_at, updated_at, priority, queue_id, assignee, sla,
+            sla_due_at, sla_breach_at, sla_sweep_at)
         SELECT '{tenant_id}'::uuid, gen_random_uuid(), i,
             'CTC-' || CASE WHEN i < 10000 THEN lpad(i::text, 4, '0') ELSE i::text END,
             'CTC', i, 'james', '16910', '23629', 'api', 'Hardware request ' || i,
@@ -73,7 +92,17 @@ def load_tickets(cluster: Cluster, database: str, tenant_id: str, count: int) ->
             (ARRAY{STATUSES!r})[1 + i % 4], (ARRAY{CATEGORIES!r})[1 + i % 4],
             NULL, -1, 'user' || s || '@example.com', false,
             timestamptz '{LOAD_START.isoformat()}' + make_interval(secs => c * 3),
-            timestamptz '{LOAD_START.isoformat()}' + make_interval(secs => c * 3)
+            timestamptz '{LOAD_START.isoformat()}' + make_interval(secs => c * 3),
+            (ARRAY['critical', 'high', 'medium', 'low'])[1 + (i / 4) % 4], '33654',
+            'agent' || (i % 40) || '@example.com', '{sla_state}'::jsonb,
+            -- Open and In Progress tickets have running clocks, due from 5 hours ago to
+            -- about a week ahead (3% overdue); of the done ones, 4% were met late.
+            CASE WHEN i % 4 < 2 THEN now() + make_interval(mins => (i % 10000) - 300) END,
+            CASE WHEN i % 4 < 2 THEN now() + make_interval(mins => (i % 10000) - 300)
+                WHEN i % 50 IN (2, 3) THEN timestamptz '2025-01-02' + make_interval(secs => i * 3)
+            END,
+            CASE WHEN i % 4 < 2 AND i % 10000 >= 300
+                THEN now() + make_interval(mins => (i % 10000) - 300) END
         FROM (
             SELECT i, row_number() OVER (ORDER BY md5('created ' || i)) AS c,
                 abs(hashtext('submitter ' || i)) % 1000 AS s
@@ -125,6 +154,9 @@ def created_at(tickets: int, share: float) -> str:
 def cases(tickets: int) -> dict[str, tuple[dict[str, Any], str]]:
     """Query name -> (list request body, where its total comes from)."""
     submitter = {"column": "submittedBy", "op": "EQ", "operand": "user7@example.com"}
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    tomorrow = today + timedelta(days=1)
     return {
         "default (newest first, top 30)": ({}, "counter (#live)"),
         "status = In Progress (newest first, top 30)": (
@@ -163,6 +195,27 @@ def cases(tickets: int) -> dict[str, tuple[dict[str, Any], str]]:
         ),
         "createdAt in the older half": (
             {"filter": {"column": "createdAt", "op": "LT", "operand": created_at(tickets, 0.5)}},
+            "counted from the index",
+        ),
+        # The product's menu views over SLAs.
+        "Due Today (slaDueAt within today, UTC)": (
+            {
+                "filter": {
+                    "op": "AND",
+                    "operand": [
+                        {"column": "slaDueAt", "op": "GE", "operand": today.isoformat()},
+                        {"column": "slaDueAt", "op": "LT", "operand": tomorrow.isoformat()},
+                    ],
+                }
+            },
+            "counted from the index",
+        ),
+        "Overdue (slaDueAt before now)": (
+            {"filter": {"column": "slaDueAt", "op": "LT", "operand": now.isoformat()}},
+            "counted from the index",
+        ),
+        "SLA Breached (slaBreached = true)": (
+            {"filter": {"column": "slaBreached", "op": "EQ", "operand": True}},
             "counted from the index",
         ),
     }

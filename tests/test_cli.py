@@ -280,6 +280,9 @@ def test_demo_prints_token_and_working_curl(
         "id_serial",
         "metrics",
         "slas",
+        "priority",
+        "queueId",
+        "assignee",
     }
     assert UUID.match(ticket["id"])
     assert ticket["tenant_id"] == DEMO_TENANT
@@ -311,6 +314,7 @@ def test_demo_prints_token_and_working_curl(
     assert isinstance(ticket["id_serial"], int) and not isinstance(ticket["id_serial"], bool)
     assert ticket["metrics"] == []
     assert ticket["slas"] == []
+    assert (ticket["priority"], ticket["queueId"], ticket["assignee"]) == (None, None, None)
 
 
 def test_demo_on_a_taken_port_says_so_and_exits_before_printing_a_token(tmp_path: Path) -> None:

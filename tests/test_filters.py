@@ -220,7 +220,9 @@ def test_empty_search_is_no_filter() -> None:
 
 @pytest.mark.parametrize("column", sorted(filters.FIXED_COLUMNS))
 def test_every_fixed_column_filters(column: str) -> None:
-    operand: Any = "2025-07-10T12:00:00Z" if column in ("createdAt", "updatedAt") else "x"
+    operand: Any = (
+        "2025-07-10T12:00:00Z" if column in ("createdAt", "updatedAt", "slaDueAt") else "x"
+    )
     if column in ("hasAttachments", "merged"):
         operand = True
     query = parse(one(column, "EQ", operand))
@@ -254,7 +256,7 @@ def test_every_operator_on_a_string_column(op: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "column", ["priority", "status ", "Status", "", str(uuid.uuid4()), "tickets.summary"]
+    "column", ["severity", "status ", "Status", "", str(uuid.uuid4()), "tickets.summary"]
 )
 def test_unknown_column_is_named(column: str) -> None:
     reason = rejected(one(column, "EQ", "x"))

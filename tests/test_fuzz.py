@@ -31,7 +31,7 @@ import copy
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import hypothesis.strategies as st
@@ -48,6 +48,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.desk_support import AGENTS, OTHER_QUEUE, QUEUE, desk_overrides
 from tests.support import (
     DESCRIPTION,
     F_CHECKBOX,
@@ -102,7 +103,15 @@ FIELD_IDS = [
 TEAMS = ["james", "finance"]
 ITEM_TYPES = ["16910", "20000", "30000"]
 OFFERS = ["23629", "23630", "23631", "23632"]
-STATUSES = ["New", "Triaged", "Open", "In Progress", "Resolved", "Closed"]
+STATUSES = [
+    "New",
+    "Triaged",
+    "Open",
+    "In Progress",
+    "Waiting for customer",
+    "Resolved",
+    "Closed",
+]
 COLUMNS = [
     "objectId",
     "summary",
@@ -117,6 +126,11 @@ COLUMNS = [
     "parent",
     "movedTo",
     "merged",
+    "priority",
+    "assignee",
+    "queueId",
+    "slaDueAt",
+    "slaBreached",
     *FIELD_IDS,
 ]
 RELATION_TYPES = ["parent", "relates_to", "duplicate_of", "blocks"]
@@ -248,6 +262,11 @@ update_bodies = st.fixed_dictionaries(
         "status": st.none() | st.sampled_from(STATUSES) | st.text(max_size=10),
         "ccWatchers": watchers,
         "toWatchers": watchers,
+        "priority": st.none()
+        | st.sampled_from(["critical", "low", "urgent"])
+        | st.text(max_size=8),
+        "queueId": st.none() | st.sampled_from([QUEUE, OTHER_QUEUE, "nope"]) | json_scalars,
+        "assignee": st.none() | st.sampled_from([*AGENTS, "l2@example.com", ""]) | json_scalars,
     },
 )
 
@@ -319,6 +338,15 @@ UNRELATE = (
     "/api/v2/ticketing/ticket/{objectId}/relations/{relationType}/{otherObjectId}",
 )
 MERGE = ("POST", "/api/v2/ticketing/ticket/{objectId}/merge")
+QUEUE_PATHS = "/api/v2/ticketing/queue/"
+queue_ids = st.sampled_from([QUEUE, QUEUE, OTHER_QUEUE, "nope"])
+member_ids = st.sampled_from([*AGENTS, "l2@example.com", "user@example.com", "ghost"])
+member_bodies = st.fixed_dictionaries(
+    {"userId": member_ids | st.sampled_from(["new@example.com", ""]) | json_scalars}
+)
+availability_bodies = st.fixed_dictionaries(
+    {"availability": st.sampled_from(["available", "away", "offline", "asleep"]) | json_scalars}
+)
 
 
 def _query(catalog: str) -> dict[str, str]:
@@ -533,6 +561,18 @@ class FuzzTarget:
             return st.fixed_dictionaries({"body": list_bodies})
         if key == TICKET_TYPES:
             return st.fixed_dictionaries({"query": ticket_type_query})
+        if key[1].startswith(QUEUE_PATHS) and names:
+            parts: dict[str, st.SearchStrategy[Any]] = {"queueId": queue_ids}
+            if "userId" in names:
+                parts["userId"] = member_ids
+            override: dict[str, st.SearchStrategy[Any]] = {
+                "path_parameters": st.fixed_dictionaries(parts)
+            }
+            if key[0] == "POST":
+                override["body"] = member_bodies
+            if key[0] == "PUT":
+                override["body"] = availability_bodies
+            return st.fixed_dictionaries(override)
         return st.nothing()
 
 
@@ -547,11 +587,19 @@ idempotency_keys = (
 # Who sends a case: mostly agents (they may do everything), some users and admins, a few
 # without credentials.
 callers = st.sampled_from(["ticket_agent"] * 5 + ["ticket_user", "tenant_admin", "anonymous"])
+# Queue members are changed by admins: mostly them there.
+admin_callers = st.sampled_from(["tenant_admin"] * 5 + ["ticket_agent", "ticket_user", "anonymous"])
+
+
+def _callers(operation: APIOperation) -> st.SearchStrategy[str]:
+    writes_members = operation.path.startswith(QUEUE_PATHS) and operation.method.upper() != "GET"
+    return admin_callers if writes_members else callers
 
 
 @pytest.fixture
-def fuzz_target(tenant: Tenant, database: Database) -> Iterator[FuzzTarget]:
-    target = FuzzTarget(tenant, database.name)
+def fuzz_target(make_tenant: Callable[..., Tenant], database: Database) -> Iterator[FuzzTarget]:
+    # With queues and SLA policies, so that routing, clocks and queue members are fuzzed too.
+    target = FuzzTarget(make_tenant(**desk_overrides()), database.name)
     yield target
     target.session.close()
     _report(target)
@@ -569,7 +617,7 @@ def _fuzz(operation: APIOperation, target: FuzzTarget) -> None:
     @given(
         case=cases,
         override=overrides,
-        caller=callers,
+        caller=_callers(operation),
         fresh_etag=st.booleans(),
         idempotency_key=idempotency_keys,
     )

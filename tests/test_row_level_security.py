@@ -22,8 +22,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from tests.desk_support import desk_overrides
 from tests.support import Database, Tenant, seed_body
-from tests.ticket_api import call, created, patch, updated
+from tests.ticket_api import call, created, get_ticket, patch, updated
 from ticketing.config import APP_ROLE, Settings
 from ticketing.kit import app_role
 from ticketing.kit.db import database_unavailable, transaction
@@ -53,6 +54,8 @@ TENANT_TABLES = {
     "idempotency_keys": "tenant_id",
     "attachments": "tenant_id",
     "ticket_relations": "tenant_id",
+    "tenant_desks": "tenant_id",
+    "queue_members": "tenant_id",
 }
 
 _T = TypeVar("_T")
@@ -154,9 +157,9 @@ def ticketing_as(database: Database, tmp_path: Path, role: str, *args: str) -> A
 
 @pytest.fixture
 def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
-    """Two tenants, each with a ticket, a comment, an update, an idempotency key, an upload
-    and a child ticket related to it."""
-    tenants = make_tenant(), make_tenant()
+    """Two tenants, each with a ticket, a comment, an update, an idempotency key, an upload,
+    a child ticket related to it (and queue members and SLA settings)."""
+    tenants = make_tenant(**desk_overrides()), make_tenant(**desk_overrides())
     for tenant in tenants:
         headers = tenant.headers()
         headers.pop("content-type")
@@ -173,7 +176,9 @@ def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
         object_id = ticket["object_id"]
         response = call(tenant, "POST", f"/ticket/{object_id}/comments", json={"body": "hello"})
         assert response.status_code == 200, response.text
-        updated(patch(tenant, object_id, {"etag": ticket["etag"], "summary": "changed"}))
+        # The agent's comment met the response clock: a new version, so a new etag.
+        etag = get_ticket(tenant, object_id)["etag"]
+        updated(patch(tenant, object_id, {"etag": etag, "summary": "changed"}))
         relation = {"type": "parent", "objectId": object_id}
         created(tenant.create(seed_body(ticketRelation=relation)))
     return tenants

@@ -461,9 +461,9 @@ def test_empty_search_matches_everything(catalogue: dict[str, Any]) -> None:
     ("filter_", "key", "word"),
     [
         (
-            {"op": "AND", "operand": [{"column": "priority", "op": "EQ", "operand": "x"}]},
+            {"op": "AND", "operand": [{"column": "severity", "op": "EQ", "operand": "x"}]},
             "filter.operand[0].column",
-            "priority",
+            "severity",
         ),
         (
             {"op": "AND", "operand": [{"column": str(uuid.uuid4()), "op": "EQ", "operand": "x"}]},
@@ -554,7 +554,7 @@ def test_every_filter_problem_is_listed_at_once(tenant: Tenant) -> None:
         "filter": {
             "op": "AND",
             "operand": [
-                {"column": "priority", "op": "EQ", "operand": "x"},
+                {"column": "severity", "op": "EQ", "operand": "x"},
                 {"column": "status", "op": "SOUNDS_LIKE", "operand": "x"},
             ],
         },

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,7 +37,9 @@ from ticketing.kit.requests import RequestIdMiddleware, request_id_var
 from ticketing.kit.responses import JsonResponse, error_response, unexpected_error_response
 from ticketing.kit.schemas import install_openapi
 from ticketing.portal.endpoints import router as portal_router
+from ticketing.queues.endpoints import router as queues_router
 from ticketing.relations.endpoints import router as relations_router
+from ticketing.sla import sweeper as sla_sweeper
 from ticketing.state import AppState
 from ticketing.tenants.endpoints import router as tenants_router
 from ticketing.tickets.endpoints import router as tickets_router
@@ -92,10 +96,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState.from_settings(settings)
         app.state.ticketing = state
+        sweeper = asyncio.create_task(
+            sla_sweeper.run_forever(
+                state.engine, state.sessionmaker, interval=settings.sla_sweep_interval
+            )
+        )
         try:
             async with periodic_gc(settings, state.blobs):
                 yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await state.engine.dispose()
 
     app = FastAPI(
@@ -111,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(attachments_router)
     app.include_router(portal_router)
     app.include_router(relations_router)
+    app.include_router(queues_router)
     install_openapi(app)
 
     @app.get(

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         default=5.0,
         description="Seconds to wait for a database connection (statements get twice that).",
     )
+    sla_sweep_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds between two sweeps that record SLA breaches in ticket histories.",
+    )
 
     db_role: str = Field(
         default=APP_ROLE,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,12 +15,21 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from ticketing.attachments.content import DEFAULT_MAX_SIZE, DEFAULT_TYPES, FILE_TYPES
 from ticketing.auth.dev_issuer import WRITE_ROLES
 from ticketing.catalog.fields import FIELD_TYPES
+from ticketing.sla.config import (
+    OpeningHours,
+    Priority,
+    QueueConfig,
+    SlaPolicyConfig,
+    check_business_hours,
+    check_desk_references,
+)
 
 CatalogType = Literal["template", "agent", "user"]
 CATALOG_TYPES: tuple[CatalogType, ...] = ("template", "agent", "user")
@@ -138,6 +148,11 @@ class TicketTypeConfig(_Strict):
     create_roles: Roles = Field(default_factory=lambda: list(WRITE_ROLES))
     workflow: WorkflowConfig = Field(default_factory=WorkflowConfig)
     fields: list[FieldConfig] = Field(default_factory=list)
+    # Routing (ticketing.sla.config): where the priority comes from, and the queue.
+    priority_field: uuid.UUID | None = None
+    priority_map: dict[str, Priority] | None = None
+    default_priority: Priority | None = None
+    queue: Annotated[str | None, BeforeValidator(_id_string)] = None
 
     @model_validator(mode="after")
     def _check(self) -> TicketTypeConfig:
@@ -153,6 +168,7 @@ class OfferConfig(_Strict):
     item_type: IdString
     catalog_types: list[CatalogType] = Field(default_factory=lambda: list(CATALOG_TYPES))
     active: bool = True
+    sla_id: IdString | None = None
 
 
 class AttachmentPolicyConfig(_Strict):
@@ -180,6 +196,16 @@ class TenantConfig(_Strict):
     ticket_types: list[TicketTypeConfig] = Field(default_factory=list)
     offers: list[OfferConfig] = Field(default_factory=list)
     attachments: AttachmentPolicyConfig | None = None
+    # Service desk (ticketing.sla.config).
+    business_hours: dict[str, OpeningHours] | None = None
+    holidays: list[date] = Field(default_factory=list)
+    sla_policies: list[SlaPolicyConfig] = Field(default_factory=list)
+    queues: list[QueueConfig] = Field(default_factory=list)
+
+    @field_validator("business_hours")
+    @classmethod
+    def _hours(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        return check_business_hours(value)
 
     @model_validator(mode="after")
     def _check(self) -> TenantConfig:
@@ -193,6 +219,7 @@ class TenantConfig(_Strict):
                     f"offers[{index}]: offer {offer.id!r} names item_type {offer.item_type!r}, "
                     "which is not a ticket type of this tenant"
                 )
+        check_desk_references(self)
         return self
 
 

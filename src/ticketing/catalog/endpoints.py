@@ -57,6 +57,7 @@ def offer_public(offer: OfferSpec) -> dict[str, Any]:
         "category": offer.category,
         "item_type": offer.item_type,
         "catalog_types": list(offer.catalog_types),
+        "slaId": offer.sla_id,
     }
 
 

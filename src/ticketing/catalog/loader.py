@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.catalog import repository
 from ticketing.catalog.config_file import ConfigFile, TenantConfig
-from ticketing.models import Offer, Team, Tenant, TicketField, TicketType
+from ticketing.models import Offer, Team, Tenant, TenantDesk, TicketField, TicketType
+from ticketing.queues import repository as queue_repository
+from ticketing.sla.config import desk_settings
 
 Outcome = Literal["created", "updated", "unchanged"]
 
@@ -106,4 +108,16 @@ async def _load_tenant(session: AsyncSession, config: TenantConfig) -> Outcome:
             )
         )
     await session.flush()
+    await _load_desk(session, config)
     return outcome
+
+
+async def _load_desk(session: AsyncSession, config: TenantConfig) -> None:
+    """The tenant's desk settings as one document (replaced); the file's queue members are
+    added to their queues (members added or removed through the API are kept)."""
+    await session.merge(TenantDesk(tenant_id=config.id, settings=desk_settings(config)))
+    for queue in config.queues:
+        await queue_repository.add_members(
+            session, tenant_id=config.id, queue_id=queue.id, user_ids=queue.members
+        )
+    await session.flush()

@@ -48,6 +48,7 @@ class OfferPublic(BaseModel):
     category: str | None
     item_type: str
     catalog_types: list[str]
+    slaId: str | None = Field(default=None, description="The offer's SLA policy, if any.")
 
 
 class OffersData(BaseModel):

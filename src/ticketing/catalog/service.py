@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ticketing.attachments.content import AttachmentPolicy
 from ticketing.catalog import repository
 from ticketing.catalog.fields import FieldSpec, default_for
+from ticketing.sla import repository as sla_repository
+from ticketing.sla.settings import NO_DESK, DeskSettings, compile_desk
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class OfferSpec:
     item_type: str
     catalog_types: tuple[str, ...]
     active: bool
+    sla_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class TenantCatalog:
     ticket_types: dict[str, TicketTypeSpec]
     offers: dict[str, OfferSpec]
     attachments: AttachmentPolicy = field(default_factory=AttachmentPolicy)
+    # SLA policies, queues and routing (ticketing.sla.settings).
+    desk: DeskSettings = NO_DESK
 
 
 class StaleCatalog(Exception):
@@ -114,6 +119,7 @@ async def compile_catalog(session: AsyncSession, *, tenant_id: uuid.UUID) -> Ten
     teams, ticket_types, field_rows, offers = await repository.list_catalog_rows(
         session, tenant_id=tenant_id
     )
+    desk = compile_desk(await sla_repository.get_desk_settings(session, tenant_id=tenant_id))
     fields_by_type: dict[str, list[FieldSpec]] = {}
     for field_row in field_rows:
         fields_by_type.setdefault(field_row.ticket_type_id, []).append(
@@ -171,9 +177,11 @@ async def compile_catalog(session: AsyncSession, *, tenant_id: uuid.UUID) -> Ten
                 item_type=o.item_type,
                 catalog_types=tuple(o.catalog_types),
                 active=o.active,
+                sla_id=desk.offer_policies.get(o.id),
             )
             for o in offers
         },
+        desk=desk,
         attachments=_attachment_policy(tenant.attachment_policy),
     )
 

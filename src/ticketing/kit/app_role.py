@@ -29,6 +29,10 @@ PRIVILEGES = {
     # Unbound uploads and unreferenced blobs are removed by `ticketing gc`, as the owner.
     "attachments": ("SELECT", "INSERT", "UPDATE"),
     "ticket_relations": ("SELECT", "INSERT", "DELETE"),
+    # Queues and SLAs (migration 0008): desk settings are the loader's; members change
+    # through the queue endpoints.
+    "tenant_desks": ("SELECT",),
+    "queue_members": ("SELECT", "INSERT", "UPDATE", "DELETE"),
 }
 
 

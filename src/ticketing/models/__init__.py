@@ -159,6 +159,16 @@ def _live_index(name: str, *columns: str, where: str = LISTED) -> Index:
     return Index(name, "tenant_id", *columns, "id_serial", postgresql_where=live, sqlite_where=live)
 
 
+_ROUTING_COLUMNS = ("priority", "queue_id", "assignee")
+
+
+def _set_index(name: str, column: str, *columns: str) -> Index:
+    where = text(f"deleted_seq = -1 AND {column} IS NOT NULL")
+    return Index(
+        name, "tenant_id", column, *columns, "id_serial", postgresql_where=where, sqlite_where=where
+    )
+
+
 class Ticket(Base):
     """A ticket: field values in `data`, bound to a team and a ticket type."""
 
@@ -189,6 +199,19 @@ class Ticket(Base):
     is_support_request: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Routing and service levels (ticketing.queues, ticketing.sla): NULL when the tenant
+    # configures none.
+    priority: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    queue_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    assignee: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    # The SLA clocks' state (ticketing.sla.clocks), and three moments derived from it when
+    # it is written, indexed: the earliest due time of a running clock (`slaDueAt`), the
+    # moment the ticket is or will be in breach (`slaBreached` is `sla_breach_at <= now`),
+    # and the next due time whose breach the sweeper has yet to record.
+    sla: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    sla_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sla_breach_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sla_sweep_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
@@ -206,6 +229,16 @@ class Ticket(Base):
         _live_index("ix_tickets_tenant_team", "team_id", "created_at"),
         # Merged tickets, for the filters that ask for them (`movedTo`, `merged`).
         _live_index("ix_tickets_tenant_moved_to", "moved_to", where=MERGED),
+        # Routing and SLA filters; only tickets that have the value are indexed, so tenants
+        # without queues or SLAs pay nothing for them.
+        *(_set_index(f"ix_tickets_tenant_{c}", c, "created_at") for c in _ROUTING_COLUMNS),
+        *(_set_index(f"ix_tickets_tenant_{c}", c) for c in ("sla_due_at", "sla_breach_at")),
+        Index(
+            "ix_tickets_sla_sweep_at",
+            "sla_sweep_at",
+            postgresql_where=text("deleted_seq = -1 AND sla_sweep_at IS NOT NULL"),
+            sqlite_where=text("deleted_seq = -1 AND sla_sweep_at IS NOT NULL"),
+        ),
     )
 
 
@@ -368,3 +401,32 @@ class TicketRelation(Base):
             sqlite_where=text("type = 'parent'"),
         ),
     )
+
+
+# --- queues and SLAs (ticketing.queues, ticketing.sla) ---
+
+
+class TenantDesk(Base):
+    """A tenant's service-desk settings from its configuration file: business hours,
+    holidays, SLA policies and queues (ticketing.sla.settings reads them)."""
+
+    __tablename__ = "tenant_desks"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    settings: Mapped[dict[str, Any]]
+
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+class QueueMember(Base):
+    """A user in a queue, and whether round-robin assignment may pick them now."""
+
+    __tablename__ = "queue_members"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    queue_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    availability: Mapped[str] = mapped_column(String(20), default="available")
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)

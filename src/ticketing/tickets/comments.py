@@ -12,8 +12,9 @@ from ticketing.auth.access import AGENT_ROLES, Access
 from ticketing.kit.errors import InputValidationFailure, PermissionFailure, Reasons
 from ticketing.kit.time import isoformat, utcnow
 from ticketing.models import TicketComment
+from ticketing.sla import service as sla_service
 from ticketing.tickets import repository
-from ticketing.tickets.lifecycle import find_ticket
+from ticketing.tickets.lifecycle import find_ticket, write_clock_change
 from ticketing.tickets.service import actor
 from ticketing.tickets.validation import NOT_PARSED, parse_body
 
@@ -39,7 +40,8 @@ async def add_comment(
     raw_body: bytes,
     content_type: str | None,
 ) -> dict[str, Any]:
-    """Adds a comment; the ticket's etag and version do not change."""
+    """Adds a comment; the ticket's etag and version do not change, unless it is an agent's
+    public comment that moves the ticket's SLA clocks."""
     ticket = await find_ticket(session, access=access, object_id=object_id)
     reasons = Reasons()
     body = parse_body(reasons, raw_body, content_type)
@@ -66,6 +68,11 @@ async def add_comment(
     reasons.raise_if_any()
     if internal and not access.principal.roles & AGENT_ROLES:
         raise PermissionFailure("You do not have the required permissions to add internal comments")
+    # An agent's public answer meets the response clock: a new version of the ticket, so its
+    # row is locked before the comment row references it.
+    moves_clocks = not internal and bool(access.principal.roles & AGENT_ROLES) and ticket.get("sla")
+    if moves_clocks:
+        ticket = await find_ticket(session, access=access, object_id=object_id, for_update=True)
     comment = TicketComment(
         tenant_id=access.tenant_id,
         id=uuid.uuid4(),
@@ -76,6 +83,14 @@ async def add_comment(
         created_at=utcnow(),
     )
     await repository.insert_comment(session, comment=comment)
+    if moves_clocks:
+        update = sla_service.on_agent_public_comment(
+            access.catalog.desk, ticket, at=comment.created_at
+        )
+        if update.changes:
+            await write_clock_change(
+                session, access=access, current=ticket, update=update, action="comment"
+            )
     return comment_public(comment, object_id)
 
 

@@ -61,10 +61,18 @@ FIXED_COLUMNS = {
     # Merged tickets are left out of lists unless a condition names one of these two.
     "movedTo": Column(Ticket.moved_to, "string"),
     "merged": Column(Ticket.moved_to.is_not(None), "boolean"),
+    # Routing and SLAs (ticketing.queues, ticketing.sla).
+    "priority": Column(Ticket.priority, "string"),
+    "assignee": Column(Ticket.assignee, "string"),
+    "queueId": Column(Ticket.queue_id, "string"),
+    "slaDueAt": Column(Ticket.sla_due_at, "datetime"),
 }
 MERGE_COLUMNS = frozenset({"movedTo", "merged"})
 # Relation columns take display IDs and compare with EQ or IN only.
 PARENT = "parent"
+# `slaBreached EQ true`: some clock is in breach now, i.e. the moment the ticket is or will
+# be in breach (kept in an indexed column when its clocks change) has come.
+SLA_BREACHED = "slaBreached"
 
 
 @dataclass(frozen=True)
@@ -254,6 +262,8 @@ def _condition(
 ) -> ColumnElement[bool] | None:
     fields = context.fields
     name = node.get("column")
+    if name == SLA_BREACHED:
+        return _sla_breached(reasons, node, path)
     if name == PARENT:
         return _parent_condition(reasons, node, path, context.tenant_id)
     if isinstance(name, str) and name in MERGE_COLUMNS:
@@ -320,6 +330,18 @@ def _column(reasons: Reasons, name: Any, path: str, fields: dict[str, FieldSpec]
     if column is None:
         reasons.add(path, f"Unknown column {name}")
     return column
+
+
+def _sla_breached(reasons: Reasons, node: dict[str, Any], path: str) -> ColumnElement[bool] | None:
+    op = node.get("op")
+    operand = node.get("operand")
+    if not isinstance(op, str) or op.upper() not in ("EQ", "NE") or not isinstance(operand, bool):
+        reasons.add(f"{path}.operand", "slaBreached takes EQ or NE with true or false")
+        return None
+    breached = Ticket.sla_breach_at <= datetime.now(UTC)
+    if operand == (op.upper() == "EQ"):
+        return breached
+    return or_(Ticket.sla_breach_at.is_(None), ~breached)
 
 
 _BAD = object()

@@ -22,6 +22,8 @@ from ticketing.kit.errors import (
 )
 from ticketing.kit.etags import EntityTag, EntityTags, parse_entity_tag, parse_entity_tags
 from ticketing.kit.time import isoformat, utcnow
+from ticketing.queues import service as routing
+from ticketing.sla import service as sla_service
 from ticketing.tickets import repository
 from ticketing.tickets.public import ticket_public
 from ticketing.tickets.service import actor, last_updated_by
@@ -127,7 +129,17 @@ async def update_ticket(
         raise InputValidationFailure(
             {"itemTypeId": [f"Item type {current['item_type_id']} no longer exists"]}
         )
-    request = validate_update(body, ticket_type=ticket_type, current=current)
+    # Routing keys (priority, queueId, assignee) are checked with the rest, reported at once.
+    routing_body = {k: body.pop(k) for k in routing.ROUTING_KEYS if k in body}
+    routing_reasons = Reasons()
+    route = await routing.check_routing_update(
+        session, routing_reasons, access=access, ticket=current, body=routing_body
+    )
+    try:
+        request = validate_update(body, ticket_type=ticket_type, current=current)
+    except InputValidationFailure as failure:
+        raise InputValidationFailure({**routing_reasons.reason, **failure.reason}) from None
+    routing_reasons.raise_if_any()
 
     data = dict(current["data"])
     changes: list[dict[str, Any]] = []
@@ -166,11 +178,28 @@ async def update_ticket(
     if not changes:
         return ticket_public(current)
     data["lastUpdatedBy"] = last_updated_by(access.principal)
+    desk = access.catalog.desk
+    derived = routing.priority_from_fields(
+        desk, ticket_type_id=ticket_type.id, changed=request.values, data=data
+    )
+    if derived is not None and "priority" not in routing_body:
+        routing.apply_change(route, "priority", "priority", current["priority"], derived)
+    changes += route.changes
+    clocks = sla_service.on_change(
+        desk,
+        current,
+        at=utcnow(),
+        status=(values["status_type"], values["status_category"])
+        if "status_type" in values
+        else None,
+        priority=route.priority,
+    )
+    changes += clocks.changes
     updated = await _write_version(
         session,
         access=access,
         current=current,
-        values={**values, "data": data},
+        values={**values, **route.values, **clocks.values, "data": data},
         action="update",
         changes=changes,
     )
@@ -216,6 +245,28 @@ async def delete_ticket(
         changes=[{"field": "deleted_seq", "old": current["deleted_seq"], "new": sequence}],
     )
     if updated is None:
+        raise PreconditionFailed()
+
+
+async def write_clock_change(
+    session: AsyncSession,
+    *,
+    access: Access,
+    current: dict[str, Any],
+    update: sla_service.SlaUpdate,
+    action: str,
+) -> None:
+    """Writes the next version of a ticket (locked by the caller) for a change of its SLA
+    clocks alone (an agent's public comment)."""
+    updated = await _write_version(
+        session,
+        access=access,
+        current=current,
+        values=update.values,
+        action=action,
+        changes=update.changes,
+    )
+    if updated is None:  # the caller holds the row lock, so nobody else can have written
         raise PreconditionFailed()
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ticketing.kit.time import isoformat
+from ticketing.kit.time import isoformat, utcnow
+from ticketing.sla import service as sla_service
 
 
 def ticket_public(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Renders a ticket row (column name -> value) in the seed's order and names."""
+    """Renders a ticket row (column name -> value) in the seed's order and names; `slas`
+    and `metrics` as they stand now (a clock past its due time reads `breached`)."""
     return {
         "id": str(row["id"]),
         "tenant_id": str(row["tenant_id"]),
@@ -28,8 +30,10 @@ def ticket_public(row: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": isoformat(row["created_at"]),
         "updated_at": isoformat(row["updated_at"]),
         "id_serial": row["id_serial"],
-        "metrics": [],
-        "slas": [],
+        **sla_service.public(row.get("sla"), now=utcnow()),
+        "priority": row.get("priority"),
+        "queueId": row.get("queue_id"),
+        "assignee": row.get("assignee"),
     }
 
 

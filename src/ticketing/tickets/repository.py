@@ -33,6 +33,7 @@ from ticketing.models import (
     TicketComment,
     TicketHistory,
 )
+from ticketing.queues import repository as queue_repository
 
 Executor = AsyncSession | AsyncConnection
 
@@ -321,9 +322,19 @@ _CREATE_POSTGRESQL_PARAMS = (
     "changes",
     "idempotency_caller",
     "idempotency_key",
+    # Routing and SLA (migration 0008).
+    "priority",
+    "queue_id",
+    "round_robin",
+    "sla",
+    "sla_due_at",
+    "sla_breach_at",
+    "sla_sweep_at",
 )
 _PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(_CREATE_POSTGRESQL_PARAMS) + 1))
-_CREATE_POSTGRESQL = f"SELECT new_number, new_serial FROM ticketing_create_ticket({_PLACEHOLDERS})"  # noqa: S608 (placeholders only)
+_CREATE_POSTGRESQL = (
+    f"SELECT new_number, new_serial, new_assignee FROM ticketing_create_ticket({_PLACEHOLDERS})"  # noqa: S608 (placeholders only)
+)
 
 
 class Companion(Protocol):
@@ -340,6 +351,11 @@ class Companion(Protocol):
         self, conn: AsyncConnection, *, ticket_id: uuid.UUID, object_id: str
     ) -> None: ...
 
+
+# A ticket without priority, queue or SLA clocks (the columns of migration 0008).
+_UNROUTED = dict.fromkeys(
+    ("priority", "queue_id", "sla", "sla_due_at", "sla_breach_at", "sla_sweep_at")
+)
 
 _TENANT_GATES: dict[uuid.UUID, asyncio.Semaphore] = {}
 # How many creates of one tenant a process lets wait at the database at once: enough that
@@ -378,8 +394,10 @@ def _create_args(
     changed_by: dict[str, Any],
     changes: list[dict[str, Any]],
     idempotency: tuple[str, str] | None,
+    round_robin: str | None,
 ) -> list[Any]:
     params = {
+        **_UNROUTED,
         **values,
         "scope": scope,
         "config_version": config_version,
@@ -392,6 +410,8 @@ def _create_args(
         "changes": _json(changes),
         "idempotency_caller": idempotency[0] if idempotency else None,
         "idempotency_key": idempotency[1] if idempotency else None,
+        "round_robin": round_robin,
+        "sla": _json(values.get("sla")),
     }
     return [params[name] for name in _CREATE_POSTGRESQL_PARAMS]
 
@@ -407,19 +427,23 @@ async def insert_new_ticket(
     idempotency: tuple[str, str] | None = None,
     files: FileBinding | None = None,
     companion: Companion | None = None,
-) -> tuple[int, int] | None:
+    round_robin: str | None = None,
+) -> tuple[int, int, str | None] | None:
     """Creates a ticket, its counters and its history entry atomically.
 
     With `idempotency` (caller, key), the pending idempotency record of that key is linked
-    to the new ticket in the same transaction. With `files`, the uploads it names are bound
-    to the ticket in the same transaction too, and `values["attachments"]` is set to their
-    metadata; with a `companion` (a relation to another ticket), its writes join that
-    transaction as well. On PostgreSQL the create is then a transaction of a few statements
-    instead of one.
+    to the new ticket in the same transaction. With `round_robin` (the name of the queue's
+    counter, also in `counters`), the assignee is the member of `values["queue_id"]` at the
+    counter's new value among the members available at that moment (none when none is).
+    With `files`, the uploads it names are bound to the ticket in the same transaction too,
+    and `values["attachments"]` is set to their metadata; with a `companion` (a relation to
+    another ticket), its writes join that transaction as well. On PostgreSQL the create is
+    then a transaction of a few statements instead of one.
 
-    Returns (display number, id_serial), or None when the tenant's configuration version is
-    no longer `config_version` (nothing is written then). `values` holds every ticket column
-    except the display number, object id and id_serial, which the database assigns.
+    Returns (display number, id_serial, assignee), or None when the tenant's configuration
+    version is no longer `config_version` (nothing is written then). `values` holds every
+    ticket column except the display number, object id, id_serial and assignee, which the
+    database assigns.
     """
     arguments = {
         "config_version": config_version,
@@ -427,6 +451,7 @@ async def insert_new_ticket(
         "changed_by": changed_by,
         "changes": changes,
         "idempotency": idempotency,
+        "round_robin": round_robin,
     }
     if engine.dialect.name == "postgresql" and (files is not None or companion is not None):
         return await _insert_in_transaction(
@@ -450,7 +475,7 @@ async def insert_new_ticket(
                     # it out again.
                     await conn.invalidate()
                     raise
-        return (int(row[0]), int(row[1])) if row else None
+        return (int(row[0]), int(row[1]), row[2]) if row else None
 
     # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
     async with engine.begin() as conn:
@@ -463,11 +488,23 @@ async def insert_new_ticket(
         )
         if version != config_version:
             return None
-        number = (await bump_counters(conn, tenant_id=values["tenant_id"], deltas=counters))[
-            values["display_prefix"]
-        ]
+        bumped = await bump_counters(conn, tenant_id=values["tenant_id"], deltas=counters)
+        number = bumped[values["display_prefix"]]
         object_id = format_display_id(values["display_prefix"], number)
-        row_values = {**values, "display_number": number, "object_id": object_id}
+        assignee = None
+        if round_robin is not None:
+            members = await queue_repository.available_members(
+                conn, tenant_id=values["tenant_id"], queue_id=values["queue_id"]
+            )
+            if members:
+                assignee = members[(bumped[round_robin] - 1) % len(members)]
+                changes = [*changes, {"field": "assignee", "old": None, "new": assignee}]
+        row_values = {
+            **values,
+            "display_number": number,
+            "object_id": object_id,
+            "assignee": assignee,
+        }
         id_serial = await insert_ticket(conn, values=row_values)
         await insert_history(
             conn,
@@ -493,7 +530,7 @@ async def insert_new_ticket(
             await files.bind(conn, values["id"])
         if companion is not None:
             await companion.after(conn, ticket_id=values["id"], object_id=object_id)
-    return number, id_serial
+    return number, id_serial, assignee
 
 
 async def _insert_in_transaction(
@@ -503,7 +540,7 @@ async def _insert_in_transaction(
     files: FileBinding | None,
     companion: Companion | None,
     **arguments: Any,
-) -> tuple[int, int] | None:
+) -> tuple[int, int, str | None] | None:
     """The PostgreSQL create with uploads or a relation: what they need is locked and checked,
     the create function runs, and they are written, in one transaction on one connection (the
     function's tenant setting lasts until that transaction ends)."""
@@ -524,7 +561,7 @@ async def _insert_in_transaction(
         if companion is not None:
             object_id = format_display_id(values["display_prefix"], number)
             await companion.after(conn, ticket_id=values["id"], object_id=object_id)
-    return number, id_serial
+    return number, id_serial, row[2]
 
 
 async def claim_idempotency_key(

@@ -74,8 +74,13 @@ class TicketPublic(BaseModel):
     created_at: str = Field(examples=["2025-07-10T12:34:56.737Z"])
     updated_at: str = Field(examples=["2025-07-10T12:34:56.737Z"])
     id_serial: int
-    metrics: list[Any]
-    slas: list[Any]
+    metrics: list[Any] = Field(
+        description="first_response_seconds, resolution_seconds, reopen_count as they happen."
+    )
+    slas: list[Any] = Field(description="One entry per SLA clock, its state as of now.")
+    priority: str | None = Field(default=None, description="critical, high, medium or low.")
+    queueId: str | None = None
+    assignee: str | None = None
 
 
 class TicketCreated(BaseModel):
@@ -112,13 +117,20 @@ class TicketUpdate(BaseModel):
         description="Uploads to add, per key (attachment field UUID or `ticket`); the ticket's "
         "files stay.",
     )
+    priority: str | None = Field(default=None, description="critical, high, medium or low.")
+    queueId: str | None = Field(default=None, description="A queue of the tenant (or null).")
+    assignee: str | None = Field(
+        default=None, description="A member of the ticket's queue (or null to unassign)."
+    )
 
 
 class FilterCondition(BaseModel):
     id: Any = None
     column: str = Field(
         description="objectId, summary, status, statusCategory, teamId, itemTypeId, "
-        "submittedBy, createdAt, updatedAt, parent, movedTo, merged, or a field UUID"
+        "submittedBy, createdAt, updatedAt, parent, movedTo, merged, hasAttachments (EQ/NE "
+        "true/false), priority, assignee, queueId, slaDueAt, slaBreached (EQ/NE true/false), "
+        "or a field UUID"
     )
     op: str = Field(description="EQ, NE, GT, GE, LT, LE, LIKE or IN")
     operand: Any
@@ -180,7 +192,10 @@ class Change(BaseModel):
 
 class HistoryEntry(BaseModel):
     version: int
-    action: str = Field(description="create, update, delete, merge, relate or unrelate")
+    action: str = Field(
+        description="create, update, delete, merge, relate, unrelate, comment (an agent's "
+        "public comment moved the SLA clocks) or sla (a breach recorded)"
+    )
     at: str
     by: Actor
     changes: list[Change]

@@ -14,6 +14,7 @@ from ticketing.auth.tokens import Principal
 from ticketing.catalog.service import StaleCatalog, TicketTypeSpec
 from ticketing.kit.errors import Forbidden, HtmlNotFound
 from ticketing.kit.time import utcnow
+from ticketing.queues import service as routing_service
 from ticketing.tickets import repository
 from ticketing.tickets.public import ticket_public
 from ticketing.tickets.validation import CreateRequest, validate_create
@@ -68,6 +69,13 @@ async def create_ticket(
     now = utcnow()
     prefix = ticket_type.prefix
     status = ticket_type.initial_status
+    routing = routing_service.route_new_ticket(
+        access.catalog.desk,
+        ticket_type_id=item_type_id,
+        offer_id=request.offer_id,
+        data=data,
+        at=now,
+    )
     values: dict[str, Any] = {
         "tenant_id": access.tenant_id,
         "id": uuid.uuid4(),
@@ -91,6 +99,7 @@ async def create_ticket(
         "is_support_request": request.is_support_request,
         "created_at": now,
         "updated_at": now,
+        **routing.values,
     }
     relation_changes = []
     companion = None
@@ -107,12 +116,14 @@ async def create_ticket(
             prefix: 1,
             repository.LIVE_COUNTER: 1,
             repository.status_counter(status.name): 1,
+            **routing.counters,
         },
         values=values,
         changed_by=actor(principal),
         idempotency=idempotency,
         files=FileBinding(access, request.attachments) if request.attachments else None,
         companion=companion,
+        round_robin=routing.round_robin,
         changes=[
             {"field": "summary", "old": None, "new": request.summary},
             {"field": "status", "old": None, "new": status.name},
@@ -127,11 +138,12 @@ async def create_ticket(
                 else []
             ),
             *relation_changes,
+            *routing.changes,
         ],
     )
     if created is None:
         raise StaleCatalog()
-    number, values["id_serial"] = created
+    number, values["id_serial"], values["assignee"] = created
     values["display_number"] = number
     values["object_id"] = repository.format_display_id(prefix, number)
     return ticket_public(values)

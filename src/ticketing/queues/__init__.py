@@ -1,0 +1,1 @@
+"""Queues: routing tickets to a queue and an assignee; members and their availability."""

@@ -1,0 +1,182 @@
+"""HTTP endpoints for queues: list them, the caller's, members and their availability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from ticketing.auth.access import Action, admit, app_state
+from ticketing.kit.db import transaction
+from ticketing.kit.errors import InputValidationFailure, Reasons
+from ticketing.kit.requests import read_body
+from ticketing.kit.responses import JsonResponse
+from ticketing.kit.schemas import (
+    CATALOG_QUERY,
+    ERROR_RESPONSES,
+    TICKETING_HEADERS,
+    ErrorEnvelope,
+    body_schema,
+)
+from ticketing.queues import service
+from ticketing.queues.schemas import (
+    AvailabilityUpdate,
+    CurrentQueuesResponse,
+    MemberCreate,
+    MemberRemoved,
+    MemberResponse,
+    MembersResponse,
+    QueuesResponse,
+)
+from ticketing.tickets.validation import NOT_PARSED, parse_body, require_catalog_query
+
+router = APIRouter(prefix="/api/v2/ticketing", tags=["queues"])
+
+_QUEUE_ID = {
+    "name": "queueId",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The queue's id (GET /queue/list).",
+}
+_USER_ID = {
+    "name": "userId",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "A member's username or email address.",
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    404: {"model": ErrorEnvelope, "description": "Tenant not found, no such queue or member"},
+}
+
+
+def _openapi(*path: dict[str, Any], body: type[BaseModel] | None = None) -> dict[str, Any]:
+    extra: dict[str, Any] = {"parameters": [*path, *TICKETING_HEADERS, *CATALOG_QUERY]}
+    if body is not None:
+        extra["requestBody"] = body_schema(body)
+    return extra
+
+
+async def _json_body(request: Request) -> Any:
+    reasons = Reasons()
+    body = parse_body(reasons, await read_body(request), request.headers.get("content-type"))
+    if body is NOT_PARSED:
+        raise InputValidationFailure(reasons.reason)
+    return body
+
+
+def _page(items: list[dict[str, Any]]) -> Response:
+    return JsonResponse(
+        {"success": True, "status": 200, "data": {"value": items, "count": len(items)}}
+    )
+
+
+@router.get(
+    "/queue/list",
+    summary="List the tenant's queues",
+    response_model=QueuesResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra=_openapi(),
+)
+async def list_queues(request: Request) -> Response:
+    """The tenant's queues."""
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.READ)
+    require_catalog_query(request.query_params)
+    return _page(service.list_queues(access))
+
+
+@router.get(
+    "/queue/current",
+    summary="The caller's queues",
+    response_model=CurrentQueuesResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra=_openapi(),
+)
+async def current_queues(request: Request) -> Response:
+    """The queues the caller is a member of, with their availability in each."""
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.READ)
+        require_catalog_query(request.query_params)
+        queues = await service.current_queues(session, access=access)
+    return _page(queues)
+
+
+@router.get(
+    "/queue/{queueId}/users",
+    summary="A queue's members",
+    response_model=MembersResponse,
+    responses=_ERRORS,
+    openapi_extra=_openapi(_QUEUE_ID),
+)
+async def list_members(request: Request, queueId: str) -> Response:
+    """A queue's members and their availability."""
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.READ)
+        require_catalog_query(request.query_params)
+        members = await service.list_members(session, access=access, queue_id=queueId)
+    return _page(members)
+
+
+@router.post(
+    "/queue/{queueId}/users",
+    summary="Add a member to a queue (tenant admins)",
+    response_model=MemberResponse,
+    responses=_ERRORS,
+    openapi_extra=_openapi(_QUEUE_ID, body=MemberCreate),
+)
+async def add_member(request: Request, queueId: str) -> Response:
+    """Adds a user to a queue; they start available."""
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.UPDATE)
+        require_catalog_query(request.query_params)
+        member = await service.add_member(
+            session, access=access, queue_id=queueId, body=await _json_body(request)
+        )
+    return JsonResponse(
+        {"success": True, "message": "user added to queue", "status": 200, "data": member}
+    )
+
+
+@router.delete(
+    "/queue/{queueId}/users/{userId}",
+    summary="Remove a member from a queue (tenant admins)",
+    response_model=MemberRemoved,
+    responses=_ERRORS,
+    openapi_extra=_openapi(_QUEUE_ID, _USER_ID),
+)
+async def remove_member(request: Request, queueId: str, userId: str) -> Response:
+    """Removes a user from a queue; tickets assigned to them stay assigned."""
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.UPDATE)
+        require_catalog_query(request.query_params)
+        await service.remove_member(session, access=access, queue_id=queueId, user_id=userId)
+    return JsonResponse({"success": True, "message": "user removed from queue", "status": 200})
+
+
+@router.put(
+    "/queue/{queueId}/users/{userId}",
+    summary="Set a member's availability (admins; agents for themselves)",
+    response_model=MemberResponse,
+    responses=_ERRORS,
+    openapi_extra=_openapi(_QUEUE_ID, _USER_ID, body=AvailabilityUpdate),
+)
+async def set_availability(request: Request, queueId: str, userId: str) -> Response:
+    """Round robin assigns only to members who are `available`."""
+    async with transaction(app_state(request).sessionmaker) as session:
+        access = await admit(request, session, Action.UPDATE)
+        require_catalog_query(request.query_params)
+        member = await service.set_availability(
+            session,
+            access=access,
+            queue_id=queueId,
+            user_id=userId,
+            body=await _json_body(request),
+        )
+    return JsonResponse(
+        {"success": True, "message": "availability updated", "status": 200, "data": member}
+    )

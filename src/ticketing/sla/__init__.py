@@ -1,0 +1,1 @@
+"""SLA clocks: business-time arithmetic and the response and resolution clocks of a ticket."""
