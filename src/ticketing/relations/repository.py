@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Uuid, and_, delete, func, literal, select, union_all
+from sqlalchemy import Select, Uuid, and_, delete, func, literal, or_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -193,6 +193,6 @@ def children_of(tenant_id: uuid.UUID, parents: Sequence[str]) -> Select[Any]:
     ]
     return select(TicketRelation.source_id).where(
         TicketRelation.tenant_id == tenant_id,
-        TicketRelation.target_id.in_(parent_ids),
+        or_(*(TicketRelation.target_id == parent_id for parent_id in parent_ids)),
         TicketRelation.type == "parent",
     )
