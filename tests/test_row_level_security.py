@@ -51,6 +51,9 @@ TENANT_TABLES = {
     "ticket_history": "tenant_id",
     "ticket_comments": "tenant_id",
     "idempotency_keys": "tenant_id",
+    "ticket_events": "tenant_id",
+    "event_horizons": "tenant_id",
+    "notifications": "tenant_id",
 }
 
 _T = TypeVar("_T")
@@ -162,6 +165,18 @@ def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
         response = call(tenant, "POST", f"/ticket/{object_id}/comments", json={"body": "hello"})
         assert response.status_code == 200, response.text
         updated(patch(tenant, object_id, {"etag": ticket["etag"], "summary": "changed"}))
+        # Rows the service makes only later in a tenant's life.
+        tenant.db.fetch(
+            "INSERT INTO event_horizons (tenant_id, pruned_through) VALUES (:t, 0)",
+            t=uuid.UUID(tenant.id),
+        )
+        tenant.db.fetch(
+            "INSERT INTO notifications (tenant_id, id, recipient, kind, ticket_id, object_id, "
+            "message, data, read, created_at) SELECT tenant_id, :n, 'someone', 'comment', id, "
+            "object_id, 'hello', '{}', false, created_at FROM tickets WHERE tenant_id = :t",
+            t=uuid.UUID(tenant.id),
+            n=uuid.uuid4(),
+        )
     return tenants
 
 

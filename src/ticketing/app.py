@@ -17,6 +17,7 @@ from ticketing import __version__
 from ticketing.auth.access import app_state
 from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
+from ticketing.events.endpoints import router as events_router
 from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.errors import (
     AuthenticationFailure,
@@ -79,9 +80,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState.from_settings(settings)
         app.state.ticketing = state
+        await state.hub.start()
         try:
             yield
         finally:
+            await state.hub.stop()
             await state.engine.dispose()
 
     app = FastAPI(
@@ -94,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tickets_router)
     app.include_router(catalog_router)
     app.include_router(tenants_router)
+    app.include_router(events_router)
     install_openapi(app)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")

@@ -52,6 +52,21 @@ class Settings(BaseSettings):
         description="Seconds to wait for a database connection (statements get twice that).",
     )
 
+    sse_heartbeat: float = Field(
+        default=15.0, gt=0, description="Seconds between heartbeat events on SSE streams."
+    )
+    events_poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between two reads of the outbox when no wake-up arrives.",
+    )
+    events_keep_seconds: float = Field(
+        default=600.0, ge=0, description="Events are kept at least this long for replay."
+    )
+    events_keep_count: int = Field(
+        default=10_000, ge=0, description="The newest events of each tenant kept for replay."
+    )
+
     db_role: str = Field(
         default=APP_ROLE,
         pattern=r"^([a-z_][a-z0-9_]{0,62})?$",

@@ -10,6 +10,7 @@ from ticketing.auth.dev_issuer import load_or_create_dev_key
 from ticketing.auth.tokens import DevKeySource, KeySource, OidcKeySource, TokenVerifier
 from ticketing.catalog.service import CatalogCache
 from ticketing.config import Settings
+from ticketing.events.hub import EventHub, listen_url
 from ticketing.kit.db import create_engine, create_sessionmaker
 
 
@@ -20,6 +21,7 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     verifier: TokenVerifier
     catalogs: CatalogCache
+    hub: EventHub
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
@@ -35,6 +37,13 @@ class AppState:
             sessionmaker=create_sessionmaker(engine),
             verifier=build_verifier(settings),
             catalogs=CatalogCache(),
+            hub=EventHub(
+                engine,
+                listen_url=listen_url(settings.resolved_database_url),
+                poll_interval=settings.events_poll_interval,
+                keep_seconds=settings.events_keep_seconds,
+                keep_count=settings.events_keep_count,
+            ),
         )
 
 

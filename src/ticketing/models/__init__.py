@@ -258,3 +258,70 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+class TicketEvent(Base):
+    """One change of a ticket, written in the transaction of the change (the outbox).
+
+    `position` is the order readers follow: on PostgreSQL assigned after commit (migration
+    0009, ticketing.events.outbox), on SQLite equal to `id`."""
+
+    __tablename__ = "ticket_events"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The writing transaction's id (PostgreSQL fills it in).
+    xid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    ticket_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    object_id: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int] = mapped_column(Integer)
+    submitted_by: Mapped[str] = mapped_column(String(320))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        Index("ix_ticket_events_tenant_position", "tenant_id", "position"),
+        Index("ix_ticket_events_position", "position"),
+        Index(
+            "ix_ticket_events_unnumbered",
+            "id",
+            postgresql_where=text("position IS NULL"),
+            sqlite_where=text("position IS NULL"),
+        ),
+    )
+
+
+class EventHorizon(Base):
+    """The last event position of a tenant that was pruned: a replay from before it resets."""
+
+    __tablename__ = "event_horizons"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    pruned_through: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+class Notification(Base):
+    """A notice for one user (by username or email) made from a ticket event."""
+
+    __tablename__ = "notifications"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(40))
+    ticket_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    object_id: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]
+    read: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        Index("ix_notifications_recipient", "tenant_id", "recipient", "created_at"),
+    )

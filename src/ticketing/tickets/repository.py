@@ -23,6 +23,7 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from ticketing.events import outbox
 from ticketing.kit.tenancy import scoped_by_statement
 from ticketing.models import (
     DisplayIdCounter,
@@ -355,7 +356,11 @@ async def insert_new_ticket(
                     # it out again.
                     await conn.invalidate()
                     raise
-        return (int(row[0]), int(row[1])) if row else None
+        if not row:
+            return None
+        # The function wrote the created event too (migration 0009).
+        outbox.committed()
+        return int(row[0]), int(row[1])
 
     # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
     async with engine.begin() as conn:
@@ -390,6 +395,14 @@ async def insert_new_ticket(
                 )
                 .values(ticket_id=values["id"])
             )
+        await outbox.record(
+            conn,
+            kind=outbox.TICKET_CREATED,
+            ticket={**row_values, "id_serial": id_serial},
+            actor=changed_by,
+            changes=changes,
+        )
+    outbox.committed()
     return number, id_serial
 
 
