@@ -276,6 +276,7 @@ UPDATE = ("PATCH", "/api/v2/ticketing/ticket/update/{objectId}")
 COMMENT = ("POST", "/api/v2/ticketing/ticket/{objectId}/comments")
 LISTS = {("POST", "/api/v2/ticketing/ticket/list"), ("POST", "/api/v2/ticketing/ticket/count")}
 TICKET_TYPES = ("GET", "/api/v2/ticketing/ticket-type")
+MARK_NOTIFICATION = ("PATCH", "/api/v2/ticketing/ticket/notifications/{notificationId}")
 
 
 def _query(catalog: str) -> dict[str, str]:
@@ -295,6 +296,23 @@ class FuzzTarget:
         self.everything_ticket = self._create(everything_body(), "20000", "agent")
         self.deletable = [self._create(seed_body()) for _ in range(3)]
         self.object_ids = [self.seed_ticket, self.everything_ticket, *self.deletable]
+        # A comment by someone else notifies the fuzzing callers (they submitted the ticket).
+        other = tenant.token(username="other", email="other@example.com")
+        response = tenant.client.post(
+            f"{tenant.base_url}/api/v2/ticketing/ticket/{self.seed_ticket}/comments",
+            params=_query("template"),
+            headers=tenant.headers(other),
+            json={"body": "hello"},
+        )
+        assert response.status_code == 200, response.text
+        listed = tenant.client.post(
+            f"{tenant.base_url}/api/v2/ticketing/ticket/notifications",
+            params=_query("template"),
+            headers=tenant.headers(),
+            json={},
+        )
+        self.notification_ids = [n["id"] for n in listed.json()["data"]["value"]]
+        assert self.notification_ids, listed.text
         self.session = requests.Session()
         self.statuses: dict[str, Counter[int]] = {}
 
@@ -305,11 +323,14 @@ class FuzzTarget:
         assert response.status_code == 200, response.text
         return str(response.json()["objectId"])
 
-    def headers(self, who: str) -> dict[str, str]:
+    def headers(self, who: str, *, stream: bool = False) -> dict[str, str]:
         if who == "anonymous":
             return {}
+        # Event streams last as long as their token: a stream's token expired a moment ago
+        # (inside the accepted clock skew), so the stream opens, says so, and ends at once.
+        token = self.tenant.token(roles=[who], ttl=-5) if stream else self.tokens[who]
         return {
-            "authorization": f"Bearer {self.tokens[who]}",
+            "authorization": f"Bearer {token}",
             "x-tenantid": self.tenant.id,
             "realmname": self.tenant.realm,
         }
@@ -389,6 +410,15 @@ class FuzzTarget:
             return st.fixed_dictionaries({"body": list_bodies})
         if key == TICKET_TYPES:
             return st.fixed_dictionaries({"query": ticket_type_query})
+        if key == MARK_NOTIFICATION:
+            return st.fixed_dictionaries(
+                {
+                    "path_parameters": st.fixed_dictionaries(
+                        {"notificationId": st.sampled_from(self.notification_ids)}
+                    ),
+                    "body": st.fixed_dictionaries({"read": st.booleans()}),
+                }
+            )
         return st.nothing()
 
 
@@ -477,7 +507,7 @@ def _send(
             if isinstance(case.body, dict):
                 case.body.pop("etag", None)
     response = case.call_and_validate(
-        headers=target.headers(caller),
+        headers=target.headers(caller, stream="/sse/" in case.operation.path),
         session=target.session,
         checks=FUZZ_CHECKS,
         timeout=30,

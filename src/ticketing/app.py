@@ -33,6 +33,8 @@ from ticketing.kit.logs import configure_logging
 from ticketing.kit.requests import RequestIdMiddleware, request_id_var
 from ticketing.kit.responses import JsonResponse, error_response
 from ticketing.kit.schemas import install_openapi
+from ticketing.notifications import generator as notification_generator
+from ticketing.notifications.endpoints import router as notifications_router
 from ticketing.state import AppState
 from ticketing.tenants.endpoints import router as tenants_router
 from ticketing.tickets.endpoints import router as tickets_router
@@ -98,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog_router)
     app.include_router(tenants_router)
     app.include_router(events_router)
+    app.include_router(notifications_router)
+    notification_generator.install()
     install_openapi(app)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")

@@ -7,7 +7,7 @@ from starlette.responses import Response, StreamingResponse
 
 from ticketing.auth.access import Action, admit, app_state
 from ticketing.events import service, sse
-from ticketing.events.schemas import LIST_UPDATES_OPENAPI, STREAM_RESPONSE
+from ticketing.events.schemas import LIST_UPDATES_OPENAPI, LIST_UPDATES_RESPONSES
 from ticketing.kit.db import transaction
 from ticketing.tickets.validation import require_catalog_query
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v2/ticketing", tags=["events"])
 @router.get(
     "/ticket/sse/list/updates",
     summary="Ticket list updates (Server-Sent Events)",
-    responses=STREAM_RESPONSE,
+    responses=LIST_UPDATES_RESPONSES,
     response_class=StreamingResponse,
     openapi_extra=LIST_UPDATES_OPENAPI,
 )

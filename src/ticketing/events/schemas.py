@@ -23,14 +23,31 @@ SNAPSHOT: dict[str, Any] = {
     "description": "Send the first page of the default list first (`snapshot` event).",
 }
 
-STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "A stream of Server-Sent Events, each with `id:`, `event:` and JSON "
-        "`data:`.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    },
-    **ERROR_RESPONSES,
-}
+
+def stream_response(*events: str) -> dict[int | str, dict[str, Any]]:
+    """The responses of an event stream that sends `events` (each one: `id:`, `event:`, and
+    one `data:` line of JSON)."""
+    event_schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "event": {"type": "string", "enum": list(events)},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+        },
+        "required": ["id", "event", "data"],
+    }
+    return {
+        200: {
+            "description": f"Server-Sent Events: {', '.join(events)}.",
+            "content": {"text/event-stream": {"schema": event_schema}},
+        },
+        **ERROR_RESPONSES,
+    }
+
+
+LIST_UPDATES_RESPONSES = stream_response(
+    "connected", "snapshot", "created", "updated", "deleted", "reset", "heartbeat", "error"
+)
 
 LIST_UPDATES_OPENAPI: dict[str, Any] = {
     "parameters": [*TICKETING_HEADERS, *CATALOG_QUERY, SNAPSHOT, LAST_EVENT_ID]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
@@ -34,6 +36,30 @@ def event_ticket(event: Event) -> dict[str, Any]:
         if isinstance(row.get(key), str):
             row[key] = datetime.fromisoformat(row[key])
     return ticket_public(row)
+
+
+# Every stream of a process shows an event with the same data: it is serialised once.
+_RENDERED: OrderedDict[int, bytes] = OrderedDict()
+_RENDERED_SIZE = 4096
+
+
+def list_update_json(event: Event) -> bytes:
+    """The data of a list-update event, as JSON."""
+    rendered = _RENDERED.get(event.position)
+    if rendered is None:
+        ticket = event_ticket(event)
+        rendered = orjson.dumps(
+            {
+                "objectId": event.object_id,
+                "version": event.version,
+                "etag": ticket["etag"],
+                "ticket": ticket,
+            }
+        )
+        _RENDERED[event.position] = rendered
+        if len(_RENDERED) > _RENDERED_SIZE:
+            _RENDERED.popitem(last=False)
+    return rendered
 
 
 def visible(access: Access, event: Event) -> bool:
@@ -117,18 +143,7 @@ async def list_updates(
         name = LIST_EVENTS.get(event.kind)
         if name is None or not visible(access, event):
             return ()
-        ticket = event_ticket(event)
-        return (
-            (
-                name,
-                {
-                    "objectId": event.object_id,
-                    "version": event.version,
-                    "etag": ticket["etag"],
-                    "ticket": ticket,
-                },
-            ),
-        )
+        return ((name, list_update_json(event)),)
 
     return sse.run_stream(
         hub,

@@ -19,8 +19,10 @@ HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 def frame(event: str, data: Any, event_id: int) -> bytes:
-    """One event: `id:`, `event:` and one `data:` line of JSON."""
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, event.encode(), orjson.dumps(data))
+    """One event: `id:`, `event:` and one `data:` line of JSON (`data` as JSON bytes already,
+    or a value to serialise)."""
+    body = data if isinstance(data, bytes) else orjson.dumps(data)
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, event.encode(), body)
 
 
 def token_expiry(request: Request) -> float | None:
