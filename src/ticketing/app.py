@@ -33,6 +33,8 @@ from ticketing.kit.logs import configure_logging
 from ticketing.kit.requests import RequestIdMiddleware, request_id_var
 from ticketing.kit.responses import JsonResponse, error_response
 from ticketing.kit.schemas import install_openapi
+from ticketing.metrics.endpoints import router as metrics_router
+from ticketing.metrics.registry import Metrics, MetricsMiddleware
 from ticketing.notifications import generator as notification_generator
 from ticketing.notifications.endpoints import router as notifications_router
 from ticketing.state import AppState
@@ -82,6 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState.from_settings(settings)
         app.state.ticketing = state
+        pool = state.engine.pool
+        metrics.watch(
+            streams=lambda: state.hub.streams,
+            pending_events=lambda: state.hub.waiting,
+            pool_in_use=lambda: float(getattr(pool, "checkedout", lambda: 0)()),
+        )
         await state.hub.start()
         try:
             yield
@@ -95,12 +103,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Multi-tenant service desk API: create tickets from service catalog offers.",
         lifespan=lifespan,
     )
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(tickets_router)
     app.include_router(catalog_router)
     app.include_router(tenants_router)
     app.include_router(events_router)
     app.include_router(notifications_router)
+    app.include_router(metrics_router)
     notification_generator.install()
     install_openapi(app)
 

@@ -82,6 +82,8 @@ class EventHub:
         self._tasks: list[asyncio.Task[None]] = []
         self._remove_hook: Callable[[], None] | None = None
         self.streams = 0
+        # Committed events not yet numbered, as last seen.
+        self.waiting = 0
 
     async def start(self) -> None:
         """Starts reading after the newest event already numbered."""
@@ -148,6 +150,8 @@ class EventHub:
     async def _read_all(self) -> None:
         while True:
             waiting = await repository.number_events(self.engine)
+            if waiting >= 0:
+                self.waiting = waiting
             events = await repository.read_after(self.engine, after=self.cursor, limit=BATCH)
             for event in events:
                 self._dispatch(event)
