@@ -348,3 +348,18 @@ def test_concurrent_writers_in_several_processes_every_event_once_in_order(
     assert [
         (int(e.id or 0), e.data["objectId"], e.event, e.data["version"]) for e in replayed
     ] == sequences[0]
+
+
+def test_sigterm_ends_open_streams_with_an_error_event_and_exits_promptly(
+    tenant: Tenant, own_server: Callable[..., Server], streams: list[SseReader]
+) -> None:
+    server = own_server()
+    reader = open_stream(tenant, base_url=server.base_url)
+    streams.append(reader)
+    reader.wait_for(lambda events: len(events) >= 1)
+    server.process.send_signal(signal.SIGTERM)
+    # Well within the 30-s drain timeout: the stream did not hold the server open.
+    assert server.process.wait(timeout=10) == 0
+    assert reader.ended.wait(5)
+    last = reader.snapshot()[-1]
+    assert last.event == "error" and last.data["code"] == "STREAM_CLOSED"

@@ -119,6 +119,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 def _serve(host: str, port: int, workers: int, log_level: str) -> None:
     import uvicorn
 
+    from ticketing.events.hub import end_all_streams
+
     # The workers configure their logging from the environment (ticketing.kit.logs).
     os.environ["TICKETING_LOG_LEVEL"] = log_level
     get_settings.cache_clear()
@@ -152,6 +154,12 @@ def _serve(host: str, port: int, workers: int, log_level: str) -> None:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, self.handle_exit)
             yield
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Event streams never end by themselves: end them, so draining does not wait
+            # for its timeout; clients resume elsewhere with Last-Event-ID.
+            end_all_streams()
+            await super().shutdown(sockets)
 
     DrainingServer(uvicorn.Config("ticketing.app:create_app", **options)).run()
 

@@ -55,6 +55,17 @@ class Subscription:
             self.queue.put_nowait(None)
 
 
+# The hubs of this process, so that a server shutting down can end their streams.
+_running: set[EventHub] = set()
+
+
+def end_all_streams() -> None:
+    """Ends every open stream of this process (each sends `error`, then closes), so that a
+    server shutting down is not held open by streams that never end on their own."""
+    for hub in list(_running):
+        hub.end_streams()
+
+
 class EventHub:
     """Reads committed events in position order and hands them to subscribers."""
 
@@ -93,12 +104,20 @@ class EventHub:
         except DATABASE_ERRORS as exc:
             log.warning("event hub: database unavailable at start: %r", exc)
         self._remove_hook = outbox.on_commit(self.local_commit)
+        _running.add(self)
         self._tasks.append(asyncio.create_task(self._read_loop()))
         self._tasks.append(asyncio.create_task(self._prune_loop()))
         if self.listen_url:
             self._tasks.append(asyncio.create_task(self._listen_loop()))
 
+    def end_streams(self) -> None:
+        for subscribers in self._subscribers.values():
+            for subscription in subscribers:
+                with contextlib.suppress(asyncio.QueueFull):
+                    subscription.queue.put_nowait(None)
+
     async def stop(self) -> None:
+        _running.discard(self)
         if self._remove_hook:
             self._remove_hook()
         for task in self._tasks:
@@ -107,9 +126,7 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        for subscribers in self._subscribers.values():
-            for subscription in subscribers:
-                subscription.queue.put_nowait(None)
+        self.end_streams()
 
     def subscribe(self, tenant_id: uuid.UUID) -> Subscription:
         """A stream's subscription; it gets every event read after this call."""
