@@ -54,6 +54,8 @@ TENANT_TABLES = {
     "ticket_events": "tenant_id",
     "event_horizons": "tenant_id",
     "notifications": "tenant_id",
+    "webhooks": "tenant_id",
+    "webhook_deliveries": "tenant_id",
 }
 
 _T = TypeVar("_T")

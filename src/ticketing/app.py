@@ -40,6 +40,7 @@ from ticketing.notifications.endpoints import router as notifications_router
 from ticketing.state import AppState
 from ticketing.tenants.endpoints import router as tenants_router
 from ticketing.tickets.endpoints import router as tickets_router
+from ticketing.webhooks.endpoints import router as webhooks_router
 
 log = logging.getLogger("ticketing")
 audit_log = logging.getLogger("ticketing.audit")
@@ -90,10 +91,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pending_events=lambda: state.hub.waiting,
             pool_in_use=lambda: float(getattr(pool, "checkedout", lambda: 0)()),
         )
+        state.webhooks.on_outcome = lambda outcome: metrics.webhooks.labels(outcome).inc()
         await state.hub.start()
+        await state.webhooks.start()
         try:
             yield
         finally:
+            await state.webhooks.stop()
             await state.hub.stop()
             await state.engine.dispose()
 
@@ -112,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenants_router)
     app.include_router(events_router)
     app.include_router(notifications_router)
+    app.include_router(webhooks_router)
     app.include_router(metrics_router)
     notification_generator.install()
     install_openapi(app)

@@ -151,6 +151,17 @@ class OfferConfig(_Strict):
     active: bool = True
 
 
+WebhookEvent = Literal["ticket.created", "ticket.updated", "ticket.deleted", "comment.created"]
+
+
+class WebhookConfig(_Strict):
+    id: IdString
+    url: Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    events: Annotated[list[WebhookEvent], Field(min_length=1)]
+    secret: Annotated[str, Field(min_length=16, max_length=500)]
+    active: bool = True
+
+
 class TenantConfig(_Strict):
     id: uuid.UUID
     name: Name
@@ -159,6 +170,7 @@ class TenantConfig(_Strict):
     teams: list[TeamConfig] = Field(default_factory=list)
     ticket_types: list[TicketTypeConfig] = Field(default_factory=list)
     offers: list[OfferConfig] = Field(default_factory=list)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> TenantConfig:
@@ -166,6 +178,7 @@ class TenantConfig(_Strict):
         type_ids = [t.id for t in self.ticket_types]
         _unique(type_ids, "ticket type ids")
         _unique([o.id for o in self.offers], "offer ids")
+        _unique([w.id for w in self.webhooks], "webhook ids")
         for index, offer in enumerate(self.offers):
             if offer.item_type not in type_ids:
                 raise ValueError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -15,10 +14,10 @@ from starlette.requests import Request
 from ticketing.auth.access import Access
 from ticketing.events import outbox, repository, sse
 from ticketing.events.hub import EventHub
+from ticketing.events.public import event_ticket
 from ticketing.events.repository import Event
 from ticketing.kit.errors import InputValidationFailure
 from ticketing.tickets import listing
-from ticketing.tickets.public import ticket_public
 
 # What each ticket event is called on the list-updates stream.
 LIST_EVENTS = {
@@ -26,16 +25,6 @@ LIST_EVENTS = {
     outbox.TICKET_UPDATED: "updated",
     outbox.TICKET_DELETED: "deleted",
 }
-_TIMES = ("created_at", "updated_at")
-
-
-def event_ticket(event: Event) -> dict[str, Any]:
-    """The public ticket as the event recorded it."""
-    row: dict[str, Any] = dict(event.payload["ticket"])
-    for key in _TIMES:
-        if isinstance(row.get(key), str):
-            row[key] = datetime.fromisoformat(row[key])
-    return ticket_public(row)
 
 
 # Every stream of a process shows an event with the same data: it is serialised once.

@@ -30,6 +30,10 @@ PRIVILEGES = {
     "ticket_events": ("SELECT", "INSERT"),
     "event_horizons": ("SELECT",),
     "notifications": ("SELECT", "INSERT", "UPDATE"),
+    # Webhooks are configuration (the loader's); deliveries are claimed by the owner's
+    # function (migration 0009) and their results written under the tenant policy.
+    "webhooks": ("SELECT",),
+    "webhook_deliveries": ("SELECT", "INSERT", "UPDATE"),
 }
 
 

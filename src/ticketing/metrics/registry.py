@@ -40,6 +40,12 @@ class Metrics:
         self.streams = Gauge(
             "ticketing_sse_streams_open", "Event streams open now.", registry=self.registry
         )
+        self.webhooks = Counter(
+            "ticketing_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retry, gave_up).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.pending_events = Gauge(
             "ticketing_outbox_pending_events",
             "Committed events waiting for their position (older transactions still running).",

@@ -325,3 +325,46 @@ class Notification(Base):
         ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
         Index("ix_notifications_recipient", "tenant_id", "recipient", "created_at"),
     )
+
+
+class Webhook(Base):
+    """A tenant's webhook: where to post which events, signed with its secret."""
+
+    __tablename__ = "webhooks"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[Any]]
+    secret: Mapped[str] = mapped_column(String(500))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+class WebhookDelivery(Base):
+    """One event to post to one webhook: the exact body, its attempts and their results."""
+
+    __tablename__ = "webhook_deliveries"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    # pending, delivered, failed (gave up)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    log: Mapped[list[Any]]
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "webhook_id"],
+            ["webhooks.tenant_id", "webhooks.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )

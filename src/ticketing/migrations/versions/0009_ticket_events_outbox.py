@@ -1,4 +1,4 @@
-"""ticket events (outbox), event horizons, notifications
+"""ticket events (outbox), event horizons, notifications, webhooks and their deliveries
 
 Every change of a ticket writes a row into `ticket_events` in the same transaction as the
 change. On PostgreSQL the row records the writing transaction's id (`xid`); its delivery
@@ -12,10 +12,11 @@ The create function of migration 0005 is replaced by the same function with one 
 statement after its `RETURN QUERY`: the created event. Its signature and its CTE are those
 of 0005.
 
-`ticketing_sequence_events`, `ticketing_read_events` and `ticketing_prune_events` are the
-process-wide outbox reader's: they see every tenant's events, so they run with the rights of
-the tables' owner (SECURITY DEFINER); the service role reads a tenant's events, for replay,
-under the tenant policy like every other table.
+`ticketing_sequence_events`, `ticketing_read_events`, `ticketing_prune_events` and
+`ticketing_claim_deliveries` belong to the process-wide outbox reader and webhook worker:
+they see every tenant's rows, so they run with the rights of the tables' owner (SECURITY
+DEFINER); the service role reads a tenant's events, for replay, under the tenant policy like
+every other table.
 
 Revision ID: 0009
 Revises: 0005
@@ -35,7 +36,7 @@ depends_on: str | Sequence[str] | None = None
 
 POLICY = "tenant_isolation"
 CURRENT_TENANT = "NULLIF(current_setting('ticketing.tenant_id', true), '')::uuid"
-TABLES = ("ticket_events", "event_horizons", "notifications")
+TABLES = ("ticket_events", "event_horizons", "notifications", "webhooks", "webhook_deliveries")
 
 CREATE_FUNCTION = """
 CREATE OR REPLACE FUNCTION ticketing_create_ticket(
@@ -142,6 +143,25 @@ CREATE FUNCTION ticketing_last_event_position() RETURNS bigint
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT
 AS $fn$
     SELECT coalesce(max(position), 0) FROM ticket_events
+$fn$;
+
+CREATE FUNCTION ticketing_claim_deliveries(p_limit integer, p_lease_seconds double precision)
+RETURNS TABLE (tenant_id uuid, webhook_id text, event_id bigint, kind text, body text,
+    attempts integer, created_at timestamptz, url text, secret text)
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path FROM CURRENT
+AS $fn$
+    UPDATE webhook_deliveries AS d
+    SET next_attempt_at = now() + make_interval(secs => p_lease_seconds)
+    FROM (
+        SELECT c.tenant_id, c.webhook_id, c.event_id FROM webhook_deliveries AS c
+        WHERE c.status = 'pending' AND c.next_attempt_at <= now()
+        ORDER BY c.next_attempt_at LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    ) AS due, webhooks AS w
+    WHERE d.tenant_id = due.tenant_id AND d.webhook_id = due.webhook_id
+        AND d.event_id = due.event_id AND w.tenant_id = d.tenant_id AND w.id = d.webhook_id
+    RETURNING d.tenant_id, d.webhook_id, d.event_id, d.kind, d.body, d.attempts, d.created_at,
+        w.url, w.secret
 $fn$;
 
 CREATE FUNCTION ticketing_prune_events(p_keep_seconds double precision, p_keep_count integer)
@@ -266,6 +286,56 @@ def upgrade() -> None:
     op.create_index(
         "ix_notifications_recipient", "notifications", ["tenant_id", "recipient", "created_at"]
     )
+    op.create_table(
+        "webhooks",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.String(length=100), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column(
+            "events",
+            sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("secret", sa.String(length=500), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_webhooks_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=op.f("pk_webhooks")),
+    )
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("tenant_id", sa.Uuid(), nullable=False),
+        sa.Column("webhook_id", sa.String(length=100), nullable=False),
+        sa.Column("event_id", sa.BigInteger(), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "log",
+            sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id", "webhook_id"],
+            ["webhooks.tenant_id", "webhooks.id"],
+            name=op.f("fk_webhook_deliveries_tenant_id_webhooks"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "tenant_id", "webhook_id", "event_id", name=op.f("pk_webhook_deliveries")
+        ),
+    )
+    op.create_index(
+        "ix_webhook_deliveries_due", "webhook_deliveries", ["status", "next_attempt_at"]
+    )
     if not postgresql:
         return
     for table in TABLES:
@@ -283,9 +353,12 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_previous_create_function())
         op.execute("DROP FUNCTION ticketing_prune_events(double precision, integer)")
+        op.execute("DROP FUNCTION ticketing_claim_deliveries(integer, double precision)")
         op.execute("DROP FUNCTION ticketing_last_event_position()")
         op.execute("DROP FUNCTION ticketing_read_events(bigint, integer)")
         op.execute("DROP FUNCTION ticketing_sequence_events()")
+    op.drop_table("webhook_deliveries")
+    op.drop_table("webhooks")
     op.drop_table("notifications")
     op.drop_table("event_horizons")
     op.drop_table("ticket_events")
