@@ -30,7 +30,7 @@ import copy
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import hypothesis.strategies as st
@@ -277,6 +277,7 @@ COMMENT = ("POST", "/api/v2/ticketing/ticket/{objectId}/comments")
 LISTS = {("POST", "/api/v2/ticketing/ticket/list"), ("POST", "/api/v2/ticketing/ticket/count")}
 TICKET_TYPES = ("GET", "/api/v2/ticketing/ticket-type")
 MARK_NOTIFICATION = ("PATCH", "/api/v2/ticketing/ticket/notifications/{notificationId}")
+DELIVERIES = ("GET", "/api/v2/ticketing/tenant/webhooks/{webhookId}/deliveries")
 
 
 def _query(catalog: str) -> dict[str, str]:
@@ -410,6 +411,13 @@ class FuzzTarget:
             return st.fixed_dictionaries({"body": list_bodies})
         if key == TICKET_TYPES:
             return st.fixed_dictionaries({"query": ticket_type_query})
+        if key == DELIVERIES:
+            return st.fixed_dictionaries(
+                {
+                    "path_parameters": st.just({"webhookId": "hook"}),
+                    "query": st.sampled_from([_query("agent"), _query("template")]),
+                }
+            )
         if key == MARK_NOTIFICATION:
             return st.fixed_dictionaries(
                 {
@@ -433,10 +441,23 @@ idempotency_keys = (
 # Who sends a case: mostly agents (they may do everything), some users and admins, a few
 # without credentials.
 callers = st.sampled_from(["ticket_agent"] * 5 + ["ticket_user", "tenant_admin", "anonymous"])
+# Reading webhook deliveries is for admins.
+admin_callers = st.sampled_from(["tenant_admin"] * 5 + ["ticket_agent", "anonymous"])
 
 
 @pytest.fixture
-def fuzz_target(tenant: Tenant, database: Database) -> Iterator[FuzzTarget]:
+def fuzz_target(make_tenant: Callable[..., Tenant], database: Database) -> Iterator[FuzzTarget]:
+    # A webhook whose receiver is not there (the discard port): its deliveries list fills.
+    tenant = make_tenant(
+        webhooks=[
+            {
+                "id": "hook",
+                "url": "http://127.0.0.1:9/hook",
+                "events": ["ticket.created"],
+                "secret": "fuzzing-secret-0123456789",
+            }
+        ]
+    )
     target = FuzzTarget(tenant, database.name)
     yield target
     target.session.close()
@@ -455,7 +476,9 @@ def _fuzz(operation: APIOperation, target: FuzzTarget) -> None:
     @given(
         case=cases,
         override=overrides,
-        caller=callers,
+        caller=admin_callers
+        if operation.path.startswith("/api/v2/ticketing/tenant/webhooks")
+        else callers,
         fresh_etag=st.booleans(),
         idempotency_key=idempotency_keys,
     )

@@ -179,6 +179,17 @@ def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
             t=uuid.UUID(tenant.id),
             n=uuid.uuid4(),
         )
+        tenant.db.fetch(
+            "INSERT INTO webhooks (tenant_id, id, url, events, secret, active) "
+            "VALUES (:t, 'hook', 'http://127.0.0.1:9/', '[]', 'secret-secret-secret', false)",
+            t=uuid.UUID(tenant.id),
+        )
+        tenant.db.fetch(
+            "INSERT INTO webhook_deliveries (tenant_id, webhook_id, event_id, kind, body, status, "
+            "attempts, next_attempt_at, created_at, log) VALUES (:t, 'hook', 1, 'ticket.created', "
+            "'{}', 'delivered', 1, now(), now(), '[]')",
+            t=uuid.UUID(tenant.id),
+        )
     return tenants
 
 

@@ -93,15 +93,16 @@ class EventHub:
         self._tasks: list[asyncio.Task[None]] = []
         self._remove_hook: Callable[[], None] | None = None
         self.streams = 0
+        self._placed = False
         # Committed events not yet numbered, as last seen.
         self.waiting = 0
 
     async def start(self) -> None:
         """Starts reading after the newest event already numbered."""
         try:
-            await repository.number_events(self.engine)
-            self.cursor = await repository.last_position(self.engine)
+            await self._start_cursor()
         except DATABASE_ERRORS as exc:
+            # The reader finds its place once the database answers.
             log.warning("event hub: database unavailable at start: %r", exc)
         self._remove_hook = outbox.on_commit(self.local_commit)
         _running.add(self)
@@ -164,7 +165,15 @@ class EventHub:
                 log.exception("event hub: reading failed")
                 await asyncio.sleep(self.poll_interval)
 
+    async def _start_cursor(self) -> None:
+        await repository.number_events(self.engine)
+        self.cursor = await repository.last_position(self.engine)
+        self._placed = True
+
     async def _read_all(self) -> None:
+        if not self._placed:
+            # Streams and webhooks start with what happens from now on, not the history.
+            await self._start_cursor()
         while True:
             waiting = await repository.number_events(self.engine)
             if waiting >= 0:
