@@ -67,7 +67,10 @@ screenshots: $(STAMP) browser-deps ## refresh docs/screenshots/ from the browser
 	TICKETING_PORTAL_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q \
 		tests/test_portal_browser.py -k 'sqlite and requester_files'
 
+bench-sse: $(STAMP) ## 1,000 SSE streams on one process while creating 200 tickets/s (PostgreSQL)
+	$(BIN)/python bench/sse_bench.py
+
 clean: ## remove the virtualenv, the tool caches and the browser-test tools (`make reset` empties the demo database)
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install run reset test lint format bench bench-soak bench-list bench-rls bench-portal browser-deps screenshots clean
+.PHONY: help install run reset test lint format bench bench-soak bench-list bench-rls bench-portal bench-sse browser-deps screenshots clean

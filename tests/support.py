@@ -333,6 +333,10 @@ def start_server(
         "TICKETING_DEV_ISSUER_URL": DEV_ISSUER,
         # Several servers share one PostgreSQL (max_connections 100) during the suite.
         "TICKETING_DB_POOL_SIZE": "6",
+        # Webhook receivers in tests listen on loopback; retries come quickly.
+        "TICKETING_WEBHOOKS_ALLOW_PRIVATE": "true",
+        "TICKETING_WEBHOOKS_RETRY_BASE": "0.2",
+        "TICKETING_WEBHOOKS_TIMEOUT": "2",
         **(env or {}),
     }
     with log_path.open("wb") as log:

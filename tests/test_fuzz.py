@@ -347,6 +347,8 @@ member_bodies = st.fixed_dictionaries(
 availability_bodies = st.fixed_dictionaries(
     {"availability": st.sampled_from(["available", "away", "offline", "asleep"]) | json_scalars}
 )
+MARK_NOTIFICATION = ("PATCH", "/api/v2/ticketing/ticket/notifications/{notificationId}")
+DELIVERIES = ("GET", "/api/v2/ticketing/tenant/webhooks/{webhookId}/deliveries")
 
 
 def _query(catalog: str) -> dict[str, str]:
@@ -389,6 +391,23 @@ class FuzzTarget:
             )
             assert response.status_code == 200, response.text
         self.mergeable = [self._create(seed_body()) for _ in range(3)]
+        # A comment by someone else notifies the fuzzing callers (they submitted the ticket).
+        other = tenant.token(username="other", email="other@example.com")
+        response = tenant.client.post(
+            f"{tenant.base_url}/api/v2/ticketing/ticket/{self.seed_ticket}/comments",
+            params=_query("template"),
+            headers=tenant.headers(other),
+            json={"body": "hello"},
+        )
+        assert response.status_code == 200, response.text
+        listed = tenant.client.post(
+            f"{tenant.base_url}/api/v2/ticketing/ticket/notifications",
+            params=_query("template"),
+            headers=tenant.headers(),
+            json={},
+        )
+        self.notification_ids = [n["id"] for n in listed.json()["data"]["value"]]
+        assert self.notification_ids, listed.text
         self.session = requests.Session()
         self.statuses: dict[str, Counter[int]] = {}
 
@@ -411,11 +430,14 @@ class FuzzTarget:
         assert response.status_code == 200, response.text
         return str(response.json()["attachment"]["id"])
 
-    def headers(self, who: str) -> dict[str, str]:
+    def headers(self, who: str, *, stream: bool = False) -> dict[str, str]:
         if who == "anonymous":
             return {}
+        # Event streams last as long as their token: a stream's token expired a moment ago
+        # (inside the accepted clock skew), so the stream opens, says so, and ends at once.
+        token = self.tenant.token(roles=[who], ttl=-5) if stream else self.tokens[who]
         return {
-            "authorization": f"Bearer {self.tokens[who]}",
+            "authorization": f"Bearer {token}",
             "x-tenantid": self.tenant.id,
             "realmname": self.tenant.realm,
         }
@@ -573,6 +595,22 @@ class FuzzTarget:
             if key[0] == "PUT":
                 override["body"] = availability_bodies
             return st.fixed_dictionaries(override)
+        if key == DELIVERIES:
+            return st.fixed_dictionaries(
+                {
+                    "path_parameters": st.just({"webhookId": "hook"}),
+                    "query": st.sampled_from([_query("agent"), _query("template")]),
+                }
+            )
+        if key == MARK_NOTIFICATION:
+            return st.fixed_dictionaries(
+                {
+                    "path_parameters": st.fixed_dictionaries(
+                        {"notificationId": st.sampled_from(self.notification_ids)}
+                    ),
+                    "body": st.fixed_dictionaries({"read": st.booleans()}),
+                }
+            )
         return st.nothing()
 
 
@@ -587,19 +625,32 @@ idempotency_keys = (
 # Who sends a case: mostly agents (they may do everything), some users and admins, a few
 # without credentials.
 callers = st.sampled_from(["ticket_agent"] * 5 + ["ticket_user", "tenant_admin", "anonymous"])
-# Queue members are changed by admins: mostly them there.
+# Queue members are changed by admins, and webhook deliveries read by them: mostly them there.
 admin_callers = st.sampled_from(["tenant_admin"] * 5 + ["ticket_agent", "ticket_user", "anonymous"])
 
 
 def _callers(operation: APIOperation) -> st.SearchStrategy[str]:
     writes_members = operation.path.startswith(QUEUE_PATHS) and operation.method.upper() != "GET"
-    return admin_callers if writes_members else callers
+    for_admins = operation.path.startswith("/api/v2/ticketing/tenant/webhooks")
+    return admin_callers if writes_members or for_admins else callers
 
 
 @pytest.fixture
 def fuzz_target(make_tenant: Callable[..., Tenant], database: Database) -> Iterator[FuzzTarget]:
-    # With queues and SLA policies, so that routing, clocks and queue members are fuzzed too.
-    target = FuzzTarget(make_tenant(**desk_overrides()), database.name)
+    # With queues and SLA policies, so that routing, clocks and queue members are fuzzed too,
+    # and a webhook whose receiver is not there (the discard port): its deliveries list fills.
+    tenant = make_tenant(
+        **desk_overrides(),
+        webhooks=[
+            {
+                "id": "hook",
+                "url": "http://127.0.0.1:9/hook",
+                "events": ["ticket.created"],
+                "secret": "fuzzing-secret-0123456789",
+            }
+        ],
+    )
+    target = FuzzTarget(tenant, database.name)
     yield target
     target.session.close()
     _report(target)
@@ -672,7 +723,7 @@ def _send(
             if isinstance(case.body, dict):
                 case.body.pop("etag", None)
     response = case.call_and_validate(
-        headers=target.headers(caller),
+        headers=target.headers(caller, stream="/sse/" in case.operation.path),
         session=target.session,
         checks=FUZZ_CHECKS,
         timeout=30,

@@ -56,6 +56,11 @@ TENANT_TABLES = {
     "ticket_relations": "tenant_id",
     "tenant_desks": "tenant_id",
     "queue_members": "tenant_id",
+    "ticket_events": "tenant_id",
+    "event_horizons": "tenant_id",
+    "notifications": "tenant_id",
+    "webhooks": "tenant_id",
+    "webhook_deliveries": "tenant_id",
 }
 
 _T = TypeVar("_T")
@@ -181,6 +186,29 @@ def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
         updated(patch(tenant, object_id, {"etag": etag, "summary": "changed"}))
         relation = {"type": "parent", "objectId": object_id}
         created(tenant.create(seed_body(ticketRelation=relation)))
+        # Rows the service makes only later in a tenant's life.
+        tenant.db.fetch(
+            "INSERT INTO event_horizons (tenant_id, pruned_through) VALUES (:t, 0)",
+            t=uuid.UUID(tenant.id),
+        )
+        tenant.db.fetch(
+            "INSERT INTO notifications (tenant_id, id, recipient, kind, ticket_id, object_id, "
+            "message, data, read, created_at) SELECT tenant_id, :n, 'someone', 'comment', id, "
+            "object_id, 'hello', '{}', false, created_at FROM tickets WHERE tenant_id = :t",
+            t=uuid.UUID(tenant.id),
+            n=uuid.uuid4(),
+        )
+        tenant.db.fetch(
+            "INSERT INTO webhooks (tenant_id, id, url, events, secret, active) "
+            "VALUES (:t, 'hook', 'http://127.0.0.1:9/', '[]', 'secret-secret-secret', false)",
+            t=uuid.UUID(tenant.id),
+        )
+        tenant.db.fetch(
+            "INSERT INTO webhook_deliveries (tenant_id, webhook_id, event_id, kind, body, status, "
+            "attempts, next_attempt_at, created_at, log) VALUES (:t, 'hook', 1, 'ticket.created', "
+            "'{}', 'delivered', 1, now(), now(), '[]')",
+            t=uuid.UUID(tenant.id),
+        )
     return tenants
 
 

@@ -21,6 +21,7 @@ from ticketing.attachments.tasks import periodic_gc
 from ticketing.auth.access import app_state
 from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
+from ticketing.events.endpoints import router as events_router
 from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.errors import (
     AuthenticationFailure,
@@ -36,6 +37,10 @@ from ticketing.kit.logs import configure_logging
 from ticketing.kit.requests import RequestIdMiddleware, request_id_var
 from ticketing.kit.responses import JsonResponse, error_response, unexpected_error_response
 from ticketing.kit.schemas import install_openapi
+from ticketing.metrics.endpoints import router as metrics_router
+from ticketing.metrics.registry import Metrics, MetricsMiddleware
+from ticketing.notifications import generator as notification_generator
+from ticketing.notifications.endpoints import router as notifications_router
 from ticketing.portal.endpoints import router as portal_router
 from ticketing.queues.endpoints import router as queues_router
 from ticketing.relations.endpoints import router as relations_router
@@ -43,6 +48,7 @@ from ticketing.sla import sweeper as sla_sweeper
 from ticketing.state import AppState
 from ticketing.tenants.endpoints import router as tenants_router
 from ticketing.tickets.endpoints import router as tickets_router
+from ticketing.webhooks.endpoints import router as webhooks_router
 
 log = logging.getLogger("ticketing")
 audit_log = logging.getLogger("ticketing.audit")
@@ -101,6 +107,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 state.engine, state.sessionmaker, interval=settings.sla_sweep_interval
             )
         )
+        pool = state.engine.pool
+        metrics.watch(
+            streams=lambda: state.hub.streams,
+            pending_events=lambda: state.hub.waiting,
+            pool_in_use=lambda: float(getattr(pool, "checkedout", lambda: 0)()),
+        )
+        state.webhooks.on_outcome = lambda outcome: metrics.webhooks.labels(outcome).inc()
+        await state.hub.start()
+        await state.webhooks.start()
         try:
             async with periodic_gc(settings, state.blobs):
                 yield
@@ -108,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await state.webhooks.stop()
+            await state.hub.stop()
             await state.engine.dispose()
 
     app = FastAPI(
@@ -116,6 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Multi-tenant service desk API: create tickets from service catalog offers.",
         lifespan=lifespan,
     )
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(tickets_router)
     app.include_router(catalog_router)
@@ -124,6 +144,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portal_router)
     app.include_router(relations_router)
     app.include_router(queues_router)
+    app.include_router(events_router)
+    app.include_router(notifications_router)
+    app.include_router(webhooks_router)
+    app.include_router(metrics_router)
+    notification_generator.install()
     install_openapi(app)
 
     @app.get(

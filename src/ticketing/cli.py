@@ -179,6 +179,8 @@ def _serve(
 ) -> None:
     import uvicorn
 
+    from ticketing.events.hub import end_all_streams
+
     # The workers configure their logging from the environment (ticketing.kit.logs).
     os.environ["TICKETING_LOG_LEVEL"] = log_level
     get_settings.cache_clear()
@@ -212,6 +214,12 @@ def _serve(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, self.handle_exit)
             yield
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Event streams never end by themselves: end them, so draining does not wait
+            # for its timeout; clients resume elsewhere with Last-Event-ID.
+            end_all_streams()
+            await super().shutdown(sockets)
 
     DrainingServer(uvicorn.Config("ticketing.app:create_app", **options)).run(
         sockets=[sock] if sock else None

@@ -70,6 +70,37 @@ class Settings(BaseSettings):
         description="Seconds between two sweeps that record SLA breaches in ticket histories.",
     )
 
+    sse_heartbeat: float = Field(
+        default=15.0, gt=0, description="Seconds between heartbeat events on SSE streams."
+    )
+    events_poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between two reads of the outbox when no wake-up arrives.",
+    )
+    events_keep_seconds: float = Field(
+        default=600.0, ge=0, description="Events are kept at least this long for replay."
+    )
+    events_keep_count: int = Field(
+        default=10_000, ge=0, description="The newest events of each tenant kept for replay."
+    )
+
+    webhooks_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback and private addresses (refused otherwise).",
+    )
+    webhooks_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a webhook receiver has to answer."
+    )
+    webhooks_concurrency: int = Field(
+        default=16, ge=1, description="Webhook posts in flight at once, per process."
+    )
+    webhooks_retry_base: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds before the first retry; each retry waits twice as long (jittered).",
+    )
+
     db_role: str = Field(
         default=APP_ROLE,
         pattern=r"^([a-z_][a-z0-9_]{0,62})?$",

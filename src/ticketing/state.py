@@ -11,7 +11,9 @@ from ticketing.auth.dev_issuer import load_or_create_dev_key
 from ticketing.auth.tokens import DevKeySource, KeySource, OidcKeySource, TokenVerifier
 from ticketing.catalog.service import CatalogCache
 from ticketing.config import Settings
+from ticketing.events.hub import EventHub, listen_url
 from ticketing.kit.db import create_engine, create_sessionmaker
+from ticketing.webhooks.worker import WebhookWorker
 
 
 @dataclass
@@ -22,6 +24,8 @@ class AppState:
     verifier: TokenVerifier
     catalogs: CatalogCache
     blobs: BlobStore
+    hub: EventHub
+    webhooks: WebhookWorker
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
@@ -31,13 +35,32 @@ class AppState:
             timeout=settings.db_timeout,
             role=settings.db_role or None,
         )
+        sessionmaker = create_sessionmaker(engine)
+        hub = EventHub(
+            engine,
+            listen_url=listen_url(settings.resolved_database_url),
+            poll_interval=settings.events_poll_interval,
+            keep_seconds=settings.events_keep_seconds,
+            keep_count=settings.events_keep_count,
+        )
         return cls(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             verifier=build_verifier(settings),
             catalogs=CatalogCache(),
             blobs=blob_store(settings),
+            hub=hub,
+            webhooks=WebhookWorker(
+                engine,
+                sessionmaker,
+                hub,
+                allow_private=settings.webhooks_allow_private,
+                timeout=settings.webhooks_timeout,
+                concurrency=settings.webhooks_concurrency,
+                retry_base=settings.webhooks_retry_base,
+                poll_interval=settings.events_poll_interval,
+            ),
         )
 
 

@@ -187,6 +187,17 @@ class AttachmentPolicyConfig(_Strict):
         return self
 
 
+WebhookEvent = Literal["ticket.created", "ticket.updated", "ticket.deleted", "comment.created"]
+
+
+class WebhookConfig(_Strict):
+    id: IdString
+    url: Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    events: Annotated[list[WebhookEvent], Field(min_length=1)]
+    secret: Annotated[str, Field(min_length=16, max_length=500)]
+    active: bool = True
+
+
 class TenantConfig(_Strict):
     id: uuid.UUID
     name: Name
@@ -207,12 +218,15 @@ class TenantConfig(_Strict):
     def _hours(cls, value: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
         return check_business_hours(value)
 
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+
     @model_validator(mode="after")
     def _check(self) -> TenantConfig:
         _unique([t.id for t in self.teams], "team ids")
         type_ids = [t.id for t in self.ticket_types]
         _unique(type_ids, "ticket type ids")
         _unique([o.id for o in self.offers], "offer ids")
+        _unique([w.id for w in self.webhooks], "webhook ids")
         for index, offer in enumerate(self.offers):
             if offer.item_type not in type_ids:
                 raise ValueError(

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.catalog import repository
 from ticketing.catalog.config_file import ConfigFile, TenantConfig
-from ticketing.models import Offer, Team, Tenant, TenantDesk, TicketField, TicketType
+from ticketing.models import Offer, Team, Tenant, TenantDesk, TicketField, TicketType, Webhook
 from ticketing.queues import repository as queue_repository
 from ticketing.sla.config import desk_settings
 
@@ -105,6 +105,17 @@ async def _load_tenant(session: AsyncSession, config: TenantConfig) -> Outcome:
                 item_type=offer.item_type,
                 catalog_types=list(offer.catalog_types),
                 active=offer.active,
+            )
+        )
+    for webhook in config.webhooks:
+        await session.merge(
+            Webhook(
+                tenant_id=config.id,
+                id=webhook.id,
+                url=webhook.url,
+                events=list(webhook.events),
+                secret=webhook.secret,
+                active=webhook.active,
             )
         )
     await session.flush()

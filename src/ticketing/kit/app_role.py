@@ -33,6 +33,14 @@ PRIVILEGES = {
     # through the queue endpoints.
     "tenant_desks": ("SELECT",),
     "queue_members": ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    # Events are numbered and pruned by the owner's functions (migration 0009).
+    "ticket_events": ("SELECT", "INSERT"),
+    "event_horizons": ("SELECT",),
+    "notifications": ("SELECT", "INSERT", "UPDATE"),
+    # Webhooks are configuration (the loader's); deliveries are claimed by the owner's
+    # function (migration 0009) and their results written under the tenant policy.
+    "webhooks": ("SELECT",),
+    "webhook_deliveries": ("SELECT", "INSERT", "UPDATE"),
 }
 
 
@@ -72,11 +80,12 @@ def provide(connection: Connection, role: str) -> None:
     connection.exec_driver_sql(f'GRANT USAGE ON SCHEMA {schema} TO "{role}"')
     for table, privileges in PRIVILEGES.items():
         connection.exec_driver_sql(f'GRANT {", ".join(privileges)} ON {table} TO "{role}"')
-    # tickets.id_serial is an identity column.
-    sequence = connection.exec_driver_sql(
-        "SELECT pg_get_serial_sequence('tickets', 'id_serial')"
-    ).scalar()
-    connection.exec_driver_sql(f'GRANT USAGE ON SEQUENCE {sequence} TO "{role}"')
+    # tickets.id_serial and ticket_events.id are identity columns.
+    for table, column in (("tickets", "id_serial"), ("ticket_events", "id")):
+        sequence = connection.exec_driver_sql(
+            f"SELECT pg_get_serial_sequence('{table}', '{column}')"
+        ).scalar()
+        connection.exec_driver_sql(f'GRANT USAGE ON SEQUENCE {sequence} TO "{role}"')
 
 
 async def problem(engine: AsyncEngine) -> str | None:

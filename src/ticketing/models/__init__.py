@@ -430,3 +430,116 @@ class QueueMember(Base):
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+# --- ticket events, notifications and webhooks (ticketing.events, .notifications, .webhooks) ---
+
+
+class TicketEvent(Base):
+    """One change of a ticket, written in the transaction of the change (the outbox).
+
+    `position` is the order readers follow: on PostgreSQL assigned after commit (migration
+    0009, ticketing.events.outbox), on SQLite equal to `id`."""
+
+    __tablename__ = "ticket_events"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The writing transaction's id (PostgreSQL fills it in).
+    xid: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    ticket_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    object_id: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int] = mapped_column(Integer)
+    submitted_by: Mapped[str] = mapped_column(String(320))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        Index("ix_ticket_events_tenant_position", "tenant_id", "position"),
+        Index("ix_ticket_events_position", "position"),
+        Index(
+            "ix_ticket_events_unnumbered",
+            "id",
+            postgresql_where=text("position IS NULL"),
+            sqlite_where=text("position IS NULL"),
+        ),
+    )
+
+
+class EventHorizon(Base):
+    """The last event position of a tenant that was pruned: a replay from before it resets."""
+
+    __tablename__ = "event_horizons"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    pruned_through: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+class Notification(Base):
+    """A notice for one user (by username or email) made from a ticket event."""
+
+    __tablename__ = "notifications"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(40))
+    ticket_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    object_id: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]
+    read: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        Index("ix_notifications_recipient", "tenant_id", "recipient", "created_at"),
+    )
+
+
+class Webhook(Base):
+    """A tenant's webhook: where to post which events, signed with its secret."""
+
+    __tablename__ = "webhooks"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[Any]]
+    secret: Mapped[str] = mapped_column(String(500))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+class WebhookDelivery(Base):
+    """One event to post to one webhook: the exact body, its attempts and their results."""
+
+    __tablename__ = "webhook_deliveries"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    body: Mapped[str] = mapped_column(Text)
+    # pending, delivered, failed (gave up)
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    log: Mapped[list[Any]]
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "webhook_id"],
+            ["webhooks.tenant_id", "webhooks.id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )

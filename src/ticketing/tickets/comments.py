@@ -9,6 +9,7 @@ import nh3
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.auth.access import AGENT_ROLES, Access
+from ticketing.events import outbox
 from ticketing.kit.errors import InputValidationFailure, PermissionFailure, Reasons
 from ticketing.kit.time import isoformat, utcnow
 from ticketing.models import TicketComment
@@ -91,7 +92,15 @@ async def add_comment(
             await write_clock_change(
                 session, access=access, current=ticket, update=update, action="comment"
             )
-    return comment_public(comment, object_id)
+    public = comment_public(comment, object_id)
+    await outbox.record(
+        session,
+        kind=outbox.COMMENT_CREATED,
+        ticket=ticket,
+        actor=comment.author,
+        extra={"comment": public},
+    )
+    return public
 
 
 async def list_comments(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.attachments.service import FileBinding
 from ticketing.auth.access import Access
+from ticketing.events import outbox
 from ticketing.kit.errors import (
     EtagMismatch,
     EtagRequired,
@@ -299,6 +300,13 @@ async def _write_version(
             action=action,
             at=now,
             by=actor(access.principal),
+            changes=changes,
+        )
+        await outbox.record(
+            session,
+            kind=outbox.TICKET_DELETED if action == "delete" else outbox.TICKET_UPDATED,
+            ticket=dict(updated),
+            actor=actor(access.principal),
             changes=changes,
         )
     return updated

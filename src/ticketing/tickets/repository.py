@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
+from ticketing.events import outbox
 from ticketing.kit.tenancy import current_tenant, scoped_by_statement
 from ticketing.models import (
     DisplayIdCounter,
@@ -475,7 +476,11 @@ async def insert_new_ticket(
                     # it out again.
                     await conn.invalidate()
                     raise
-        return (int(row[0]), int(row[1]), row[2]) if row else None
+        if not row:
+            return None
+        # The function wrote the created event too (migration 0009).
+        outbox.committed()
+        return int(row[0]), int(row[1]), row[2]
 
     # SQLite: the transaction holds the database's write lock from BEGIN (IMMEDIATE).
     async with engine.begin() as conn:
@@ -530,6 +535,14 @@ async def insert_new_ticket(
             await files.bind(conn, values["id"])
         if companion is not None:
             await companion.after(conn, ticket_id=values["id"], object_id=object_id)
+        await outbox.record(
+            conn,
+            kind=outbox.TICKET_CREATED,
+            ticket={**row_values, "id_serial": id_serial},
+            actor=changed_by,
+            changes=changes,
+        )
+    outbox.committed()
     return number, id_serial, assignee
 
 
@@ -561,6 +574,8 @@ async def _insert_in_transaction(
         if companion is not None:
             object_id = format_display_id(values["display_prefix"], number)
             await companion.after(conn, ticket_id=values["id"], object_id=object_id)
+    # The function wrote the created event too (migration 0009).
+    outbox.committed()
     return number, id_serial, row[2]
 
 

@@ -1,0 +1,179 @@
+"""Event queries: the only place outbox SQL is written."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from ticketing.models import EventHorizon, Notification, TicketEvent
+
+Executor = AsyncSession | AsyncConnection
+
+
+@dataclass(frozen=True)
+class Event:
+    """A committed event, as readers see it."""
+
+    position: int
+    tenant_id: uuid.UUID
+    kind: str
+    ticket_id: uuid.UUID
+    object_id: str
+    version: int
+    submitted_by: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+def _dialect(db: Executor | AsyncEngine) -> str:
+    bind = db.get_bind() if isinstance(db, AsyncSession) else db
+    return bind.dialect.name
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        position=int(row[0]),
+        tenant_id=_uuid(row[1]),
+        kind=row[2],
+        ticket_id=_uuid(row[3]),
+        object_id=row[4],
+        version=int(row[5]),
+        submitted_by=row[6],
+        payload=row[7],
+        created_at=row[8],
+    )
+
+
+_COLUMNS = (
+    TicketEvent.position,
+    TicketEvent.tenant_id,
+    TicketEvent.kind,
+    TicketEvent.ticket_id,
+    TicketEvent.object_id,
+    TicketEvent.version,
+    TicketEvent.submitted_by,
+    TicketEvent.payload,
+    TicketEvent.created_at,
+)
+
+
+async def insert_event(db: Executor, *, values: dict[str, Any]) -> None:
+    """Writes one event row in the caller's transaction."""
+    if _dialect(db) == "sqlite":
+        # Writers are serial on SQLite: the next id is read inside the insert, and the
+        # position is the id (commit order is insertion order).
+        next_id = select(func.coalesce(func.max(TicketEvent.id), 0) + 1).scalar_subquery()
+        values = {**values, "id": next_id, "position": next_id}
+    await db.execute(insert(TicketEvent).values(**values))
+
+
+async def insert_notifications(db: Executor, *, rows: list[dict[str, Any]]) -> None:
+    """Writes notification rows in the caller's transaction."""
+    if rows:
+        await db.execute(insert(Notification), rows)
+
+
+async def number_events(engine: AsyncEngine) -> int:
+    """Gives committed events their positions (PostgreSQL); returns how many events still
+    wait for one (-1 when another process is numbering them right now)."""
+    if engine.dialect.name != "postgresql":
+        return 0
+    async with engine.connect() as conn:
+        waiting = (await conn.execute(text("SELECT ticketing_sequence_events()"))).scalar_one()
+        await conn.commit()
+    return int(waiting)
+
+
+async def read_after(engine: AsyncEngine, *, after: int, limit: int) -> list[Event]:
+    """Events of every tenant past `after`, in position order (the process-wide reader)."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            rows = await conn.execute(
+                text("SELECT * FROM ticketing_read_events(:after, :limit)"),
+                {"after": after, "limit": limit},
+            )
+        else:
+            rows = await conn.execute(
+                select(*_COLUMNS)
+                .where(TicketEvent.position > after)
+                .order_by(TicketEvent.position)
+                .limit(limit)
+            )
+        return [_event(row) for row in rows.all()]
+
+
+async def last_position(engine: AsyncEngine) -> int:
+    """The newest position given to any event."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            query: Any = text("SELECT ticketing_last_event_position()")
+        else:
+            query = select(func.coalesce(func.max(TicketEvent.position), 0))
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def tenant_events(
+    session: AsyncSession, *, tenant_id: uuid.UUID, after: int, through: int
+) -> list[Event]:
+    """The tenant's events with after < position <= through, in order (replay)."""
+    query = (
+        select(*_COLUMNS)
+        .where(
+            TicketEvent.tenant_id == tenant_id,
+            TicketEvent.position > after,
+            TicketEvent.position <= through,
+        )
+        .order_by(TicketEvent.position)
+    )
+    return [_event(row) for row in (await session.execute(query)).all()]
+
+
+async def pruned_through(session: AsyncSession, *, tenant_id: uuid.UUID) -> int:
+    """The newest position of the tenant that is no longer kept (0: none pruned)."""
+    query = select(EventHorizon.pruned_through).where(EventHorizon.tenant_id == tenant_id)
+    value = (await session.execute(query)).scalar_one_or_none()
+    return int(value or 0)
+
+
+async def prune(engine: AsyncEngine, *, keep_seconds: float, keep_count: int) -> int:
+    """Deletes each tenant's events that are both older than `keep_seconds` and not among
+    its newest `keep_count`, and records how far each tenant was pruned."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            removed = (
+                await conn.execute(
+                    text("SELECT ticketing_prune_events(:s, :n)"),
+                    {"s": keep_seconds, "n": keep_count},
+                )
+            ).scalar_one()
+        else:
+            params = {"s": keep_seconds, "n": keep_count}
+            horizons = (await conn.execute(text(_SQLITE_DOOMED), params)).all()
+            removed = (await conn.execute(text(_SQLITE_PRUNE), params)).rowcount
+            for tenant_id, through in horizons:
+                await conn.execute(text(_SQLITE_HORIZON), {"t": tenant_id, "p": through})
+        await conn.commit()
+    return int(removed or 0)
+
+
+_SQLITE_DOOMED_WHERE = """
+e.created_at < datetime('now', '-' || :s || ' seconds')
+  AND e.position <= (
+    SELECT x.position FROM ticket_events AS x WHERE x.tenant_id = e.tenant_id
+    ORDER BY x.position DESC LIMIT 1 OFFSET :n)
+"""
+_SQLITE_DOOMED = f"SELECT e.tenant_id, max(e.position) FROM ticket_events AS e WHERE {_SQLITE_DOOMED_WHERE} GROUP BY e.tenant_id"  # noqa: E501, S608 (constant text)
+_SQLITE_PRUNE = "DELETE FROM ticket_events AS e WHERE" + _SQLITE_DOOMED_WHERE  # noqa: S608
+_SQLITE_HORIZON = """
+INSERT INTO event_horizons (tenant_id, pruned_through) VALUES (:t, :p)
+ON CONFLICT (tenant_id) DO UPDATE SET pruned_through = max(pruned_through, excluded.pruned_through)
+"""

@@ -1,0 +1,54 @@
+"""OpenAPI descriptions of the event streams."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ticketing.kit.schemas import CATALOG_QUERY, ERROR_RESPONSES, TICKETING_HEADERS
+
+LAST_EVENT_ID: dict[str, Any] = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    "description": "Resume after this event id: missed events are replayed, or `reset` is "
+    "sent when they are no longer kept.",
+}
+
+SNAPSHOT: dict[str, Any] = {
+    "name": "snapshot",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["true", "false"]},
+    "description": "Send the first page of the default list first (`snapshot` event).",
+}
+
+
+def stream_response(*events: str) -> dict[int | str, dict[str, Any]]:
+    """The responses of an event stream that sends `events` (each one: `id:`, `event:`, and
+    one `data:` line of JSON)."""
+    event_schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "event": {"type": "string", "enum": list(events)},
+            "data": {"type": "string", "contentMediaType": "application/json"},
+        },
+        "required": ["id", "event", "data"],
+    }
+    return {
+        200: {
+            "description": f"Server-Sent Events: {', '.join(events)}.",
+            "content": {"text/event-stream": {"schema": event_schema}},
+        },
+        **ERROR_RESPONSES,
+    }
+
+
+LIST_UPDATES_RESPONSES = stream_response(
+    "connected", "snapshot", "created", "updated", "deleted", "reset", "heartbeat", "error"
+)
+
+LIST_UPDATES_OPENAPI: dict[str, Any] = {
+    "parameters": [*TICKETING_HEADERS, *CATALOG_QUERY, SNAPSHOT, LAST_EVENT_ID]
+}

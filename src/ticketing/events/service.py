@@ -1,0 +1,146 @@
+"""The list-updates stream: what a caller may see of each ticket event, replay, snapshot."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+
+from ticketing.auth.access import Access
+from ticketing.events import outbox, repository, sse
+from ticketing.events.hub import EventHub
+from ticketing.events.public import event_ticket
+from ticketing.events.repository import Event
+from ticketing.kit.errors import InputValidationFailure
+from ticketing.tickets import listing
+
+# What each ticket event is called on the list-updates stream.
+LIST_EVENTS = {
+    outbox.TICKET_CREATED: "created",
+    outbox.TICKET_UPDATED: "updated",
+    outbox.TICKET_DELETED: "deleted",
+}
+
+
+# Every stream of a process shows an event with the same data: it is serialised once.
+_RENDERED: OrderedDict[int, bytes] = OrderedDict()
+_RENDERED_SIZE = 4096
+
+
+def list_update_json(event: Event) -> bytes:
+    """The data of a list-update event, as JSON."""
+    rendered = _RENDERED.get(event.position)
+    if rendered is None:
+        ticket = event_ticket(event)
+        rendered = orjson.dumps(
+            {
+                "objectId": event.object_id,
+                "version": event.version,
+                "etag": ticket["etag"],
+                "ticket": ticket,
+            }
+        )
+        _RENDERED[event.position] = rendered
+        if len(_RENDERED) > _RENDERED_SIZE:
+            _RENDERED.popitem(last=False)
+    return rendered
+
+
+def visible(access: Access, event: Event) -> bool:
+    """The list's visibility: the caller's tenant, and only own tickets for those who may
+    see only their own."""
+    if event.tenant_id != access.tenant_id:
+        return False
+    own = access.own_only
+    return own is None or event.submitted_by == own
+
+
+def parse_last_event_id(headers: Mapping[str, str]) -> int | None:
+    """The `Last-Event-ID` header as a position (400 when it is not one)."""
+    value = headers.get("last-event-id")
+    if value is None or value.strip() == "":
+        return None
+    value = value.strip()
+    if not value.isdigit() or len(value) > 18:
+        raise InputValidationFailure(
+            {"Last-Event-ID": ["Last-Event-ID must be an event id sent by this stream"]}
+        )
+    return int(value)
+
+
+def parse_flag(query: Mapping[str, str], name: str) -> bool:
+    """A `true`/`false` query parameter (absent: false)."""
+    value = query.get(name)
+    if value is None:
+        return False
+    if value not in ("true", "false"):
+        raise InputValidationFailure({name: [f"{name} must be true or false"]})
+    return value == "true"
+
+
+async def list_updates(
+    session: AsyncSession,
+    *,
+    request: Request,
+    access: Access,
+    hub: EventHub,
+    heartbeat: float,
+) -> AsyncIterator[bytes]:
+    """Prepares a list-updates stream (snapshot and replay are read now, with `session`) and
+    returns its body; the body holds no database connection."""
+    snapshot = parse_flag(request.query_params, "snapshot")
+    last_event_id = parse_last_event_id(request.headers)
+    subscription = hub.subscribe(access.tenant_id)
+    try:
+        start = subscription.start
+        opening: list[tuple[str, Any]] = [
+            (
+                "connected",
+                {
+                    "clientId": str(uuid.uuid4()),
+                    "tenantId": str(access.tenant_id),
+                    "heartbeatSeconds": int(heartbeat) if heartbeat.is_integer() else heartbeat,
+                },
+            )
+        ]
+        if snapshot:
+            page = await listing.list_tickets(
+                session, access=access, raw_body=b"", content_type=None
+            )
+            opening.append(("snapshot", {"tickets": page["value"], "total": page["count"]}))
+        replay: list[Event] = []
+        last_sent = start
+        if last_event_id is not None:
+            horizon = await repository.pruned_through(session, tenant_id=access.tenant_id)
+            if last_event_id < horizon:
+                opening.append(("reset", {"reason": "Events since Last-Event-ID are gone"}))
+            else:
+                replay = await repository.tenant_events(
+                    session, tenant_id=access.tenant_id, after=last_event_id, through=start
+                )
+                last_sent = last_event_id
+    except BaseException:
+        hub.unsubscribe(subscription)
+        raise
+
+    def render(event: Event) -> Iterable[tuple[str, Any]]:
+        name = LIST_EVENTS.get(event.kind)
+        if name is None or not visible(access, event):
+            return ()
+        return ((name, list_update_json(event)),)
+
+    return sse.run_stream(
+        hub,
+        subscription,
+        opening=opening,
+        replay=replay,
+        last_sent=last_sent,
+        render=render,
+        heartbeat=heartbeat,
+        expires_at=sse.token_expiry(request),
+    )

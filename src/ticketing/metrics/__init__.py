@@ -1,0 +1,1 @@
+"""Prometheus metrics of one server process, served at /metrics."""

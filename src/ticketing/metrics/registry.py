@@ -1,0 +1,101 @@
+"""The process's metrics: requests by route template and status, latency, creates, open
+streams, pending outbox events, database connections in use.
+
+Each server process keeps its own figures (a scrape sees the process that answered it); run
+one process per port, or scrape each worker, to see them all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CREATE_ROUTE = "/api/v2/ticketing/ticket/create/{teamId}/{itemTypeId}"
+
+
+class Metrics:
+    """The collectors of one application instance."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "ticketing_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ticketing_http_request_duration_seconds",
+            "Time to answer a request (for event streams: how long they stayed open).",
+            ["method", "route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600),
+            registry=self.registry,
+        )
+        self.creates = Counter(
+            "ticketing_tickets_created", "Tickets created.", registry=self.registry
+        )
+        self.streams = Gauge(
+            "ticketing_sse_streams_open", "Event streams open now.", registry=self.registry
+        )
+        self.webhooks = Counter(
+            "ticketing_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, retry, gave_up).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.pending_events = Gauge(
+            "ticketing_outbox_pending_events",
+            "Committed events waiting for their position (older transactions still running).",
+            registry=self.registry,
+        )
+        self.pool_in_use = Gauge(
+            "ticketing_db_pool_connections_in_use",
+            "Database connections of this process's pool handed out now.",
+            registry=self.registry,
+        )
+
+    def watch(
+        self,
+        *,
+        streams: Callable[[], float],
+        pending_events: Callable[[], float],
+        pool_in_use: Callable[[], float],
+    ) -> None:
+        """Reads the gauges from the running process at each scrape."""
+        self.streams.set_function(streams)
+        self.pending_events.set_function(pending_events)
+        self.pool_in_use.set_function(pool_in_use)
+
+
+class MetricsMiddleware:
+    """Counts and times every request by its route template (never by its raw path)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observe(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            if route == CREATE_ROUTE and status == 200:
+                self.metrics.creates.inc()

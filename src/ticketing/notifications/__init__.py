@@ -1,0 +1,1 @@
+"""Notifications: per-user notices made from ticket events; listed, counted, streamed."""

@@ -1,0 +1,166 @@
+"""Webhook and delivery queries: the only place webhook SQL is written."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from ticketing.kit.time import utcnow
+from ticketing.models import Webhook, WebhookDelivery
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery taken by this worker for one attempt."""
+
+    tenant_id: uuid.UUID
+    webhook_id: str
+    event_id: int
+    kind: str
+    body: str
+    attempts: int
+    created_at: datetime
+    url: str
+    secret: str
+
+
+async def active_webhooks(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[Webhook]:
+    """The tenant's active webhooks."""
+    query = select(Webhook).where(Webhook.tenant_id == tenant_id, Webhook.active.is_(True))
+    return list((await session.scalars(query)).all())
+
+
+async def get_webhook(
+    session: AsyncSession, *, tenant_id: uuid.UUID, webhook_id: str
+) -> Webhook | None:
+    """One of the tenant's webhooks."""
+    query = select(Webhook).where(Webhook.tenant_id == tenant_id, Webhook.id == webhook_id)
+    webhook: Webhook | None = await session.scalar(query)
+    return webhook
+
+
+async def add_deliveries(session: AsyncSession, *, rows: list[dict[str, Any]]) -> None:
+    """Adds deliveries; one already there for the same webhook and event is kept as it is."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(insert(WebhookDelivery).values(rows).on_conflict_do_nothing())
+
+
+async def claim_due(engine: AsyncEngine, *, limit: int, lease_seconds: float) -> list[Claimed]:
+    """Takes up to `limit` due deliveries of every tenant for one attempt each: they are not
+    due again for `lease_seconds` (another worker takes them then, if this one died).
+    On PostgreSQL, concurrent workers skip each other's rows."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            rows = (
+                await conn.execute(
+                    text("SELECT * FROM ticketing_claim_deliveries(:n, :lease)"),
+                    {"n": limit, "lease": lease_seconds},
+                )
+            ).all()
+        else:
+            now = utcnow()
+            due = (
+                await conn.execute(
+                    select(
+                        WebhookDelivery.tenant_id,
+                        WebhookDelivery.webhook_id,
+                        WebhookDelivery.event_id,
+                        WebhookDelivery.kind,
+                        WebhookDelivery.body,
+                        WebhookDelivery.attempts,
+                        WebhookDelivery.created_at,
+                        Webhook.url,
+                        Webhook.secret,
+                    )
+                    .join(
+                        Webhook,
+                        and_(
+                            Webhook.tenant_id == WebhookDelivery.tenant_id,
+                            Webhook.id == WebhookDelivery.webhook_id,
+                        ),
+                    )
+                    .where(
+                        WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now
+                    )
+                    .order_by(WebhookDelivery.next_attempt_at)
+                    .limit(limit)
+                )
+            ).all()
+            for row in due:
+                await conn.execute(
+                    update(WebhookDelivery)
+                    .where(_key(row[0], row[1], row[2]))
+                    .values(next_attempt_at=now + timedelta(seconds=lease_seconds))
+                )
+            rows = list(due)
+        await conn.commit()
+    return [
+        Claimed(
+            tenant_id=row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])),
+            webhook_id=row[1],
+            event_id=int(row[2]),
+            kind=row[3],
+            body=row[4],
+            attempts=int(row[5]),
+            created_at=row[6],
+            url=row[7],
+            secret=row[8],
+        )
+        for row in rows
+    ]
+
+
+def _key(tenant_id: uuid.UUID, webhook_id: str, event_id: int) -> Any:
+    return and_(
+        WebhookDelivery.tenant_id == tenant_id,
+        WebhookDelivery.webhook_id == webhook_id,
+        WebhookDelivery.event_id == event_id,
+    )
+
+
+async def record_attempt(
+    session: AsyncSession,
+    *,
+    claimed: Claimed,
+    attempt: dict[str, Any],
+    status: str,
+    next_attempt_at: datetime,
+) -> None:
+    """Writes an attempt's result and what happens next."""
+    delivery = await session.scalar(
+        select(WebhookDelivery).where(_key(claimed.tenant_id, claimed.webhook_id, claimed.event_id))
+    )
+    if delivery is None:
+        return
+    delivery.attempts = claimed.attempts + 1
+    delivery.status = status
+    delivery.next_attempt_at = next_attempt_at
+    delivery.log = [*delivery.log, attempt]
+    if status == DELIVERED:
+        delivery.delivered_at = utcnow()
+    await session.flush()
+
+
+async def list_deliveries(
+    session: AsyncSession, *, tenant_id: uuid.UUID, webhook_id: str, top: int, offset: int
+) -> list[WebhookDelivery]:
+    """A webhook's deliveries, newest event first."""
+    query = (
+        select(WebhookDelivery)
+        .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.webhook_id == webhook_id)
+        .order_by(WebhookDelivery.event_id.desc())
+        .limit(top)
+        .offset(offset)
+    )
+    return list((await session.scalars(query)).all())

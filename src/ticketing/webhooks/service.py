@@ -1,0 +1,65 @@
+"""A tenant's webhook deliveries, for its admins."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ticketing.auth.access import Access
+from ticketing.kit.errors import InputValidationFailure, NotFound, PermissionFailure, Reasons
+from ticketing.kit.time import isoformat
+from ticketing.models import WebhookDelivery
+from ticketing.webhooks import repository
+
+ADMIN_ROLE = "tenant_admin"
+
+
+def public(delivery: WebhookDelivery) -> dict[str, Any]:
+    return {
+        "eventId": delivery.event_id,
+        "type": delivery.kind,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "createdAt": isoformat(delivery.created_at),
+        "nextAttemptAt": isoformat(delivery.next_attempt_at)
+        if delivery.status == repository.PENDING
+        else None,
+        "deliveredAt": isoformat(delivery.delivered_at) if delivery.delivered_at else None,
+        "log": delivery.log,
+    }
+
+
+def _paging(query: Mapping[str, str]) -> tuple[int, int]:
+    reasons = Reasons()
+    values = {}
+    for name, default, low, high in (("top", 30, 1, 100), ("offset", 0, 0, 10**9)):
+        raw = query.get(name)
+        if raw is None:
+            values[name] = default
+        elif not raw.isdigit() or not low <= int(raw) <= high:
+            reasons.add(name, f"{name} must be a whole number from {low} to {high}")
+        else:
+            values[name] = int(raw)
+    if reasons.reason:
+        raise InputValidationFailure(reasons.reason)
+    return values["top"], values["offset"]
+
+
+async def deliveries(
+    session: AsyncSession, *, access: Access, webhook_id: str, query: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """A webhook's deliveries, newest event first, each with its attempts (admins only)."""
+    if ADMIN_ROLE not in access.principal.roles:
+        raise PermissionFailure("You do not have the required permissions to read webhooks")
+    top, offset = _paging(query)
+    webhook = await repository.get_webhook(
+        session, tenant_id=access.tenant_id, webhook_id=webhook_id
+    )
+    if webhook is None:
+        raise NotFound(f"Webhook {webhook_id} not found")
+    found = await repository.list_deliveries(
+        session, tenant_id=access.tenant_id, webhook_id=webhook_id, top=top, offset=offset
+    )
+    return [public(d) for d in found]

@@ -1,0 +1,205 @@
+"""Notifications made from ticket events: who gets them, the list/count/read endpoints, and
+the notification stream, over real HTTP on every backend."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.sse_client import SseReader
+from tests.support import Tenant, seed_body
+from tests.ticket_api import QUERY, assert_error, call, created, patch, reason_of, user_token
+from ticketing.events import outbox
+from ticketing.notifications.generator import notifications_for
+
+STREAM = "/api/v2/ticketing/ticket/sse/notifications"
+
+
+def notifications(tenant: Tenant, token: str, body: dict[str, Any] | None = None) -> list[Any]:
+    response = call(tenant, "POST", "/ticket/notifications", token=token, json=body or {})
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["count"] >= len(data["value"])
+    return data["value"]  # type: ignore[no-any-return]
+
+
+def unread(tenant: Tenant, token: str) -> int:
+    response = call(tenant, "GET", "/ticket/notification/count", token=token)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["success"] is True
+    return body["unread"]  # type: ignore[no-any-return]
+
+
+def comment(tenant: Tenant, object_id: str, text: str, internal: bool = False) -> None:
+    response = call(
+        tenant,
+        "POST",
+        f"/ticket/{object_id}/comments",
+        json={"body": f"<p>{text}</p>", "internal": internal},
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def streams() -> Iterator[list[SseReader]]:
+    opened: list[SseReader] = []
+    yield opened
+    for reader in opened:
+        reader.close()
+
+
+def test_a_comment_notifies_the_submitter_and_watchers_but_not_its_author(
+    tenant: Tenant,
+) -> None:
+    alice, carol, bob = (user_token(tenant, n) for n in ("alice", "carol", "bob"))
+    body = seed_body()
+    body["ticketBody"]["ccWatchers"] = ["carol@example.com"]
+    ticket = created(tenant.create(body, token=alice))
+    comment(tenant, ticket["object_id"], "Ordered")
+
+    [notice] = notifications(tenant, alice)
+    assert notice["type"] == "comment"
+    assert notice["objectId"] == ticket["object_id"]
+    assert notice["ticketId"] == ticket["id"]
+    assert notice["read"] is False
+    assert notice["data"]["comment"]["body"] == "<p>Ordered</p>"
+    assert [n["type"] for n in notifications(tenant, carol)] == ["comment"]
+    assert notifications(tenant, bob) == []
+    assert notifications(tenant, tenant.token()) == []  # the author
+    assert unread(tenant, alice) == 1
+
+
+def test_a_status_change_notifies_and_an_internal_comment_does_not(tenant: Tenant) -> None:
+    alice = user_token(tenant, "alice")
+    ticket = created(tenant.create(token=alice))
+    comment(tenant, ticket["object_id"], "agents only", internal=True)
+    assert notifications(tenant, alice) == []
+    changed = patch(tenant, ticket["object_id"], {"etag": ticket["etag"], "summary": "same"})
+    assert changed.status_code == 200
+    assert notifications(tenant, alice) == []  # no status change
+    moved = patch(
+        tenant, ticket["object_id"], {"etag": changed.json()["ticket"]["etag"], "status": "Closed"}
+    )
+    assert moved.status_code == 200, moved.text
+    [notice] = notifications(tenant, alice)
+    assert notice["type"] == "status_changed"
+    assert notice["data"]["from"] == "Open" and notice["data"]["to"] == "Closed"
+
+
+def test_filters_paging_marking_read_and_read_all(tenant: Tenant) -> None:
+    alice = user_token(tenant, "alice")
+    first = created(tenant.create(seed_body(summary="first"), token=alice))
+    second = created(tenant.create(seed_body(summary="second"), token=alice))
+    for i in range(3):
+        comment(tenant, first["object_id"], f"c{i}")
+    moved = patch(tenant, second["object_id"], {"etag": second["etag"], "status": "Closed"})
+    assert moved.status_code == 200
+    everything = notifications(tenant, alice)
+    assert len(everything) == 4
+    created_at = [n["createdAt"] for n in everything]
+    assert created_at == sorted(created_at, reverse=True)
+    assert len(notifications(tenant, alice, {"type": "comment"})) == 3
+    assert len(notifications(tenant, alice, {"ticket": second["object_id"]})) == 1
+    assert len(notifications(tenant, alice, {"top": 2})) == 2
+    assert len(notifications(tenant, alice, {"top": 2, "offset": 3})) == 1
+    assert len(notifications(tenant, alice, {"from": "2000-01-01T00:00:00Z"})) == 4
+    assert notifications(tenant, alice, {"to": "2000-01-01T00:00:00Z"}) == []
+
+    target = everything[0]["id"]
+    marked = call(
+        tenant, "PATCH", f"/ticket/notifications/{target}", token=alice, json={"read": True}
+    )
+    assert marked.status_code == 200, marked.text
+    assert marked.json()["notification"]["read"] is True
+    assert unread(tenant, alice) == 3
+    assert [n["id"] for n in notifications(tenant, alice, {"read": True})] == [target]
+    assert len(notifications(tenant, alice, {"read": False})) == 3
+
+    done = call(tenant, "POST", "/ticket/notifications/read-all", token=alice)
+    assert done.status_code == 200, done.text
+    assert done.json()["updated"] == 3
+    assert unread(tenant, alice) == 0
+
+
+def test_nobody_sees_or_marks_another_users_notifications(tenant: Tenant, make_tenant: Any) -> None:
+    alice, bob = user_token(tenant, "alice"), user_token(tenant, "bob")
+    ticket = created(tenant.create(token=alice))
+    comment(tenant, ticket["object_id"], "hello")
+    [notice] = notifications(tenant, alice)
+    path = f"/ticket/notifications/{notice['id']}"
+    assert_error(call(tenant, "PATCH", path, token=bob, json={"read": True}), 404)
+    other = make_tenant()
+    assert_error(call(other, "PATCH", path, json={"read": True}), 404)
+    assert call(tenant, "POST", "/ticket/notifications/read-all", token=bob).json()["updated"] == 0
+    assert unread(tenant, alice) == 1
+
+
+def test_bad_notification_requests_are_400_and_change_nothing(tenant: Tenant) -> None:
+    alice = user_token(tenant, "alice")
+    ticket = created(tenant.create(token=alice))
+    comment(tenant, ticket["object_id"], "hello")
+    [notice] = notifications(tenant, alice)
+    path = f"/ticket/notifications/{notice['id']}"
+    assert "read" in reason_of(call(tenant, "PATCH", path, token=alice, json={"read": "yes"}))
+    assert "colour" in reason_of(
+        call(tenant, "PATCH", path, token=alice, json={"read": True, "colour": 1})
+    )
+    assert "read" in reason_of(call(tenant, "PATCH", path, token=alice, json={}))
+    listing = "/ticket/notifications"
+    assert "top" in reason_of(call(tenant, "POST", listing, token=alice, json={"top": 0}))
+    assert "type" in reason_of(call(tenant, "POST", listing, token=alice, json={"type": "x"}))
+    assert "from" in reason_of(call(tenant, "POST", listing, token=alice, json={"from": "soon"}))
+    assert_error(
+        call(tenant, "PATCH", "/ticket/notifications/not-an-id", token=alice, json={"read": True}),
+        404,
+    )
+    no_query = call(tenant, "GET", "/ticket/notification/count", token=alice, params={})
+    assert_error(no_query, 400, "INPUT_VALIDATION_FAILURE")
+    assert unread(tenant, alice) == 1
+
+
+def test_the_notification_stream_sends_the_callers_notifications_only(
+    tenant: Tenant, streams: list[SseReader]
+) -> None:
+    alice, bob = user_token(tenant, "alice"), user_token(tenant, "bob")
+    readers = {
+        name: SseReader(
+            f"{tenant.base_url}{STREAM}", tenant.headers(token, accept="text/event-stream"), QUERY
+        )
+        for name, token in (("alice", alice), ("bob", bob))
+    }
+    streams.extend(readers.values())
+    ticket = created(tenant.create(token=alice))
+    comment(tenant, ticket["object_id"], "for alice")
+    events = readers["alice"].wait_for(
+        lambda events: any(e.event == "notification" for e in events)
+    )
+    assert events[0].event == "connected"
+    [notice] = [e for e in events if e.event == "notification"]
+    assert notice.data == notifications(tenant, alice)[0]
+    assert notice.id is not None and int(notice.id) > 0
+    bob_events = readers["bob"].wait_for(lambda events: len(events) >= 1)
+    assert [e.event for e in bob_events] == ["connected"]
+
+
+def test_an_assignee_change_notifies_the_new_assignee() -> None:
+    ticket = {
+        "tenant_id": uuid.uuid4(),
+        "id": uuid.uuid4(),
+        "object_id": "CTC-0001",
+        "summary": "s",
+        "submitted_by": "alice@example.com",
+        "data": {},
+    }
+    payload = {
+        "actor": {"username": "agent", "email": "agent@example.com"},
+        "changes": [{"field": "assignee", "old": None, "new": "dave"}],
+    }
+    rows = notifications_for(outbox.TICKET_UPDATED, ticket, payload)
+    assert [(r["recipient"], r["kind"]) for r in rows] == [("dave", "assigned")]
+    payload["actor"] = {"username": "dave"}
+    assert notifications_for(outbox.TICKET_UPDATED, ticket, payload) == []

@@ -1,0 +1,247 @@
+"""Webhooks with real receivers: signed deliveries, retries until a failing receiver
+recovers, a hanging receiver that does not hold up creates, the deliveries endpoint, and
+the targets refused without TICKETING_WEBHOOKS_ALLOW_PRIVATE."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.support import Tenant, seed_body
+from tests.ticket_api import assert_error, call, created, patch, updated
+from ticketing.catalog.config_file import ConfigError, parse_config
+from ticketing.webhooks.targets import TargetRefused, check_target
+
+SECRET = "a-secret-of-sixteen-or-more"
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    answered: int
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on loopback: fails its first `failures` requests with 500, hangs
+    while `hang` is set (at most 30 s), answers 200 otherwise."""
+
+    failures: int = 0
+    hang: threading.Event = field(default_factory=threading.Event)
+    requests: list[Received] = field(default_factory=list)
+    in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""
+
+    def delivered(self) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.answered == 200]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            with state.lock:
+                state.in_flight += 1
+            if state.hang.is_set():
+                deadline = time.monotonic() + 30
+                while state.hang.is_set() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            with state.lock:
+                state.in_flight -= 1
+                status = 500 if state.failures > 0 else 200
+                state.failures -= 1
+                state.requests.append(Received(dict(self.headers.items()), body, status))
+            try:
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+            except OSError:
+                pass  # the sender gave up waiting
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/ticketing"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    state.hang.clear()
+    server.shutdown()
+    server.server_close()
+
+
+def with_webhook(
+    make_tenant: Callable[..., Tenant], receiver: Receiver, events: list[str]
+) -> Tenant:
+    return make_tenant(
+        webhooks=[{"id": "hook", "url": receiver.url, "events": events, "secret": SECRET}]
+    )
+
+
+def deliveries(tenant: Tenant, webhook: str = "hook", **kw: Any) -> Any:
+    admin = tenant.token(roles=["tenant_admin"])
+    return call(tenant, "GET", f"/tenant/webhooks/{webhook}/deliveries", token=admin, **kw)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    assert predicate()
+
+
+def test_a_receiver_that_fails_then_recovers_gets_every_event_once_signed(
+    make_tenant: Callable[..., Tenant], receiver: Receiver
+) -> None:
+    receiver.failures = 2
+    tenant = with_webhook(make_tenant, receiver, ["ticket.created", "comment.created"])
+    tickets = [created(tenant.create(seed_body(summary=f"hooked {i}"))) for i in range(3)]
+    response = call(
+        tenant, "POST", f"/ticket/{tickets[0]['object_id']}/comments", json={"body": "hi"}
+    )
+    assert response.status_code == 200
+    updated(patch(tenant, tickets[1]["object_id"], {"etag": tickets[1]["etag"], "summary": "x"}))
+
+    wait_until(lambda: len(receiver.delivered()) >= 4)
+    time.sleep(1)  # anything extra (a duplicate, the update) would arrive by now
+    good = receiver.delivered()
+    ids = [r.headers["X-Ticketing-Delivery"] for r in good]
+    assert len(ids) == len(set(ids)) == 4, ids
+    assert len([r for r in receiver.requests if r.answered == 500]) == 2
+    bodies = []
+    for request in receiver.requests:
+        timestamp = request.headers["X-Ticketing-Timestamp"]
+        expected = hmac.new(
+            SECRET.encode(), timestamp.encode() + b"." + request.body, hashlib.sha256
+        ).hexdigest()
+        assert request.headers["X-Ticketing-Signature"] == f"sha256={expected}"
+        assert abs(int(timestamp) - time.time()) < 300
+        body = json.loads(request.body)
+        assert set(body) == {"id", "type", "occurredAt", "tenantId", "data"}
+        assert str(body["id"]) == request.headers["X-Ticketing-Delivery"]
+        assert body["type"] == request.headers["X-Ticketing-Event"]
+        assert body["tenantId"] == tenant.id
+        bodies.append(body)
+    delivered = {json.loads(r.body)["id"]: json.loads(r.body) for r in good}
+    kinds = sorted(b["type"] for b in delivered.values())
+    assert kinds == ["comment.created", "ticket.created", "ticket.created", "ticket.created"]
+    created_ids = {
+        b["data"]["objectId"] for b in delivered.values() if b["type"] == "ticket.created"
+    }
+    assert created_ids == {t["object_id"] for t in tickets}
+    first = next(b for b in delivered.values() if b["data"]["objectId"] == tickets[2]["object_id"])
+    assert first["data"]["ticket"] == tickets[2]
+
+    listed = deliveries(tenant)
+    assert listed.status_code == 200, listed.text
+    rows = listed.json()["data"]["value"]
+    assert len(rows) == 4 and all(r["status"] == "delivered" for r in rows)
+    assert sum(r["attempts"] for r in rows) == 6
+    retried = [r for r in rows if r["attempts"] > 1]
+    assert retried and all(r["log"][0]["status"] == 500 for r in retried)
+    assert all(r["log"][-1]["status"] == 200 for r in rows)
+
+
+def test_a_hanging_receiver_does_not_hold_up_creates(
+    make_tenant: Callable[..., Tenant], receiver: Receiver
+) -> None:
+    receiver.hang.set()
+    tenant = with_webhook(make_tenant, receiver, ["ticket.created"])
+    created(tenant.create())
+    wait_until(lambda: receiver.in_flight >= 1)
+    started = time.monotonic()
+    for i in range(10):
+        created(tenant.create(seed_body(summary=f"while hanging {i}")))
+    # All ten answered while the receiver still hangs (it holds requests up to 30 s).
+    assert receiver.hang.is_set() and time.monotonic() - started < 30
+    wait_until(
+        lambda: any(
+            "timed out" in attempt.get("error", "")
+            for row in deliveries(tenant).json()["data"]["value"]
+            for attempt in row["log"]
+        )
+    )
+    receiver.hang.clear()
+    wait_until(lambda: len({r.headers["X-Ticketing-Delivery"] for r in receiver.delivered()}) >= 11)
+
+
+def test_the_deliveries_endpoint_is_for_admins_and_known_webhooks(
+    make_tenant: Callable[..., Tenant], receiver: Receiver
+) -> None:
+    tenant = with_webhook(make_tenant, receiver, ["ticket.created"])
+    agent = call(tenant, "GET", "/tenant/webhooks/hook/deliveries")
+    assert_error(agent, 401, "USER_PERMISSION_FAILURE")
+    assert_error(deliveries(tenant, "nope"), 404)
+    bad = deliveries(tenant, params={"type": "agent", "module": "ticketing", "top": "0"})
+    assert "top" in assert_error(bad, 400)["validationResult"]["reason"]
+    other = make_tenant()
+    admin = other.token(roles=["tenant_admin"])
+    assert_error(call(other, "GET", "/tenant/webhooks/hook/deliveries", token=admin), 404)
+
+
+def test_loopback_and_private_targets_are_refused_unless_allowed() -> None:
+    async def refused(url: str) -> bool:
+        try:
+            await check_target(url, allow_private=False)
+        except TargetRefused:
+            return True
+        return False
+
+    for url in (
+        "http://127.0.0.1:8080/x",
+        "http://localhost/x",
+        "http://10.1.2.3/x",
+        "http://192.168.0.10/x",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/x",
+        "ftp://example.com/x",
+    ):
+        assert asyncio.run(refused(url)), url
+    assert not asyncio.run(refused("https://93.184.215.14/hook"))
+    asyncio.run(check_target("http://127.0.0.1/x", allow_private=True))
+
+
+def test_webhook_configuration_is_validated() -> None:
+    base = {
+        "id": "4b0f5f3e-8f9e-4a55-9a57-3c2f6a1e0b11",
+        "name": "N",
+        "realm": "n",
+        "prefix": "REQ",
+    }
+    good = {
+        "id": "h",
+        "url": "https://example.com/h",
+        "events": ["ticket.created"],
+        "secret": SECRET,
+    }
+    parse_config({"tenants": [{**base, "webhooks": [good]}]}, source="t")
+    for bad in (
+        {**good, "url": "example.com/h"},
+        {**good, "events": ["ticket.exploded"]},
+        {**good, "events": []},
+        {**good, "secret": "short"},
+    ):
+        with pytest.raises(ConfigError):
+            parse_config({"tenants": [{**base, "webhooks": [bad]}]}, source="t")
+    with pytest.raises(ConfigError):
+        parse_config({"tenants": [{**base, "webhooks": [good, good]}]}, source="t")
