@@ -1,5 +1,5 @@
 -- The database work of one create, as the service does it on PostgreSQL: one call of the
--- create function (migration 0005) in autocommit mode, which takes the tenant for its own
+-- create function (migrations 0005 and 0008; no priority, queue or SLA clocks here) in autocommit mode, which takes the tenant for its own
 -- transaction, checks the tenant's configuration version, bumps the display-ID and
 -- bookkeeping counters (locking them), and inserts the ticket and its history entry.
 -- Like the service, it runs as the role bound by the tenant row-level security policies
@@ -11,4 +11,5 @@ SELECT new_number, new_serial FROM ticketing_create_ticket(md5('bench-tenant-' |
         '{}'::jsonb, NULL, gen_random_uuid(), 2, 'Open', 'To-do Category', 'user@example.com', false, now(),
         '{"username": "user@example.com", "email": "user@example.com", "firstName": "Jane", "lastName": "Doe"}'::jsonb,
         '[{"field": "summary", "old": null, "new": "Hardware request - new laptop"}, {"field": "status", "old": null, "new": "Open"}, {"field": "ab13e5d1-9b9d-4c3e-8fc4-e86912c8cb53", "old": null, "new": "Need a replacement laptop"}, {"field": "7f111983-1013-41be-a056-989fff018bb5", "old": null, "new": "<p>Current laptop battery no longer holds charge.</p>"}, {"field": "711ea9e6-1b73-4070-9eb2-941803f7f5d4", "old": null, "new": "<2week"}, {"field": "offerId", "old": null, "new": "23629"}, {"field": "ccWatchers", "old": null, "new": []}, {"field": "toWatchers", "old": null, "new": []}]'::jsonb,
-        NULL, NULL);
+        NULL, NULL,
+        NULL, NULL, NULL, NULL, NULL, NULL, NULL);
