@@ -176,9 +176,6 @@ async def update_ticket(
             new = [a["id"] for a in attachments[key]]
             changes.append({"field": f"attachments.{key}", "old": old, "new": new})
         values["attachments"] = attachments
-    if not changes:
-        return ticket_public(current)
-    data["lastUpdatedBy"] = last_updated_by(access.principal)
     desk = access.catalog.desk
     derived = routing.priority_from_fields(
         desk, ticket_type_id=ticket_type.id, changed=request.values, data=data
@@ -186,6 +183,9 @@ async def update_ticket(
     if derived is not None and "priority" not in routing_body:
         routing.apply_change(route, "priority", "priority", current["priority"], derived)
     changes += route.changes
+    if not changes:
+        return ticket_public(current)
+    data["lastUpdatedBy"] = last_updated_by(access.principal)
     clocks = sla_service.on_change(
         desk,
         current,
