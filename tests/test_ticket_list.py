@@ -568,7 +568,7 @@ def test_a_condition_with_several_faults_reports_each_on_list_and_count(tenant: 
     filter_ = {
         "op": "XOR",
         "operand": [
-            {"column": "priority", "op": "SOUNDS_LIKE", "operand": "x"},
+            {"column": "severity", "op": "SOUNDS_LIKE", "operand": "x"},
             {"column": "nope", "op": "IN", "operand": "not a list"},
             {"column": "nada", "op": "LIKE", "operand": ""},
         ],
@@ -584,7 +584,7 @@ def test_a_condition_with_several_faults_reports_each_on_list_and_count(tenant: 
             "filter.operand[2].column",
             "filter.operand[2].operand",
         }, reason
-        assert any("priority" in m for m in reason["filter.operand[0].column"]), reason
+        assert any("severity" in m for m in reason["filter.operand[0].column"]), reason
         assert any("EQ" in m for m in reason["filter.operand[0].op"]), reason
         assert any("IN" in m for m in reason["filter.operand[1].operand"]), reason
         assert any("LIKE" in m for m in reason["filter.operand[2].operand"]), reason
