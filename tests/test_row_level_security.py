@@ -194,7 +194,8 @@ def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
         tenant.db.fetch(
             "INSERT INTO notifications (tenant_id, id, recipient, kind, ticket_id, object_id, "
             "message, data, read, created_at) SELECT tenant_id, :n, 'someone', 'comment', id, "
-            "object_id, 'hello', '{}', false, created_at FROM tickets WHERE tenant_id = :t",
+            "object_id, 'hello', '{}', false, created_at FROM tickets WHERE tenant_id = :t "
+            "ORDER BY id_serial LIMIT 1",
             t=uuid.UUID(tenant.id),
             n=uuid.uuid4(),
         )
