@@ -341,6 +341,9 @@ MERGE = ("POST", "/api/v2/ticketing/ticket/{objectId}/merge")
 QUEUE_PATHS = "/api/v2/ticketing/queue/"
 queue_ids = st.sampled_from([QUEUE, QUEUE, OTHER_QUEUE, "nope"])
 member_ids = st.sampled_from([*AGENTS, "l2@example.com", "user@example.com", "ghost"])
+# DELETE never removes the last agent, so PUT (fuzzed after it) still finds a member to change.
+KEPT_MEMBER = AGENTS[-1]
+removable_ids = st.sampled_from([*AGENTS[:-1], "l2@example.com", "user@example.com", "ghost"])
 member_bodies = st.fixed_dictionaries(
     {"userId": member_ids | st.sampled_from(["new@example.com", ""]) | json_scalars}
 )
@@ -586,7 +589,10 @@ class FuzzTarget:
         if key[1].startswith(QUEUE_PATHS) and names:
             parts: dict[str, st.SearchStrategy[Any]] = {"queueId": queue_ids}
             if "userId" in names:
-                parts["userId"] = member_ids
+                parts["userId"] = {
+                    "DELETE": removable_ids,
+                    "PUT": st.just(KEPT_MEMBER) | member_ids,
+                }.get(key[0], member_ids)
             override: dict[str, st.SearchStrategy[Any]] = {
                 "path_parameters": st.fixed_dictionaries(parts)
             }
