@@ -76,6 +76,7 @@ class EventHub:
         listen_url: str | None = None,
         poll_interval: float = 1.0,
         notify_interval: float = 0.05,
+        read_interval: float = 0.05,
         keep_seconds: float = 600.0,
         keep_count: int = 10_000,
     ) -> None:
@@ -83,6 +84,7 @@ class EventHub:
         self.listen_url = listen_url
         self.poll_interval = poll_interval
         self.notify_interval = notify_interval
+        self.read_interval = read_interval
         self.keep_seconds = keep_seconds
         self.keep_count = keep_count
         self.cursor = 0
@@ -152,10 +154,12 @@ class EventHub:
         self._notify.set()
 
     async def _read_loop(self) -> None:
+        clock = asyncio.get_running_loop().time
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             self._wake.clear()
+            started = clock()
             try:
                 await self._read_all()
             except DATABASE_ERRORS as exc:
@@ -164,6 +168,11 @@ class EventHub:
             except Exception:
                 log.exception("event hub: reading failed")
                 await asyncio.sleep(self.poll_interval)
+            # Under steady writes the wake-up is set again by the next commit at once: one
+            # pass per `read_interval` at most, each numbering and reading what committed
+            # meanwhile as one batch, keeps the reader's queries from growing with the write
+            # rate (passes back to back took a database core's share from the creates).
+            await asyncio.sleep(max(0.0, self.read_interval - (clock() - started)))
 
     async def _start_cursor(self) -> None:
         await repository.number_events(self.engine)
@@ -187,7 +196,7 @@ class EventHub:
             if waiting != 0:
                 # Committed events wait for an older transaction, or another process is
                 # numbering them: look again shortly.
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(self.read_interval)
                 continue
             return
 
