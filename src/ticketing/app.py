@@ -136,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool_in_use=lambda: float(getattr(pool, "checkedout", lambda: 0)()),
         )
         state.webhooks.on_outcome = lambda outcome: metrics.webhooks.labels(outcome).inc()
+        if state.replicas is not None:
+            state.replicas.on_read = lambda source: metrics.reads.labels(source).inc()
         await state.hub.start()
         await state.webhooks.start()
         if state.replicas is not None:

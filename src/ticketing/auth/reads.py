@@ -47,9 +47,13 @@ async def run_read(
         if replica is not None:
             try:
                 async with transaction(replica.sessionmaker) as session:
-                    return await work(session)
+                    result = await work(session)
             except DATABASE_ERRORS as exc:
                 replicas.failed(replica, exc)
+            else:
+                replicas.on_read("replica")
+                return result
+        replicas.on_read("primary")
     async with transaction(state.sessionmaker) as session:
         return await work(session)
 

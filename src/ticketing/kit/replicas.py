@@ -26,7 +26,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,6 +107,8 @@ class ReplicaSet:
     _sampling: asyncio.Future[None] | None = None
     _rotation: itertools.count[int] = field(default_factory=itertools.count)
     _task: asyncio.Task[None] | None = None
+    # Told which database served each read: "replica" or "primary" (for the metrics).
+    on_read: Callable[[str], None] = lambda _source: None
 
     @classmethod
     def from_urls(
