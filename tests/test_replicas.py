@@ -283,8 +283,9 @@ def test_discovery_reads_a_replica_until_it_replays_a_new_configuration(
     assert call(tenant, "GET", "/tenant/meta", token=reader).json()["data"]["name"] == old_name
     replay.resume_replay()
     wait_until(
-        lambda: call(tenant, "GET", "/tenant/meta", token=reader).json()["data"]["name"]
-        == "Renamed"
+        lambda: (
+            call(tenant, "GET", "/tenant/meta", token=reader).json()["data"]["name"] == "Renamed"
+        )
     )
 
 
