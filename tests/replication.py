@@ -9,6 +9,7 @@ PostgreSQL's programs refuse to run as root: under root (CI) they run as the pos
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -120,10 +121,8 @@ class ReplicatedCluster:
 
     def remove(self) -> None:
         for node in (self.replica, self.primary):
-            try:
+            with contextlib.suppress(RuntimeError):  # already stopped
                 node.stop()
-            except RuntimeError:
-                pass
         shutil.rmtree(self.home, ignore_errors=True)
 
 
