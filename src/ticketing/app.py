@@ -163,7 +163,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     metrics = Metrics()
     app.state.metrics = metrics
-    app.add_middleware(WriteMarks)
+    if settings.database_replica_urls.strip():
+        # Only replicas need to know who wrote (read your writes).
+        app.add_middleware(WriteMarks)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(tickets_router)
