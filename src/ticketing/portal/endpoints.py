@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ticketing.auth.access import Access, Action, app_state
+from ticketing.auth.access import Access, Action, app_state, caller_key
 from ticketing.auth.tokens import Principal
 from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.errors import (
@@ -249,6 +249,8 @@ async def _signed_in(request: Request, action: Action = Action.READ) -> Access:
     state = app_state(request)
     principal = await service.verify_token(state, session.token)
     request.state.principal = principal
+    # Its writes are the same caller's as through the API (read your writes on replicas).
+    request.state.caller = caller_key(principal)
     return await service.admit(state, principal, action)
 
 
