@@ -261,3 +261,32 @@ def test_lists_show_sla_due_and_breach_and_the_queue_filters_as_the_api_does(
     response_row = agent.last_html.split('class="clock-response"')[1].split("</tr>")[0]
     assert "First response" in response_row and "Breached" in response_row
     assert find(page, "h2", id="sla-title")[0].text == "Service level"
+
+
+def test_the_queue_updates_stream_is_the_apis_for_a_signed_in_agent(
+    portal: Callable[[], PortalClient], make_tenant: Callable[..., Tenant]
+) -> None:
+    tenant = make_tenant(**desk_overrides())
+    anonymous = portal()
+    assert anonymous.get("/portal/queue/updates").status_code == 303
+    requester = portal()
+    requester.sign_in(tenant)
+    assert requester.get("/portal/queue/updates").status_code == 403
+    agent = portal()
+    agent.sign_in(tenant, "agent")
+    url = f"{agent.base_url}/portal/queue/updates"
+    with agent.client.stream("GET", url) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert "frame-ancestors 'none'" in stream.headers["content-security-policy"]
+        lines = stream.iter_lines()
+        assert next(lines).startswith("id: ")
+        assert next(lines) == "event: connected"
+        assert tenant.id in next(lines)
+        created = tenant.create(seed_body(), token=persona_token(tenant, "requester")).json()
+        seen = []
+        for line in lines:
+            seen.append(line)
+            if line.startswith("data: ") and created["objectId"] in line:
+                break
+        assert "event: created" in seen

@@ -90,9 +90,11 @@ async def list_updates(
     access: Access,
     hub: EventHub,
     heartbeat: float,
+    expires_at: float | None = None,
 ) -> AsyncIterator[bytes]:
     """Prepares a list-updates stream (snapshot and replay are read now, with `session`) and
-    returns its body; the body holds no database connection."""
+    returns its body; the body holds no database connection. It ends when the bearer token
+    expires (`expires_at`: when the caller's token, if not a bearer header's, expires)."""
     snapshot = parse_flag(request.query_params, "snapshot")
     last_event_id = parse_last_event_id(request.headers)
     subscription = hub.subscribe(access.tenant_id)
@@ -142,5 +144,5 @@ async def list_updates(
         last_sent=last_sent,
         render=render,
         heartbeat=heartbeat,
-        expires_at=sse.token_expiry(request),
+        expires_at=expires_at if expires_at is not None else sse.token_expiry(request),
     )

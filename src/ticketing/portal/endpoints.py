@@ -20,10 +20,11 @@ import jwt
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from markupsafe import Markup
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from ticketing.auth.access import Access, Action, app_state
 from ticketing.auth.tokens import Principal
+from ticketing.events import sse
 from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.errors import (
     AuthenticationFailure,
@@ -678,6 +679,22 @@ async def queue(request: Request) -> Response:
         sorts=service.SORTS,
         query=_query_maker(listing),
     )
+
+
+@router.get("/queue/updates")
+async def queue_updates(request: Request) -> Response:
+    """The queue's live updates: the API's list-updates stream (Server-Sent Events) for the
+    session's user, authenticated by the session cookie; the queue page's script reloads
+    its table when a ticket is created, updated or deleted."""
+    access = await _signed_in(request)
+    if not service.is_agent(access.principal):
+        raise Forbidden("The queue is for agents")
+    session: PortalSession = request.state.portal_session
+    assert session.token is not None
+    body = await service.queue_updates(
+        app_state(request), access, request, expires_at=_token_expiry(session.token)
+    )
+    return StreamingResponse(body, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
 
 
 # --- assets and the rest -----------------------------------------------------------------

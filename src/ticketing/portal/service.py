@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import math
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from ticketing.auth.dev_issuer import load_or_create_dev_key, mint_token
 from ticketing.auth.tokens import Principal
 from ticketing.catalog.fields import FieldSpec
 from ticketing.catalog.service import OfferSpec, StaleCatalog, TenantCatalog, TicketTypeSpec
+from ticketing.events import service as events
 from ticketing.kit.db import transaction
 from ticketing.kit.errors import NotFound, ServiceUnavailable, TenantNotFound
 from ticketing.kit.tenancy import bind_tenant
@@ -251,6 +252,10 @@ _SYSTEM_LABELS = {
     "toWatchers": "To watchers",
     "offerId": "Offer",
     "deleted_seq": "Deleted",
+    "assignee": "Assignee",
+    "priority": "Priority",
+    "queueId": "Queue",
+    "slaPolicy": "SLA policy",
 }
 
 
@@ -464,6 +469,22 @@ async def update_ticket(
 def changes_since(page: TicketPage, version: int) -> list[dict[str, Any]]:
     """History entries newer than the version a form was based on."""
     return [entry for entry in page.history if entry["version"] > version]
+
+
+async def queue_updates(
+    state: AppState, access: Access, request: Any, *, expires_at: float
+) -> AsyncIterator[bytes]:
+    """The list-updates stream of the API (`created`, `updated`, `deleted` of the tickets
+    the user may list, heartbeats) for a portal session, ending when its token expires."""
+    async with transaction(state.sessionmaker) as session:
+        return await events.list_updates(
+            session,
+            request=request,
+            access=access,
+            hub=state.hub,
+            heartbeat=state.settings.sse_heartbeat,
+            expires_at=expires_at,
+        )
 
 
 # --- lists -------------------------------------------------------------------------------
