@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -92,6 +93,11 @@ def _methods_for(app: FastAPI, request: Request) -> list[str]:
     ]
 
 
+# Young-generation collections after this many net allocations of tracked objects (the
+# interpreter's default is 700).
+GC_THRESHOLD = 50_000
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Builds the application for the given settings (default: from the environment)."""
     settings = settings or get_settings()
@@ -116,6 +122,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.webhooks.on_outcome = lambda outcome: metrics.webhooks.labels(outcome).inc()
         await state.hub.start()
         await state.webhooks.start()
+        # What is loaded by now (modules, routes, settings, the tenant caches' first entries)
+        # lives as long as the process: keep the collector from walking it on every full
+        # collection, and collect young objects less often (a request's objects are almost
+        # all freed by reference counting; the collector is for the few cycles). Measured
+        # with `perf record` under creates: the collector went from about 10% of the
+        # process's CPU to under 1%.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         try:
             async with periodic_gc(settings, state.blobs):
                 yield
