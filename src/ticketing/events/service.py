@@ -93,9 +93,11 @@ async def list_updates(
     hub: EventHub,
     subscription: Subscription,
     heartbeat: float,
+    expires_at: float | None = None,
 ) -> StreamBody:
     """Prepares a list-updates stream (snapshot and replay are read now, with `session`) and
-    returns its body; the body holds no database connection.
+    returns its body; the body holds no database connection. It ends when the bearer token
+    expires (`expires_at`: when the caller's token, if not a bearer header's, expires).
 
     `subscription` is the caller's, taken before `session` began: the snapshot and the replay
     must hold every event up to its start (a replica's session must have replayed past it).
@@ -145,5 +147,5 @@ async def list_updates(
         last_sent=last_sent,
         render=render,
         heartbeat=heartbeat,
-        expires_at=sse.token_expiry(request),
+        expires_at=expires_at if expires_at is not None else sse.token_expiry(request),
     )
