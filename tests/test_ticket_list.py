@@ -12,13 +12,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from tests.support import (
     DESCRIPTION,
     F_CHECKBOX,
+    F_DROPDOWN,
+    F_EMAIL,
     F_MULTISELECT,
     F_NUMBER,
     F_TEXT,
+    F_TEXTAREA,
     NEEDED_WITHIN,
     TITLE,
     Tenant,
@@ -35,6 +39,11 @@ from tests.ticket_api import (
     updated,
     user_token,
 )
+from ticketing.catalog.service import compile_catalog
+from ticketing.kit.db import create_sessionmaker, transaction
+from ticketing.models import Ticket
+from ticketing.tickets.filters import parse_list_request
+from ticketing.tickets.repository import scoped
 
 # --------------------------------------------------------------------------- helpers
 
@@ -455,6 +464,114 @@ def test_search(catalogue: dict[str, Any], search: str, expected: set[str]) -> N
 
 def test_empty_search_matches_everything(catalogue: dict[str, Any]) -> None:
     assert matching(catalogue["tenant"], {"search": ""}) == CTC | ALL
+
+
+def test_search_matches_the_same_tickets_through_the_trigram_index(tenant: Tenant) -> None:
+    """On PostgreSQL a search first asks the trigram index (migration 0012) for candidates:
+    values JSON writes escaped, LIKE's escape character, values of fields the search does
+    not look at and the keys the service adds to `data` give the same answers as the scan."""
+    quoted = create20000(tenant, "Quoted", **{F_TEXT: 'said "hi\\yo"', F_TEXTAREA: "one\ntwo\tx"})[
+        "object_id"
+    ]
+    slashed = create16910(tenant, "Share a/b path 100%_done", **{TITLE: "Mount"})["object_id"]
+    other = create20000(
+        tenant, "Plain", **{F_TEXT: "nothing", F_DROPDOWN: "medium", F_EMAIL: "zed@example.com"}
+    )["object_id"]
+    expected = {
+        'said "hi': {quoted},  # a double quote: asks no index
+        'hi\\yo"': {quoted},  # a backslash
+        "said": {quoted},  # through the index: the value's JSON text has it too
+        "one\ntwo": {quoted},  # a newline: asks no index
+        "two\tx": {quoted},
+        "one two": set(),  # the newline is no space
+        "a/b": {slashed},  # LIKE's escape character, literal
+        "/": {slashed},
+        "100%_d": {slashed},
+        "mount": {slashed},
+        "plain": {other},
+        other.lower(): {other},  # the display ID
+        "medium": set(),  # a dropdown's value is not searched
+        "zed@example": set(),  # nor an email field's
+        "offerid": set(),  # nor the keys and values the service adds
+        "23630": set(),
+        "lastupdatedby": set(),
+        "example.com": set(),
+        "\x1f": set(),  # the index's separator is no ticket's text (and asks no index)
+    }
+    for needle, found in expected.items():
+        assert matching(tenant, {"search": needle}) == found, needle
+        assert matching(tenant, {"search": needle.upper()}) == found, needle
+
+    # The index follows changes: the old text is no longer found, the new one is.
+    before = get_ticket(tenant, other)
+    updated(patch(tenant, other, {"etag": before["etag"], "ticketBody": {F_TEXT: "quokka"}}))
+    assert matching(tenant, {"search": "nothing"}) == set()
+    assert matching(tenant, {"search": "quokka"}) == {other}
+
+
+def test_a_search_is_answered_from_the_trigram_index_on_postgresql(tenant: Tenant) -> None:
+    """With thousands of tickets in the tenant, the list's own query for a selective search
+    finds its candidates through ix_tickets_search on PostgreSQL, for the page and for the
+    count; SQLite scans. (The thousands are written, planned against and rolled back.)"""
+    create16910(tenant, "Laptop 4711")
+
+    async def plans(engine: Any) -> tuple[str, list[str]]:
+        async with transaction(create_sessionmaker(engine)) as session:
+            catalog = await compile_catalog(session, tenant_id=uuid.UUID(tenant.id))
+        assert catalog is not None
+        query = parse_list_request({"search": "Laptop 4711"}, catalog)
+        scope = scoped(catalog.tenant_id).where(query.where)
+        statements = [
+            scope.order_by(*query.order_by).limit(query.top),
+            select(func.count()).select_from(scope.with_only_columns(Ticket.id).subquery()),
+        ]
+        compiled = [
+            str(s.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+            for s in statements
+        ]
+        async with engine.connect() as connection:  # never committed
+            if tenant.db.name == "sqlite":
+                explain = "EXPLAIN QUERY PLAN"
+            else:
+                explain = "EXPLAIN"
+                await connection.exec_driver_sql(FILLER, (uuid.UUID(tenant.id),))
+                # As a vacuum would: the new entries out of the index's pending list.
+                clean = "SELECT gin_clean_pending_list('ix_tickets_search')"
+                await connection.exec_driver_sql(clean)
+                await connection.exec_driver_sql("ANALYZE tickets")
+            found = []
+            for sql in compiled:
+                rows = await connection.exec_driver_sql(f"{explain} {sql}")
+                found.append("\n".join(str(row[-1]) for row in rows))
+            await connection.rollback()
+        return compiled[0], found
+
+    sql, found = tenant.db.run(plans)
+    for plan in found:
+        if tenant.db.name == "postgresql":
+            assert "ticketing_search_text(" in sql, sql
+            assert "Bitmap Index Scan on ix_tickets_search" in plan, plan
+        else:
+            assert "ticketing_search_text" not in sql, sql
+            assert "SCAN tickets" in plan or "SEARCH tickets" in plan, plan
+
+
+# 5,000 copies of the tenant's ticket with other IDs and texts.
+FILLED = {
+    "id": "gen_random_uuid()",
+    "id_serial": "1000000 + g",
+    "object_id": "'FIL-' || g",
+    "display_prefix": "'FIL'",
+    "display_number": "g",
+    "summary": "'Filler ticket ' || g",
+    "data": "jsonb_build_object('note', 'Printer toner ' || g)",
+}
+FILLER = f"""
+INSERT INTO tickets ({", ".join(c.name for c in Ticket.__table__.columns)})
+SELECT {", ".join(FILLED.get(c.name, f"t.{c.name}") for c in Ticket.__table__.columns)}
+FROM tickets AS t, generate_series(1, 5000) AS g
+WHERE t.tenant_id = $1
+"""
 
 
 @pytest.mark.parametrize(

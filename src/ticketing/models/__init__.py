@@ -307,6 +307,10 @@ class IdempotencyKey(Base):
 
 # --- attachments (ticketing.attachments) ---
 
+# Indexes that PostgreSQL has and the models do not describe, because SQLite cannot have
+# them: the list search's trigram index over `ticketing_search_text(...)` (migration 0012).
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_tickets_search"})
+
 # Live tickets that carry at least one file: what `hasAttachments EQ true` selects. The text
 # comparison is written the same way in the index predicate and in the filter, so that the
 # planner can prove the one implies the other (an empty map is stored as exactly `{}`).

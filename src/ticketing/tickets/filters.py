@@ -6,13 +6,28 @@ tenant's own field UUIDs, so nothing from the request reaches SQL as text.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, literal_column, not_, or_, true
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    false,
+    func,
+    literal_column,
+    not_,
+    or_,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from ticketing.catalog.fields import FieldSpec
 from ticketing.catalog.service import TenantCatalog
@@ -204,7 +219,45 @@ def _search_clause(search: str, fields: dict[str, FieldSpec]) -> ColumnElement[b
         for spec in fields.values()
         if spec.type in ("text", "textarea", "richtext")
     ]
-    return or_(*(func.lower(t).contains(needle, autoescape=True) for t in targets))
+    matches = or_(*(func.lower(t).contains(needle, autoescape=True) for t in targets))
+    if JSON_ESCAPED.search(needle):
+        return matches
+    pattern = "%" + LIKE_SPECIAL.sub(r"/\g<0>", needle) + "%"
+    candidates = SearchCandidates(
+        Ticket.summary, Ticket.object_id, Ticket.data, bindparam(None, pattern, String())
+    )
+    return and_(candidates, matches)
+
+
+# What JSON text writes otherwise than as itself, and what LIKE reads as wildcards or its
+# escape character.
+JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+LIKE_SPECIAL = re.compile(r"[/%_]")
+
+
+class SearchCandidates(FunctionElement[bool]):
+    """On PostgreSQL, the tickets whose joined search text (migration 0012) contains the
+    needle, found through its trigram index: every ticket the search matches is one of them,
+    so the search's own conditions need only be checked on these. Elsewhere no condition.
+
+    Arguments: summary, object_id and data columns, and the needle's LIKE pattern (escaped
+    with `/`)."""
+
+    type = Boolean()
+    name = "search_candidates"
+    inherit_cache = True
+
+
+@compiles(SearchCandidates)
+def _no_candidates(element: SearchCandidates, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(true(), **kw))
+
+
+@compiles(SearchCandidates, "postgresql")
+def _trigram_candidates(element: SearchCandidates, compiler: Any, **kw: Any) -> str:
+    summary, object_id, data, pattern = element.clauses
+    text = func.ticketing_search_text(summary, object_id, data)
+    return str(compiler.process(text.like(pattern, escape="/"), **kw))
 
 
 @dataclass
