@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,15 +62,25 @@ def _sla_state() -> str:
     return json.dumps(state).replace("'", "''")
 
 
-def load_tickets(cluster: Cluster, database: str, tenant_id: str, count: int) -> float:
+def load_tickets(
+    cluster: Cluster,
+    database: str,
+    tenant_id: str,
+    count: int,
+    *,
+    queue: str = "33654",
+    assignees: Sequence[str | None] = tuple(f"agent{n}@example.com" for n in range(40)),
+) -> float:
     """Inserts `count` tickets in one statement, sets the counters, analyses; returns seconds.
 
     Ticket i (its id_serial, and the order rows are written in) gets the creation time of
     rank c in a fixed pseudo-random permutation (3 s apart from 2025-01-01) and one of 1,000
-    submitters picked by a hash of i; statuses cycle through the four.
+    submitters picked by a hash of i; statuses cycle through the four, and so do the
+    assignees (None: unassigned); every ticket is in `queue`.
     """
     started = time.perf_counter()
     sla_state = _sla_state()
+    names = ", ".join("NULL" if a is None else "'" + a.replace("'", "''") + "'" for a in assignees)
     cluster.psql(
         f"""
         INSERT INTO tickets (tenant_id, id, id_serial, object_id, display_prefix, display_number,
@@ -93,8 +104,8 @@ def load_tickets(cluster: Cluster, database: str, tenant_id: str, count: int) ->
             NULL, -1, 'user' || s || '@example.com', false,
             timestamptz '{LOAD_START.isoformat()}' + make_interval(secs => c * 3),
             timestamptz '{LOAD_START.isoformat()}' + make_interval(secs => c * 3),
-            (ARRAY['critical', 'high', 'medium', 'low'])[1 + (i / 4) % 4], '33654',
-            'agent' || (i % 40) || '@example.com', '{sla_state}'::jsonb,
+            (ARRAY['critical', 'high', 'medium', 'low'])[1 + (i / 4) % 4], '{queue}',
+            (ARRAY[{names}]::text[])[1 + i % {len(assignees)}], '{sla_state}'::jsonb,
             -- Open and In Progress tickets have running clocks, due from 5 hours ago to
             -- about a week ahead (3% overdue); of the done ones, 4% were met late.
             CASE WHEN i % 4 < 2 THEN now() + make_interval(mins => (i % 10000) - 300) END,

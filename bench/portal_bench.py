@@ -39,6 +39,14 @@ TITLE = "ab13e5d1-9b9d-4c3e-8fc4-e86912c8cb53"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 SERVER_TIMING = re.compile(r"app;dur=([0-9.]+)")
 WARM_UP = 5
+CAPTION = re.compile(r"<caption>(\d+) tickets?</caption>")
+# What the search looks at in the demo tenant: summary, display ID, its text fields.
+SEARCHED = (
+    "summary",
+    "object_id",
+    f"data ->> '{TITLE}'",
+    "data ->> '7f111983-1013-41be-a056-989fff018bb5'",
+)
 
 
 def signed_in(base: str, user: str) -> tuple[httpx.Client, str]:
@@ -112,7 +120,16 @@ def run(args: argparse.Namespace, cluster: Cluster, cluster_line: str) -> None:
     ticketing("migrate", env=env)
     ticketing("load", str(DEMO_CONFIG), env=env)
     print(f"loading {args.tickets:,} tickets ...", flush=True)
-    load_seconds = load_tickets(cluster, db_name, DEMO_TENANT, args.tickets)
+    # In the demo's queue, a third each assigned to its two agents, a third unassigned, so
+    # that the assignee filter selects tickets the portal offers it for.
+    load_seconds = load_tickets(
+        cluster,
+        db_name,
+        DEMO_TENANT,
+        args.tickets,
+        queue="l1",
+        assignees=("agent@example.com", "admin@example.com", None),
+    )
     # One in a thousand is the demo requester's, for "My tickets".
     cluster.psql(
         "UPDATE tickets SET submitted_by = 'user@example.com' WHERE id_serial % 1000 = 0",
@@ -176,8 +193,22 @@ def run(args: argparse.Namespace, cluster: Cluster, cluster_line: str) -> None:
             ),
             "ticket page (agent)": (lambda: agent.get(f"/portal/tickets/{middle}"), 200),
         }
+        # The filtered queues list what the database holds for their conditions.
+        listed = f"tenant_id = '{DEMO_TENANT}' AND deleted_seq = -1 AND moved_to IS NULL"
+        needle = "'%laptop 4711%'"
+        counted = {
+            "queue (search)": f"({' OR '.join(f'lower({c}) LIKE {needle}' for c in SEARCHED)})",
+            "queue (priority = high)": "priority = 'high'",
+            "queue (assignee)": "assignee = 'agent@example.com'",
+        }
         for name, (request, expected) in cases.items():
             results[name] = time_page(request, expected, args.requests)
+            if name in counted:
+                where = f"{listed} AND {counted[name]}"
+                total = int(cluster.psql(f"SELECT count(*) FROM tickets WHERE {where}", db_name))
+                shown = CAPTION.search(request().text)
+                assert shown and int(shown.group(1)) == total, (name, shown, total)
+                results[name]["tickets"] = total
             print(f"{name}: {results[name]}", flush=True)
     finally:
         process.terminate()
