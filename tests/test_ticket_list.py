@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.support import (
     DESCRIPTION,
@@ -39,11 +39,10 @@ from tests.ticket_api import (
     updated,
     user_token,
 )
-from ticketing.catalog.service import compile_catalog
-from ticketing.kit.db import create_sessionmaker, transaction
+from ticketing.config import APP_ROLE
 from ticketing.models import Ticket
-from ticketing.tickets.filters import parse_list_request
-from ticketing.tickets.repository import scoped
+from ticketing.tickets.filters import search_pattern
+from ticketing.tickets.repository import search_candidates
 
 # --------------------------------------------------------------------------- helpers
 
@@ -510,50 +509,50 @@ def test_search_matches_the_same_tickets_through_the_trigram_index(tenant: Tenan
 
 
 def test_a_search_is_answered_from_the_trigram_index_on_postgresql(tenant: Tenant) -> None:
-    """With thousands of tickets in the tenant, the list's own query for a selective search
-    finds its candidates through ix_tickets_search on PostgreSQL, for the page and for the
-    count; SQLite scans. (The thousands are written, planned against and rolled back.)"""
-    create16910(tenant, "Laptop 4711")
+    """With thousands of tickets in the tenant, a selective search's candidates come from
+    ix_tickets_search, asked as the service's role under row-level security, for the bound
+    tenant only; a common needle (more candidates than the limit) gets none, and is answered
+    by its own conditions; SQLite asks no index. (The thousands are written, asked and
+    rolled back.)"""
+    wanted = create16910(tenant, "Laptop 4711")["id"]
+    pattern = search_pattern("Laptop 4711")
+    assert pattern == "%laptop 4711%"
+    assert search_pattern('say "hi"') is None  # JSON escapes it: no index
 
-    async def plans(engine: Any) -> tuple[str, list[str]]:
-        async with transaction(create_sessionmaker(engine)) as session:
-            catalog = await compile_catalog(session, tenant_id=uuid.UUID(tenant.id))
-        assert catalog is not None
-        query = parse_list_request({"search": "Laptop 4711"}, catalog)
-        scope = scoped(catalog.tenant_id).where(query.where)
-        statements = [
-            scope.order_by(*query.order_by).limit(query.top),
-            select(func.count()).select_from(scope.with_only_columns(Ticket.id).subquery()),
-        ]
-        compiled = [
-            str(s.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
-            for s in statements
-        ]
+    async def ask(engine: Any) -> tuple[Any, ...]:
         async with engine.connect() as connection:  # never committed
+            session = AsyncSession(bind=connection)
             if tenant.db.name == "sqlite":
-                explain = "EXPLAIN QUERY PLAN"
-            else:
-                explain = "EXPLAIN"
-                await connection.exec_driver_sql(FILLER, (uuid.UUID(tenant.id),))
-                # As a vacuum would: the new entries out of the index's pending list.
-                clean = "SELECT gin_clean_pending_list('ix_tickets_search')"
-                await connection.exec_driver_sql(clean)
-                await connection.exec_driver_sql("ANALYZE tickets")
-            found = []
-            for sql in compiled:
-                rows = await connection.exec_driver_sql(f"{explain} {sql}")
-                found.append("\n".join(str(row[-1]) for row in rows))
+                return (await search_candidates(session, pattern=pattern, limit=10),)
+            await connection.exec_driver_sql(FILLER, (uuid.UUID(tenant.id),))
+            # As a vacuum would: the new entries out of the index's pending list.
+            clean = "SELECT gin_clean_pending_list('ix_tickets_search')"
+            await connection.exec_driver_sql(clean)
+            await connection.exec_driver_sql("ANALYZE tickets")
+            await connection.exec_driver_sql(f"SET LOCAL ROLE {APP_ROLE}")
+            scans = "SELECT pg_stat_get_xact_numscans('ix_tickets_search'::regclass)"
+            before = (await connection.exec_driver_sql(scans)).scalar_one()
+            bind = "SELECT set_config('ticketing.tenant_id', $1, true)"
+            await connection.exec_driver_sql(bind, (tenant.id,))
+            rare = await search_candidates(session, pattern=pattern, limit=10)
+            after = (await connection.exec_driver_sql(scans)).scalar_one()
+            common = await search_candidates(session, pattern="%filler ticket%", limit=10)
+            few = await search_candidates(session, pattern="%filler ticket 4999%", limit=10)
+            await connection.exec_driver_sql(bind, (str(uuid.uuid4()),))
+            other_tenant = await search_candidates(session, pattern=pattern, limit=10)
             await connection.rollback()
-        return compiled[0], found
+            return rare, after - before, common, len(few or []), other_tenant
 
-    sql, found = tenant.db.run(plans)
-    for plan in found:
-        if tenant.db.name == "postgresql":
-            assert "ticketing_search_text(" in sql, sql
-            assert "Bitmap Index Scan on ix_tickets_search" in plan, plan
-        else:
-            assert "ticketing_search_text" not in sql, sql
-            assert "SCAN tickets" in plan or "SEARCH tickets" in plan, plan
+    found = tenant.db.run(ask)
+    if tenant.db.name == "sqlite":
+        assert found == (None,)
+        return
+    rare, scans, common, few, other_tenant = found
+    assert rare == [uuid.UUID(wanted)]
+    assert scans >= 1
+    assert common is None
+    assert few == 1
+    assert other_tenant == []
 
 
 # 5,000 copies of the tenant's ticket with other IDs and texts.

@@ -81,6 +81,18 @@ async def get_bound(
     return (await session.execute(query)).scalars().first()
 
 
+async def unbound_uploads(
+    session: AsyncSession, *, tenant_id: uuid.UUID, uploader: str, ids: Sequence[uuid.UUID]
+) -> list[Attachment]:
+    """Gets the uploads among `ids` that this uploader made and no ticket took yet."""
+    if not ids:
+        return []
+    query = _scoped(tenant_id).where(
+        Attachment.id.in_(ids), Attachment.uploader == uploader, Attachment.ticket_id.is_(None)
+    )
+    return list((await session.execute(query)).scalars().all())
+
+
 async def delete_unbound(db: AsyncConnection, *, created_before: datetime) -> int:
     """Deletes every tenant's uploads never bound to a ticket and created before a time."""
     result = await db.execute(

@@ -423,3 +423,213 @@ async def collect_garbage(engine: AsyncEngine, store: BlobStore, *, ttl: float) 
                 await lock_conn.commit()
     log.info("garbage collected", extra=dict(report.as_dict()))
     return report
+
+
+# --- forms with files (the portal) -------------------------------------------------------
+
+# Text of a form with files: its fields' values together.
+MAX_FORM_TEXT = 1024 * 1024
+# Files one form may carry in all.
+MAX_FORM_FILES = 50
+
+
+@dataclass
+class ReceivedForm:
+    """A multipart form received whole: its text values, and per file control the files
+    that passed the upload checks (spooled) and the refusals of those that did not, in the
+    attachments API's words."""
+
+    values: dict[str, list[str]] = field(default_factory=dict)
+    files: dict[str, list[Spooled]] = field(default_factory=dict)
+    problems: dict[str, list[str]] = field(default_factory=dict)
+
+    def discard(self) -> None:
+        """Removes the spooled files (stored ones are in the blob store by then)."""
+        for spooled in (s for files in self.files.values() for s in files):
+            spooled.path.unlink(missing_ok=True)
+
+
+@dataclass
+class _FormReceiver:
+    """Callbacks of the streaming multipart parser for a form: a part with a file name whose
+    name is one of `file_parts` is received as an upload is (type, size and content checked
+    as it arrives) and refused on its own, the others go on; other parts are text."""
+
+    policy: AttachmentPolicy
+    spool_dir: Path
+    file_parts: frozenset[str]
+    form: ReceivedForm = field(default_factory=ReceivedForm)
+    header_field: bytearray = field(default_factory=bytearray)
+    header_value: bytearray = field(default_factory=bytearray)
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    part: str = ""
+    kind: str = "skip"  # "text", "file" or "skip"
+    text: bytearray = field(default_factory=bytearray)
+    text_bytes: int = 0
+    file_count: int = 0
+    name: str = ""
+    path: Path | None = None
+    handle: IO[bytes] | None = None
+    file_type: FileType | None = None
+    check: ContentCheck | None = None
+    size: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+        }
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.headers[bytes(self.header_field).lower()] = bytes(self.header_value)
+        self.header_field.clear()
+        self.header_value.clear()
+
+    def on_part_begin(self) -> None:
+        self.headers = {}
+        self.kind = "skip"
+        self.text.clear()
+
+    def on_headers_finished(self) -> None:
+        _, params = parse_options_header(self.headers.get(b"content-disposition", b""))
+        self.part = params.get(b"name", b"").decode("utf-8", errors="replace")
+        raw_name = params.get(b"filename")
+        if raw_name is None:
+            self.kind = "text"
+            return
+        if self.part not in self.file_parts:
+            return
+        if not raw_name:  # a file control left empty
+            return
+        self.file_count += 1
+        if self.file_count > MAX_FORM_FILES:
+            return self._refuse(f"A form may carry at most {MAX_FORM_FILES} files")
+        name = clean_name(raw_name.decode("utf-8", errors="replace"))
+        if not name:
+            return self._refuse("The file name is empty once path and control characters go")
+        ext = extension(name)
+        if ext not in self.policy.allowed_types:
+            allowed = ", ".join(self.policy.allowed_types)
+            return self._refuse(f"File type {ext or '(none)'} is not allowed; allowed: {allowed}")
+        self.name = name
+        self.file_type = FILE_TYPES[ext]
+        self.check = ContentCheck(self.file_type)
+        self.size = 0
+        self.digest = hashlib.sha256()
+        fd, temp = tempfile.mkstemp(prefix="upload-", dir=self.spool_dir)
+        self.path = Path(temp)
+        self.handle = os.fdopen(fd, "wb")
+        self.kind = "file"
+
+    def _refuse(self, message: str) -> None:
+        self.form.problems.setdefault(self.part, []).append(message)
+        self._drop_file()
+        self.kind = "skip"
+
+    def _drop_file(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            self.path = None
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.kind == "text":
+            self.text_bytes += end - start
+            if self.text_bytes > MAX_FORM_TEXT:
+                raise InputValidationFailure(
+                    {"body": [f"The form's text must not exceed {MAX_FORM_TEXT} bytes"]}
+                )
+            self.text += data[start:end]
+        elif self.kind == "file":
+            assert self.handle is not None and self.check is not None
+            chunk = data[start:end]
+            self.size += len(chunk)
+            if self.size > self.policy.max_size:
+                return self._refuse(f"Files must not exceed {self.policy.max_size} bytes")
+            self.digest.update(chunk)
+            self.check.feed(chunk)
+            self.handle.write(chunk)
+
+    def on_part_end(self) -> None:
+        if self.kind == "text":
+            try:
+                value = bytes(self.text).decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputValidationFailure({"body": ["The form could not be read"]}) from None
+            self.form.values.setdefault(self.part, []).append(value)
+        elif self.kind == "file":
+            assert self.handle is not None and self.check is not None
+            assert self.path is not None and self.file_type is not None
+            self.handle.close()
+            self.handle = None
+            problem = self.check.finish(self.size)
+            if problem:
+                return self._refuse(problem)
+            spooled = Spooled(
+                self.path, self.name, self.file_type, self.size, self.digest.hexdigest()
+            )
+            self.form.files.setdefault(self.part, []).append(spooled)
+            self.path = None
+        self.kind = "skip"
+
+
+async def receive_form(
+    request: Request,
+    *,
+    policy: AttachmentPolicy,
+    spool_dir: Path,
+    file_parts: frozenset[str],
+    max_bytes: int,
+) -> ReceivedForm:
+    """Reads a multipart/form-data form as it streams in: text values, and the files of the
+    parts named in `file_parts`, each checked as `POST /attachments` checks an upload. A
+    refused file is reported under its part and the rest of the form is read; a body over
+    `max_bytes` is refused whole (413), a malformed one too (400)."""
+    media_type, params = parse_options_header(request.headers.get("content-type", ""))
+    boundary = params.get(b"boundary")
+    if media_type != b"multipart/form-data" or not boundary:
+        raise InputValidationFailure({"body": ["Send the form as multipart/form-data"]})
+    declared = request.headers.get("content-length")
+    too_large = PayloadTooLarge(f"The form must not exceed {max_bytes} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    receiver = _FormReceiver(policy, spool_dir, file_parts)
+    received = 0
+    try:
+        parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes:
+                raise too_large
+            parser.write(chunk)
+        parser.finalize()
+        if receiver.handle is not None:
+            raise InputValidationFailure({"body": ["The multipart body ends inside a file"]})
+    except MultipartParseError as exc:
+        receiver._drop_file()
+        receiver.form.discard()
+        malformed = f"The multipart body is malformed: {exc}"
+        raise InputValidationFailure({"body": [malformed]}) from None
+    except ClientDisconnect:
+        receiver._drop_file()
+        receiver.form.discard()
+        raise InputValidationFailure({"body": ["The form was interrupted"]}) from None
+    except BaseException:
+        receiver._drop_file()
+        receiver.form.discard()
+        raise
+    return receiver.form

@@ -2,8 +2,8 @@
 
 A control turns the strings a browser posts into the JSON value the create endpoint takes,
 without judging it: a value the field rejects is sent as it is, so the service layer's
-validator answers with the same message the API gives. Adding a field type (a file upload
-once attachments exist) is adding one entry here and one macro in templates/_controls.html.
+validator answers with the same message the API gives. Adding a field type is adding one
+entry here and one macro in templates/_controls.html.
 """
 
 from __future__ import annotations
@@ -132,6 +132,18 @@ def _show_checkbox(_spec: FieldSpec, value: Any) -> Any:
 @register("checkbox", macro="checkbox", show=_show_checkbox)
 def _read_checkbox(_spec: FieldSpec, posted: Sequence[str]) -> Any:
     return "true" in posted
+
+
+def _show_files(_spec: FieldSpec, value: Any) -> Any:
+    # The uploads a form keeps (id and name); a field's default is no file.
+    return value if isinstance(value, list) else []
+
+
+@register("attachment", macro="file_upload", show=_show_files)
+def _read_files(_spec: FieldSpec, _posted: Sequence[str]) -> Any:
+    # Files are not ticketBody values: the form's files go in the create's `attachments`
+    # (portal.service.receive_form_with_files).
+    return OMIT
 
 
 def control_for(spec: FieldSpec) -> Control:

@@ -22,6 +22,8 @@ from fastapi.routing import APIRoute
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from ticketing.attachments.content import AttachmentPolicy
+from ticketing.attachments.service import content_disposition
 from ticketing.auth.access import Access, Action, app_state, caller_key
 from ticketing.auth.tokens import Principal
 from ticketing.events import sse
@@ -126,7 +128,11 @@ class PortalRoute(APIRoute):
             fresh = session is None
             request.state.portal_session = session = session or PortalSession.anonymous()
             try:
-                if request.method == "POST":
+                if request.method == "POST" and _takes_files(self.endpoint, request):
+                    # The route reads the form as it streams in and checks its CSRF token
+                    # before it keeps anything.
+                    request.state.form = None
+                elif request.method == "POST":
                     form = await _read_form(request)
                     request.state.form = form
                     if not session.csrf_matches(_first(form, "csrf_token")):
@@ -158,6 +164,21 @@ class PortalRoute(APIRoute):
 
 
 router = APIRouter(prefix=PREFIX, route_class=PortalRoute, include_in_schema=False)
+
+
+FILE_FORMS: set[Callable[..., Any]] = set()
+
+
+def takes_files(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a route whose form may be multipart/form-data (it has file controls): it reads
+    the form itself and must check the CSRF token before it keeps anything."""
+    FILE_FORMS.add(endpoint)
+    return endpoint
+
+
+def _takes_files(endpoint: Callable[..., Any], request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "multipart/form-data" and endpoint in FILE_FORMS
 
 
 async def _read_form(request: Request) -> dict[str, list[str]]:
@@ -410,7 +431,7 @@ async def new_ticket_form(request: Request, offer_id: str) -> Response:
     """The form generated from the offer's ticket type."""
     access = await _signed_in(request, Action.READ_CATALOG)
     form = service.offer_form(access, offer_id)
-    return _ticket_form(request, form, kept=None, errors={})
+    return _ticket_form(request, form, kept=None, errors={}, policy=access.catalog.attachments)
 
 
 def _ticket_form(
@@ -419,11 +440,12 @@ def _ticket_form(
     *,
     kept: dict[str, Any] | None,
     errors: dict[str, list[str]],
+    policy: AttachmentPolicy,
     summary: str = "",
     team: str = "",
     status_code: int = 200,
 ) -> Response:
-    fields = service.form_fields(form.ticket_type, kept, errors)
+    fields = service.form_fields(form.ticket_type, kept, errors, policy)
     field_ids = {f.id for f in fields}
     # Failures of keys other than fields (summary, team, offer) are listed at the top.
     general = [
@@ -449,29 +471,52 @@ def _ticket_form(
 
 
 @router.post("/offers/{offer_id}/new")
+@takes_files
 async def submit_ticket(request: Request, offer_id: str) -> Response:
-    """Files the ticket; failures come back next to their fields, the input kept."""
+    """Files the ticket; failures come back next to their fields, the input kept (files
+    too: uploaded once, offered again ticked)."""
     access = await _signed_in(request, Action.CREATE)
     form = service.offer_form(access, offer_id)
-    posted = _form(request)
+    files = service.FormFiles()
+    if request.state.form is None:  # multipart: a form with files
+        session: PortalSession = request.state.portal_session
+        posted, files = await service.receive_form_with_files(
+            app_state(request), access, form, request, csrf_matches=session.csrf_matches
+        )
+    else:
+        posted = _form(request)
     values, kept = service.read_form(form.ticket_type, posted)
+    kept.update(files.uploads)
     summary = _first(posted, "summary")
     team = _first(posted, "team")
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[str]] = dict(files.problems)
     if team not in {t for t, _ in form.teams}:
         errors["team"] = ["Choose a team"]
-    else:
+    elif not errors:
         try:
             ticket = await service.create_ticket(
-                app_state(request), access, form=form, team_id=team, summary=summary, values=values
+                app_state(request),
+                access,
+                form=form,
+                team_id=team,
+                summary=summary,
+                values=values,
+                files=files.uploads,
             )
             return _redirect(f"{PREFIX}/tickets/{ticket['object_id']}?created=1")
         except InputValidationFailure as exc:
-            errors = exc.reason
+            errors = service.form_errors(exc.reason)
         except Forbidden as exc:
             errors = {"team": [exc.message]}
     return _ticket_form(
-        request, form, kept=kept, errors=errors, summary=summary, team=team, status_code=400
+        request,
+        form,
+        kept=kept,
+        errors=errors,
+        policy=access.catalog.attachments,
+        summary=summary,
+        team=team,
+        status_code=400,
     )
 
 
@@ -514,6 +559,25 @@ async def ticket(request: Request, object_id: str) -> Response:
     access = await _signed_in(request)
     page = await service.ticket_page(app_state(request), access, object_id)
     return _ticket_page(request, access, page, created=request.query_params.get("created") == "1")
+
+
+@router.get("/tickets/{object_id}/files/{attachment_id}")
+async def ticket_file(request: Request, object_id: str, attachment_id: str) -> Response:
+    """A file of a ticket, for whoever may read the ticket, as the download endpoint sends
+    it (exact bytes, stored type, attachment disposition, nosniff)."""
+    access = await _signed_in(request)
+    row, content = await service.attachment_file(
+        app_state(request), access, object_id, attachment_id
+    )
+    return StreamingResponse(
+        content,
+        media_type=row.content_type,
+        headers={
+            "Content-Disposition": content_disposition(row.name),
+            "Content-Length": str(row.size),
+            "ETag": f'"{row.sha256}"',
+        },
+    )
 
 
 def _ticket_page(

@@ -96,6 +96,8 @@ class ShownValue:
     label: str
     text: str
     html: str | None = None
+    # An attachment field's files: name, size and the portal's download link of each.
+    files: list[dict[str, str]] | None = None
 
 
 @dataclass

@@ -14,10 +14,16 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import nh3
 import orjson
 
+from ticketing.attachments import repository as attachment_rows
+from ticketing.attachments import service as attachments
+from ticketing.attachments.content import AttachmentPolicy
+from ticketing.attachments.service import MAX_FORM_TEXT, MULTIPART_SLACK
+from ticketing.attachments.validation import TICKET_KEY, is_file_field, max_files
 from ticketing.auth.access import AGENT_ROLES, Access, Action, authorize
 from ticketing.auth.dev_issuer import load_or_create_dev_key, mint_token
 from ticketing.auth.tokens import Principal
@@ -25,7 +31,7 @@ from ticketing.catalog.fields import FieldSpec
 from ticketing.catalog.service import OfferSpec, StaleCatalog, TenantCatalog, TicketTypeSpec
 from ticketing.events import service as events
 from ticketing.kit.db import transaction
-from ticketing.kit.errors import NotFound, ServiceUnavailable, TenantNotFound
+from ticketing.kit.errors import Forbidden, NotFound, ServiceUnavailable, TenantNotFound
 from ticketing.kit.tenancy import bind_tenant
 from ticketing.portal.controls import OMIT, control_for, input_name
 from ticketing.portal.schemas import DemoUser, FieldView, Page, ShownValue
@@ -159,12 +165,23 @@ def form_fields(
     ticket_type: TicketTypeSpec,
     kept: Mapping[str, Any] | None,
     errors: Mapping[str, list[str]],
+    policy: AttachmentPolicy | None = None,
 ) -> list[FieldView]:
-    """One control per field: the user's input when the form comes back, else the default."""
+    """One control per field: the user's input when the form comes back, else the default.
+    File controls say what the tenant's upload `policy` takes."""
     views = []
     for spec in ticket_type.fields:
         control = control_for(spec)
         value = kept[spec.id] if kept is not None else control.show(spec, spec.default_value)
+        limits = dict(spec.limits)
+        if is_file_field(spec):
+            accepted = policy.allowed_types if policy is not None else ()
+            limits.update(
+                maxFiles=max_files(spec),
+                accept=",".join(f".{t}" for t in accepted),
+                types=", ".join(accepted),
+                maxSizeText=_size_text(policy.max_size if policy is not None else 0),
+            )
         views.append(
             FieldView(
                 id=spec.id,
@@ -178,11 +195,18 @@ def form_fields(
                     {"value": str(o["value"]), "label": str(o.get("label") or o["value"])}
                     for o in spec.options
                 ],
-                limits=dict(spec.limits),
+                limits=limits,
                 errors=list(errors.get(spec.id, [])),
             )
         )
     return views
+
+
+def _size_text(size: int) -> str:
+    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
 
 
 def read_form(
@@ -197,7 +221,9 @@ def read_form(
         value = control.read(spec, posted)
         if value is not OMIT:
             values[spec.id] = value
-        if spec.type == "multiselect":
+        if is_file_field(spec):
+            kept[spec.id] = []  # the form's files, once received
+        elif spec.type == "multiselect":
             kept[spec.id] = list(posted)
         elif spec.type == "checkbox":
             kept[spec.id] = "true" in posted
@@ -214,13 +240,15 @@ async def create_ticket(
     team_id: str,
     summary: str,
     values: dict[str, Any],
+    files: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """Files a ticket through the create endpoint's own function; the created ticket."""
+    """Files a ticket through the create endpoint's own function; the created ticket. `files`:
+    the uploads of each attachment field, bound as the create's `attachments`."""
     body = {
         "source": SOURCE,
         "summary": summary,
         "ticketBody": {"offerId": form.offer.id, **values},
-        "attachments": {},
+        "attachments": {key: [f["id"] for f in chosen] for key, chosen in (files or {}).items()},
         "ticketRelation": None,
     }
     raw_body = orjson.dumps(body)
@@ -240,6 +268,121 @@ async def create_ticket(
             state.catalogs.forget(current.tenant_id)
             current = await admit(state, access.principal, Action.CREATE)
     raise ServiceUnavailable("The tenant's configuration is being changed; retry", 1)
+
+
+def file_fields(ticket_type: TicketTypeSpec) -> list[FieldSpec]:
+    """The ticket type's attachment fields (their files go in `attachments`)."""
+    return [spec for spec in ticket_type.fields if is_file_field(spec)]
+
+
+def kept_name(spec: FieldSpec) -> str:
+    """The form key of the uploads a form that came back keeps for a field."""
+    return f"k-{spec.id}"
+
+
+@dataclass
+class FormFiles:
+    """A form's files per attachment field (uploads: id and name), and the files refused,
+    in the attachments API's words."""
+
+    uploads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    problems: dict[str, list[str]] = field(default_factory=dict)
+
+
+async def receive_form_with_files(
+    state: AppState,
+    access: Access,
+    form: OfferForm,
+    request: Any,
+    *,
+    csrf_matches: Callable[[str], bool],
+) -> tuple[dict[str, list[str]], FormFiles]:
+    """Reads a multipart form; once its CSRF token is the session's, stores each file that
+    passes the upload checks as `POST /attachments` does (an unbound upload of the user),
+    and adds the uploads kept from an earlier attempt. The posted text values and the files."""
+    specs = file_fields(form.ticket_type)
+    policy = access.catalog.attachments
+    slots = sum(max_files(spec) for spec in specs)
+    received = await attachments.receive_form(
+        request,
+        policy=policy,
+        spool_dir=state.blobs.spool_dir,
+        file_parts=frozenset(input_name(spec) for spec in specs),
+        max_bytes=policy.max_size * max(slots, 1) + MULTIPART_SLACK + MAX_FORM_TEXT,
+    )
+    try:
+        token = received.values.get("csrf_token", [""])[0]
+        if not csrf_matches(token):
+            raise Forbidden("The form has expired or did not come from this site")
+        files = FormFiles()
+        if not specs:
+            return received.values, files
+        uploading = await admit(state, access.principal, Action.UPLOAD)
+        kept = {spec.id: received.values.get(kept_name(spec), []) for spec in specs}
+        async with transaction(state.sessionmaker) as session:
+            known = {
+                str(row.id): row.name
+                for row in await attachment_rows.unbound_uploads(
+                    session,
+                    tenant_id=access.tenant_id,
+                    uploader=attachments.uploader(access.principal),
+                    ids=[uuid.UUID(i) for ids in kept.values() for i in ids if _is_uuid(i)],
+                )
+            }
+            for spec in specs:
+                # A kept id that is no longer usable is still sent: the create says so.
+                chosen = [{"id": i, "name": known.get(i, i)} for i in dict.fromkeys(kept[spec.id])]
+                for spooled in received.files.get(input_name(spec), []):
+                    stored = await attachments.store_upload(
+                        session, access=uploading, store=state.blobs, spooled=spooled
+                    )
+                    chosen.append({"id": stored["id"], "name": stored["name"]})
+                if chosen:
+                    files.uploads[spec.id] = chosen
+                refused = received.problems.get(input_name(spec))
+                if refused:
+                    files.problems[spec.id] = refused
+        return received.values, files
+    finally:
+        received.discard()
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def form_errors(reasons: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """A create's failures keyed as the form shows them: `attachments.<field>` next to the
+    field."""
+    errors: dict[str, list[str]] = {}
+    for key, messages in reasons.items():
+        shown = key.removeprefix("attachments.") if key.startswith("attachments.") else key
+        errors.setdefault(shown, []).extend(messages)
+    return errors
+
+
+async def attachment_file(
+    state: AppState, access: Access, object_id: str, attachment_id: str
+) -> tuple[Any, AsyncIterator[bytes]]:
+    """A file of a ticket the user may read (its row, its bytes), as the download endpoint
+    finds it; NotFound otherwise."""
+    async with transaction(state.sessionmaker) as session:
+        ticket = await lifecycle.find_ticket(session, access=access, object_id=object_id)
+        row = None
+        if _is_uuid(attachment_id):
+            row = await attachment_rows.get_bound(
+                session,
+                tenant_id=access.tenant_id,
+                ticket_id=ticket["id"],
+                attachment_id=uuid.UUID(attachment_id),
+            )
+    if row is None:
+        raise NotFound(f"Attachment {attachment_id[:100]} not found on ticket {object_id}")
+    return row, state.blobs.read(str(access.tenant_id), row.sha256, 0, row.size - 1)
 
 
 # --- tickets -----------------------------------------------------------------------------
@@ -279,6 +422,24 @@ def shown_value(spec: FieldSpec, value: Any) -> ShownValue:
     if spec.type == "checkbox":
         return ShownValue(spec.label, "Yes" if value is True else "No")
     return ShownValue(spec.label, str(value))
+
+
+def _shown_files(label: str, object_id: str, files: Any) -> ShownValue:
+    """An attachment field's files, each with its download link on the portal."""
+    if not isinstance(files, list) or not files:
+        return ShownValue(label, "—")
+    return ShownValue(
+        label,
+        "",
+        files=[
+            {
+                "name": str(f["name"]),
+                "size": _size_text(int(f["size"])),
+                "url": f"/portal/tickets/{quote(object_id, safe='')}/files/{quote(str(f['id']))}",
+            }
+            for f in files
+        ],
+    )
 
 
 def sanitize(html_text: str) -> str:
@@ -368,11 +529,19 @@ async def ticket_page(state: AppState, access: Access, object_id: str) -> Ticket
     ticket_type = catalog.ticket_types.get(row["item_type_id"])
     offer = catalog.offers.get(str(ticket["data"].get("offerId", "")))
     team = catalog.teams.get(row["team_id"])
+    files = ticket.get("attachments") or {}
     fields = (
-        [shown_value(spec, ticket["data"].get(spec.id)) for spec in ticket_type.fields]
+        [
+            _shown_files(spec.label, ticket["object_id"], files.get(spec.id))
+            if is_file_field(spec)
+            else shown_value(spec, ticket["data"].get(spec.id))
+            for spec in ticket_type.fields
+        ]
         if ticket_type is not None
         else []
     )
+    if files.get(TICKET_KEY):
+        fields.append(_shown_files("Files", ticket["object_id"], files[TICKET_KEY]))
     statuses = [s["name"] for s in ticket_type.workflow.get("statuses", [])] if ticket_type else []
     return TicketPage(
         ticket=ticket,

@@ -14,11 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
-    String,
     and_,
-    bindparam,
     false,
     func,
     literal_column,
@@ -26,8 +23,6 @@ from sqlalchemy import (
     or_,
     true,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 
 from ticketing.catalog.fields import FieldSpec
 from ticketing.catalog.service import TenantCatalog
@@ -101,6 +96,8 @@ class ListQuery:
     unfiltered: bool
     # The statuses the request selects when it filters on nothing else (else None).
     statuses_only: tuple[str, ...] | None
+    # A search's pattern for the trigram index (ticketing.tickets.listing), or None.
+    search_pattern: str | None = None
 
 
 def _field_column(spec: FieldSpec) -> Column | None:
@@ -173,6 +170,7 @@ def parse_list_request(body: Any, catalog: TenantCatalog, *, paged: bool = True)
         offset=offset,
         unfiltered=not clauses,
         statuses_only=None if search not in (None, "") else _statuses_only(body.get("filter")),
+        search_pattern=search_pattern(search) if isinstance(search, str) and search else None,
     )
 
 
@@ -219,45 +217,23 @@ def _search_clause(search: str, fields: dict[str, FieldSpec]) -> ColumnElement[b
         for spec in fields.values()
         if spec.type in ("text", "textarea", "richtext")
     ]
-    matches = or_(*(func.lower(t).contains(needle, autoescape=True) for t in targets))
+    return or_(*(func.lower(t).contains(needle, autoescape=True) for t in targets))
+
+
+def search_pattern(search: str) -> str | None:
+    """The LIKE pattern (escaped with `/`) that finds a search's candidates in the trigram
+    index of migration 0012, or None when the index cannot answer for it: a needle with a
+    character JSON text escapes."""
+    needle = search.lower()
     if JSON_ESCAPED.search(needle):
-        return matches
-    pattern = "%" + LIKE_SPECIAL.sub(r"/\g<0>", needle) + "%"
-    candidates = SearchCandidates(
-        Ticket.summary, Ticket.object_id, Ticket.data, bindparam(None, pattern, String())
-    )
-    return and_(candidates, matches)
+        return None
+    return "%" + LIKE_SPECIAL.sub(r"/\g<0>", needle) + "%"
 
 
 # What JSON text writes otherwise than as itself, and what LIKE reads as wildcards or its
 # escape character.
 JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
 LIKE_SPECIAL = re.compile(r"[/%_]")
-
-
-class SearchCandidates(FunctionElement[bool]):
-    """On PostgreSQL, the tickets whose joined search text (migration 0012) contains the
-    needle, found through its trigram index: every ticket the search matches is one of them,
-    so the search's own conditions need only be checked on these. Elsewhere no condition.
-
-    Arguments: summary, object_id and data columns, and the needle's LIKE pattern (escaped
-    with `/`)."""
-
-    type = Boolean()
-    name = "search_candidates"
-    inherit_cache = True
-
-
-@compiles(SearchCandidates)
-def _no_candidates(element: SearchCandidates, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(true(), **kw))
-
-
-@compiles(SearchCandidates, "postgresql")
-def _trigram_candidates(element: SearchCandidates, compiler: Any, **kw: Any) -> str:
-    summary, object_id, data, pattern = element.clauses
-    text = func.ticketing_search_text(summary, object_id, data)
-    return str(compiler.process(text.like(pattern, escape="/"), **kw))
 
 
 @dataclass

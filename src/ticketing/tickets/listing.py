@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+from sqlalchemy import Uuid, and_, any_, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.auth.access import Access
 from ticketing.kit.errors import InputValidationFailure, Reasons
+from ticketing.models import Ticket
 from ticketing.tickets import repository
 from ticketing.tickets.filters import ListQuery, parse_list_request
 from ticketing.tickets.public import ticket_public
 from ticketing.tickets.validation import NOT_PARSED, parse_body
+
+# Up to this many candidates a search is answered from them; more, by its own conditions.
+MAX_CANDIDATES = 1000
 
 
 def _parse(raw_body: bytes, content_type: str | None) -> Any:
@@ -28,7 +35,9 @@ async def list_tickets(
     session: AsyncSession, *, access: Access, raw_body: bytes, content_type: str | None
 ) -> dict[str, Any]:
     """One page of the tickets the caller may see, and how many match in all."""
-    query = parse_list_request(_parse(raw_body, content_type), access.catalog)
+    query = await _with_candidates(
+        session, parse_list_request(_parse(raw_body, content_type), access.catalog)
+    )
     rows = await repository.list_tickets(
         session,
         tenant_id=access.tenant_id,
@@ -40,6 +49,20 @@ async def list_tickets(
     )
     total = await _count(session, access, query)
     return {"value": [ticket_public(dict(row)) for row in rows], "count": total}
+
+
+async def _with_candidates(session: AsyncSession, query: ListQuery) -> ListQuery:
+    """A search limited to the candidates the trigram index finds for it (PostgreSQL), when
+    they are few; the search's own conditions still decide."""
+    if query.search_pattern is None:
+        return query
+    ids = await repository.search_candidates(
+        session, pattern=query.search_pattern, limit=MAX_CANDIDATES
+    )
+    if ids is None:
+        return query
+    among = Ticket.id == any_(bindparam("candidates", ids, type_=ARRAY(Uuid())))
+    return replace(query, where=and_(query.where, among))
 
 
 async def _count(session: AsyncSession, access: Access, query: ListQuery) -> int:
@@ -60,5 +83,7 @@ async def count_tickets(
     session: AsyncSession, *, access: Access, raw_body: bytes, content_type: str | None
 ) -> int:
     """How many tickets the caller may see match the filter."""
-    query = parse_list_request(_parse(raw_body, content_type), access.catalog, paged=False)
+    query = await _with_candidates(
+        session, parse_list_request(_parse(raw_body, content_type), access.catalog, paged=False)
+    )
     return await _count(session, access, query)

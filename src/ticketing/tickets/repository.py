@@ -242,6 +242,23 @@ async def update_ticket(
     return row
 
 
+async def search_candidates(
+    session: AsyncSession, *, pattern: str, limit: int
+) -> list[uuid.UUID] | None:
+    """The ids of the bound tenant's tickets whose search text matches `pattern`, from the
+    trigram index of migration 0012; None on SQLite, or when more than `limit` match (a
+    common needle, better answered by reading in sort order)."""
+    if _dialect(session) != "postgresql":
+        return None
+    found = (
+        await session.execute(
+            select(func.ticketing_search_candidates(pattern, limit + 1).label("ids"))
+        )
+    ).scalar_one()
+    ids = [uuid.UUID(str(i)) for i in found]
+    return ids if len(ids) <= limit else None
+
+
 async def list_tickets(
     session: AsyncSession,
     *,

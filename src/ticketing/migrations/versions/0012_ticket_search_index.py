@@ -12,9 +12,19 @@ value contains the needle, its JSON text does too, unless the needle has a chara
 JSON escapes (a double quote, a backslash, a control character): such searches do not ask
 the index (ticketing.tickets.filters), so the index never loses a match.
 
-The function is a plain expression, so PostgreSQL inlines it in the index and in queries
-alike. On PostgreSQL only (pg_trgm is a trusted extension: the database's owner may create
-it); SQLite keeps scanning.
+The service's role reads tickets under row-level security (migration 0004), and there
+PostgreSQL uses an index for a condition only if its operator is leakproof, which LIKE is
+not: asked directly, the index would be passed by. `ticketing_search_candidates(pattern,
+limit)` asks it with the rights of the tables' owner, like the functions of migrations 0009
+and 0011, for the tenant the transaction is bound to only (`ticketing.tenant_id`, as the
+policies read it), and returns at most `limit` ticket ids. The list and count queries then
+take the tickets among those ids, with their own conditions and the policies on top; a
+needle with more candidates than the limit is common, and is answered as before (a page
+read in sort order is found soon), so the index is asked only where it helps.
+
+`ticketing_search_text` is a plain expression, so PostgreSQL inlines it in the index and in
+queries alike. On PostgreSQL only (pg_trgm is a trusted extension: the database's owner may
+create it); SQLite keeps scanning.
 
 Revision ID: 0012
 Revises: 0011
@@ -44,6 +54,20 @@ AS $fn$
 $fn$
 """
 
+CANDIDATES = """
+CREATE FUNCTION ticketing_search_candidates(p_pattern text, p_limit integer) RETURNS uuid[]
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT
+AS $fn$
+    SELECT coalesce(array_agg(c.id), '{}') FROM (
+        SELECT t.id FROM tickets AS t
+        WHERE t.tenant_id = NULLIF(current_setting('ticketing.tenant_id', true), '')::uuid
+            AND t.deleted_seq = -1
+            AND ticketing_search_text(t.summary, t.object_id, t.data) LIKE p_pattern ESCAPE '/'
+        LIMIT p_limit
+    ) AS c
+$fn$
+"""
+
 INDEX = """
 CREATE INDEX ix_tickets_search ON tickets
 USING gin (ticketing_search_text(summary, object_id, data) gin_trgm_ops)
@@ -56,10 +80,12 @@ def upgrade() -> None:
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.execute(FUNCTION)
         op.execute(INDEX)
+        op.execute(CANDIDATES)
 
 
 def downgrade() -> None:
     # pg_trgm stays: other schemas of the database may use it.
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION ticketing_search_candidates(text, integer)")
         op.execute("DROP INDEX ix_tickets_search")
         op.execute("DROP FUNCTION ticketing_search_text(text, text, jsonb)")
