@@ -485,6 +485,7 @@ async def submit_ticket(request: Request, offer_id: str) -> Response:
         )
     else:
         posted = _form(request)
+        files = await service.kept_files(app_state(request), access, form, posted)
     values, kept = service.read_form(form.ticket_type, posted)
     kept.update(files.uploads)
     summary = _first(posted, "summary")

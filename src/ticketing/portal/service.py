@@ -314,37 +314,58 @@ async def receive_form_with_files(
         token = received.values.get("csrf_token", [""])[0]
         if not csrf_matches(token):
             raise Forbidden("The form has expired or did not come from this site")
-        files = FormFiles()
-        if not specs:
+        files = await kept_files(state, access, form, received.values)
+        if not received.files:
             return received.values, files
         uploading = await admit(state, access.principal, Action.UPLOAD)
-        kept = {spec.id: received.values.get(kept_name(spec), []) for spec in specs}
         async with transaction(state.sessionmaker) as session:
-            known = {
-                str(row.id): row.name
-                for row in await attachment_rows.unbound_uploads(
-                    session,
-                    tenant_id=access.tenant_id,
-                    uploader=attachments.uploader(access.principal),
-                    ids=[uuid.UUID(i) for ids in kept.values() for i in ids if _is_uuid(i)],
-                )
-            }
             for spec in specs:
-                # A kept id that is no longer usable is still sent: the create says so.
-                chosen = [{"id": i, "name": known.get(i, i)} for i in dict.fromkeys(kept[spec.id])]
                 for spooled in received.files.get(input_name(spec), []):
                     stored = await attachments.store_upload(
                         session, access=uploading, store=state.blobs, spooled=spooled
                     )
-                    chosen.append({"id": stored["id"], "name": stored["name"]})
-                if chosen:
-                    files.uploads[spec.id] = chosen
-                refused = received.problems.get(input_name(spec))
-                if refused:
-                    files.problems[spec.id] = refused
+                    chosen = {"id": stored["id"], "name": stored["name"]}
+                    files.uploads.setdefault(spec.id, []).append(chosen)
+        for spec in specs:
+            refused = received.problems.get(input_name(spec))
+            if refused:
+                files.problems[spec.id] = refused
         return received.values, files
     finally:
         received.discard()
+
+
+async def kept_files(
+    state: AppState, access: Access, form: OfferForm, posted: Mapping[str, Sequence[str]]
+) -> FormFiles:
+    """The uploads a form that came back keeps for its file fields (`k-<field>`), with their
+    names; an id that is not the user's unbound upload is still sent, and the create says
+    so in its own words."""
+    files = FormFiles()
+    kept = {
+        spec.id: list(dict.fromkeys(posted.get(kept_name(spec), [])))
+        for spec in file_fields(form.ticket_type)
+    }
+    wanted = [uuid.UUID(i) for ids in kept.values() for i in ids if _is_uuid(i)]
+    if not wanted:
+        return FormFiles(
+            uploads={k: [{"id": i, "name": i} for i in v] for k, v in kept.items() if v}
+        )
+    async with transaction(state.sessionmaker) as session:
+        rows = await attachment_rows.unbound_uploads(
+            session,
+            tenant_id=access.tenant_id,
+            uploader=attachments.uploader(access.principal),
+            ids=wanted,
+        )
+    known = {str(row.id): row.name for row in rows}
+    for field_id, ids in kept.items():
+        if ids:
+            files.uploads[field_id] = [
+                {"id": i, "name": known.get(str(uuid.UUID(i)) if _is_uuid(i) else i, i)}
+                for i in ids
+            ]
+    return files
 
 
 def _is_uuid(value: str) -> bool:
