@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.attachment_api import F_LOGS, PNG, file_tenant_config, upload
 from tests.desk_support import desk_overrides
 from tests.portal_client import persona_token
 from tests.support import DESCRIPTION, TITLE, Database, Server, Tenant, seed_body
@@ -300,4 +301,56 @@ def test_the_agents_queue_shows_a_ticket_created_meanwhile_without_a_reload(
     expect(row).to_contain_text("In Progress", timeout=15_000)
     visit.check(page, "10-queue-live")
     assert page.evaluate("() => window.sameDocument") is True
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_requester_attaches_files_fixes_a_refused_one_and_downloads_them(
+    browser: Browser,
+    server: Server,
+    make_tenant: Callable[..., Tenant],
+    visit: Visit,
+    tmp_path: Path,
+) -> None:
+    """File controls in the browser (set_input_files): a refused file is named next to its
+    field in the API's words and the accepted one is kept; the ticket page links the files,
+    and the link downloads the exact bytes."""
+    config = file_tenant_config()
+    config["offers"][-1]["catalog_types"] = ["template", "user"]
+    tenant = make_tenant(**{k: v for k, v in config.items() if k not in ("id", "realm")})
+    good = tmp_path / "screen.png"
+    good.write_bytes(PNG)
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"not a picture at all")
+    refused = upload(
+        tenant, "fake.png", fake.read_bytes(), token=persona_token(tenant, "requester")
+    )
+    words = refused.json()["validationResult"]["reason"]["file"]
+
+    page = _page(browser)
+    _sign_in(page, server, tenant, "Requester")
+    page.goto(f"{server.base_url}/portal/offers/23640/new")
+    visit.check(page, "10-form-with-files")
+    page.get_by_label("Summary").fill("Printer on fire")
+    page.get_by_label("Details").fill("Jammed, then smoke")
+    page.get_by_label("Screenshots").set_input_files([str(good)])
+    page.get_by_label("Logs").set_input_files([str(fake)])
+    page.get_by_role("button", name="Submit request").click()
+
+    expect(page.locator(f"#f-{F_LOGS}-error")).to_have_text(" ".join(words))
+    expect(page.get_by_label("Logs")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("screen.png")).to_be_checked()
+    expect(page.get_by_label("Summary")).to_have_value("Printer on fire")
+    expect(page.locator("#error-summary")).to_be_focused()
+    visit.check(page, "11-form-with-files-refused")
+
+    page.get_by_role("button", name="Submit request").click()
+    expect(page).to_have_url(re.compile(r"/portal/tickets/INC-\d{4,}\?created=1$"))
+    link = page.get_by_role("link", name="screen.png")
+    expect(link).to_be_visible()
+    visit.check(page, "12-ticket-with-files")
+    with page.expect_download() as started:
+        link.click()
+    download = started.value
+    assert download.suggested_filename == "screen.png"
+    assert Path(download.path()).read_bytes() == PNG
     assert page.errors == []  # type: ignore[attr-defined]
