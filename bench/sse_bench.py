@@ -200,15 +200,16 @@ def run(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
     headers = {"authorization": f"Bearer {token}", "x-tenantid": tenant_id, "realmname": "bench"}
     server, base = start_server(env, workers=1, log=data_dir / "server.log")
     port = int(base.rsplit(":", 1)[1])
+    clients: list[Any] = []
     try:
         context = multiprocessing.get_context("spawn")
         out = context.Queue()
         done = context.Event()
         readies = []
-        clients = []
         per_client = [args.streams // args.clients] * args.clients
         per_client[0] += args.streams - sum(per_client)
-        window = args.seconds + 60
+        # The clients stop when told (`done`); the window only bounds a run that went wrong.
+        window = args.seconds * 20 + 600
         for count in per_client:
             ready = context.Event()
             process = context.Process(
@@ -240,6 +241,9 @@ def run(args: argparse.Namespace, cluster: Any) -> dict[str, Any]:
             process.join()
         rss_peak = peak_rss_mib(server.pid)
     finally:
+        for process in clients:
+            if process.is_alive():
+                process.terminate()
         server.terminate()
         server.wait()
         cluster.drop_database(args.database)

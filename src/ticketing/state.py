@@ -40,6 +40,7 @@ class AppState:
             engine,
             listen_url=listen_url(settings.resolved_database_url),
             poll_interval=settings.events_poll_interval,
+            read_interval=settings.events_read_interval,
             keep_seconds=settings.events_keep_seconds,
             keep_count=settings.events_keep_count,
         )
@@ -60,6 +61,7 @@ class AppState:
                 concurrency=settings.webhooks_concurrency,
                 retry_base=settings.webhooks_retry_base,
                 poll_interval=settings.events_poll_interval,
+            read_interval=settings.events_read_interval,
             ),
         )
 

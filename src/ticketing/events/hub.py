@@ -113,7 +113,7 @@ class EventHub:
         listen_url: str | None = None,
         poll_interval: float = 1.0,
         notify_interval: float = 0.05,
-        read_interval: float = 0.05,
+        read_interval: float = 0.1,
         keep_seconds: float = 600.0,
         keep_count: int = 10_000,
     ) -> None:
