@@ -61,7 +61,6 @@ class AppState:
                 concurrency=settings.webhooks_concurrency,
                 retry_base=settings.webhooks_retry_base,
                 poll_interval=settings.events_poll_interval,
-            read_interval=settings.events_read_interval,
             ),
         )
 
