@@ -110,7 +110,7 @@ def load_tickets(cluster: Cluster, database: str, tenant_id: str, count: int) ->
         ) AS shuffled
         ORDER BY i;
         INSERT INTO display_id_counters (tenant_id, prefix, last_value)
-            VALUES ('{tenant_id}'::uuid, 'CTC', {count}), ('{tenant_id}'::uuid, '#live', {count});
+            VALUES ('{tenant_id}'::uuid, 'CTC', {count});
         INSERT INTO display_id_counters (tenant_id, prefix, last_value)
             SELECT '{tenant_id}'::uuid, '#status:' || status_type, count(*)
             FROM tickets GROUP BY status_type;
@@ -158,7 +158,7 @@ def cases(tickets: int) -> dict[str, tuple[dict[str, Any], str]]:
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     tomorrow = today + timedelta(days=1)
     return {
-        "default (newest first, top 30)": ({}, "counter (#live)"),
+        "default (newest first, top 30)": ({}, "counters (#status:*)"),
         "status = In Progress (newest first, top 30)": (
             {
                 "filter": {

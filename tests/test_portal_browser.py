@@ -14,15 +14,17 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.desk_support import desk_overrides
 from tests.portal_client import persona_token
 from tests.support import DESCRIPTION, TITLE, Database, Server, Tenant, seed_body
+from tests.ticket_api import call, get_ticket
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -37,6 +39,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SCREENSHOTS = os.environ.get("TICKETING_PORTAL_SCREENSHOTS")
+AGENT = "agent@example.com"
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +113,17 @@ def _sign_in(page: Page, server: Server, tenant: Tenant, who: str) -> None:
     page.get_by_role("button", name=re.compile(rf"\({who}\)$")).click()
 
 
+@pytest.fixture
+def desk(make_tenant: Callable[..., Tenant]) -> Tenant:
+    """The standard tenant with queues and SLAs: type 16910 goes, unassigned, to a queue of
+    which the demo agent is a member."""
+    return make_tenant(**desk_overrides(members=[AGENT, "a2@example.com"], auto_assign="none"))
+
+
 def test_a_requester_files_a_ticket_an_agent_works_it_and_the_requester_sees_the_answer(
-    browser: Browser, server: Server, tenant: Tenant, visit: Visit
+    browser: Browser, server: Server, desk: Tenant, visit: Visit
 ) -> None:
+    tenant = desk
     requester = _page(browser)
     requester.goto(f"{server.base_url}/portal/sign-in?tenant={tenant.id}")
     visit.check(requester, "01-sign-in")
@@ -161,22 +172,27 @@ def test_a_requester_files_a_ticket_an_agent_works_it_and_the_requester_sees_the
     agent.get_by_role("button", name="Apply").click()
     expect(agent.get_by_role("row", name=re.compile(object_id))).to_contain_text(summary)
     visit.check(agent, "07-queue")
-    # Assignment is not part of the API yet; the agent comments and moves the status.
+    # The agent assigns it to themselves, moves it on, then answers.
     agent.get_by_role("link", name=object_id).click()
-    agent.get_by_label("Add a comment").fill("Ordered today; it arrives on Monday.")
-    agent.get_by_role("button", name="Add comment").click()
-    expect(agent.locator(".comment")).to_contain_text("Ordered today; it arrives on Monday.")
+    expect(agent.locator("#sla-title")).to_have_text("Service level")
+    agent.get_by_label("Assignee").select_option(AGENT)
     agent.get_by_label("Status").select_option("In Progress")
     agent.get_by_label("Cc watchers").fill("manager@example.com")
     agent.get_by_role("button", name="Save changes").click()
+    expect(agent.locator(".facts .assignee")).to_have_text(AGENT)
     expect(agent.locator(".facts .status")).to_have_text("In Progress")
+    agent.get_by_label("Add a comment").fill("Ordered today; it arrives on Monday.")
+    agent.get_by_role("button", name="Add comment").click()
+    expect(agent.locator(".comment")).to_contain_text("Ordered today; it arrives on Monday.")
     visit.check(agent, "08-agent-ticket")
+    assert get_ticket(tenant, object_id)["assignee"] == AGENT
 
     requester.goto(f"{server.base_url}/portal/tickets/{object_id}")
     expect(requester.locator(".comment")).to_contain_text("Ordered today; it arrives on Monday.")
     expect(requester.locator(".comment")).to_contain_text("Alex Agent")
     expect(requester.locator(".facts .status")).to_have_text("In Progress")
     expect(requester.locator(".history")).to_contain_text("Status: Open → In Progress")
+    expect(requester.locator(".history")).to_contain_text(f"Assignee: — → {AGENT}")
     requester.goto(f"{server.base_url}/portal/no-such-page")
     visit.check(requester, "09-not-found")
     assert requester.errors == agent.errors == []  # type: ignore[attr-defined]
@@ -250,4 +266,38 @@ def test_hostile_values_run_no_script_in_the_browser(
     link.click()
     visit.check(page, "hostile-ticket")
     assert page.evaluate("() => window.pwned") is None
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_agents_queue_shows_a_ticket_created_meanwhile_without_a_reload(
+    browser: Browser, server: Server, desk: Tenant, visit: Visit
+) -> None:
+    page = _page(browser)
+    _sign_in(page, server, desk, "Agent")
+    expect(page).to_have_url(re.compile(r"/portal/queue$"))
+    first = desk.create(seed_body(summary="Before the page"), token=persona_token(desk, "agent"))
+    page.reload()
+    expect(page.get_by_role("row", name=re.compile(first.json()["objectId"]))).to_be_visible()
+    page.evaluate("() => { window.sameDocument = true; }")
+    # The page's stream has said `connected` (it is subscribed) before the create.
+    expect(page.locator("#queue-results")).to_have_attribute("data-connected", "true")
+    created = desk.create(
+        seed_body(summary='Arrived live <b>"bold"</b>'), token=persona_token(desk, "requester")
+    ).json()["objectId"]
+    row = page.get_by_role("row", name=re.compile(created))
+    expect(row).to_be_visible(timeout=15_000)
+    expect(row).to_contain_text('Arrived live <b>"bold"</b>')
+    expect(page.locator("#queue-live")).to_have_text("The queue was updated.")
+    assert page.evaluate("() => window.sameDocument") is True
+    # An update moves it too: the status column follows.
+    ticket = get_ticket(desk, created)
+    call(
+        desk,
+        "PATCH",
+        f"/ticket/update/{created}",
+        json={"etag": ticket["etag"], "status": "In Progress"},
+    )
+    expect(row).to_contain_text("In Progress", timeout=15_000)
+    visit.check(page, "10-queue-live")
+    assert page.evaluate("() => window.sameDocument") is True
     assert page.errors == []  # type: ignore[attr-defined]

@@ -451,7 +451,7 @@ def test_the_create_statement_cannot_write_into_another_tenant(
         return await repository.insert_new_ticket(
             state.engine,
             config_version=version,
-            counters={"CTC": 1, repository.LIVE_COUNTER: 1},
+            counters={"CTC": 1, repository.status_counter("Open"): 1},
             values=values,
             changed_by={},
             changes=[],
@@ -527,7 +527,7 @@ def test_a_create_leaves_its_connection_as_it_found_it(
             return await repository.insert_new_ticket(
                 state.engine,
                 config_version=version,
-                counters={"CTC": 1, repository.LIVE_COUNTER: 1},
+                counters={"CTC": 1, repository.status_counter("Open"): 1},
                 values=new_ticket_values(tenant),
                 changed_by={},
                 changes=[],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from ticketing import __version__
 from ticketing.attachments.endpoints import router as attachments_router
 from ticketing.attachments.tasks import periodic_gc
 from ticketing.auth.access import app_state
+from ticketing.auth.reads import WriteMarks
 from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
 from ticketing.events.endpoints import router as events_router
@@ -73,6 +75,27 @@ _HEALTH = {
     "properties": {
         "status": {"type": "string", "enum": ["ok", "unhealthy"]},
         "database": {"type": "string", "enum": ["ok", "unreachable"]},
+        "replicas": {
+            "type": "array",
+            "description": "Each configured replica (TICKETING_DATABASE_REPLICA_URLS): ok "
+            "serves reads; lagging, unreachable and not a replica are skipped (the primary "
+            "serves their reads). A replica never makes the service unhealthy.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "host:port/database"},
+                    "status": {
+                        "type": "string",
+                        "enum": ["ok", "lagging", "unreachable", "not a replica"],
+                    },
+                    "lagSeconds": {
+                        "type": ["number", "null"],
+                        "description": "How far behind the primary; null when unreachable",
+                    },
+                },
+                "required": ["name", "status", "lagSeconds"],
+            },
+        },
     },
     "required": ["status", "database"],
 }
@@ -90,6 +113,11 @@ def _methods_for(app: FastAPI, request: Request) -> list[str]:
             for route in app.router.routes
         )
     ]
+
+
+# Young-generation collections after this many net allocations of tracked objects (the
+# interpreter's default is 700).
+GC_THRESHOLD = 50_000
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -114,8 +142,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool_in_use=lambda: float(getattr(pool, "checkedout", lambda: 0)()),
         )
         state.webhooks.on_outcome = lambda outcome: metrics.webhooks.labels(outcome).inc()
+        if state.replicas is not None:
+            state.replicas.on_read = lambda source: metrics.reads.labels(source).inc()
         await state.hub.start()
         await state.webhooks.start()
+        if state.replicas is not None:
+            await state.replicas.start()
+        # What is loaded by now (modules, routes, settings, the tenant caches' first entries)
+        # lives as long as the process: keep the collector from walking it on every full
+        # collection, and collect young objects less often (a request's objects are almost
+        # all freed by reference counting; the collector is for the few cycles). Measured
+        # with `perf record` under creates: the collector went from about 10% of the
+        # process's CPU to under 1%.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         try:
             async with periodic_gc(settings, state.blobs):
                 yield
@@ -123,6 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            if state.replicas is not None:
+                await state.replicas.stop()
             await state.webhooks.stop()
             await state.hub.stop()
             await state.engine.dispose()
@@ -135,6 +178,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     metrics = Metrics()
     app.state.metrics = metrics
+    if settings.database_replica_urls.strip():
+        # Only replicas need to know who wrote (read your writes).
+        app.add_middleware(WriteMarks)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(tickets_router)
@@ -165,13 +211,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     async def healthz(request: Request) -> Response:
         state = app_state(request)
+        replicas: dict[str, object] = {}
+        if state.replicas is not None:
+            # Checked now, not as of the last periodic check.
+            await state.replicas.check()
+            replicas["replicas"] = state.replicas.report()
         try:
             async with state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except DATABASE_ERRORS as exc:
             log.warning("health check: database unreachable: %r", exc)
-            return JsonResponse({"status": "unhealthy", "database": "unreachable"}, status_code=503)
-        return JsonResponse({"status": "ok", "database": "ok"})
+            return JsonResponse(
+                {"status": "unhealthy", "database": "unreachable", **replicas}, status_code=503
+            )
+        return JsonResponse({"status": "ok", "database": "ok", **replicas})
 
     @app.exception_handler(TicketingError)
     async def on_ticketing_error(request: Request, exc: TicketingError) -> Response:

@@ -107,6 +107,26 @@ class Settings(BaseSettings):
         description="Seconds before the first retry; each retry waits twice as long (jittered).",
     )
 
+    database_replica_urls: str = Field(
+        default="",
+        description="Streaming replicas of the PostgreSQL database, comma-separated, each "
+        "written like database_url; reads that change nothing are served by them.",
+    )
+    replica_max_lag: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a replica may be behind the primary and still serve reads.",
+    )
+    replica_wait: float = Field(
+        default=0.2,
+        ge=0,
+        description="Seconds a caller's read waits for a replica to replay the caller's own "
+        "last write before the primary serves it instead.",
+    )
+    replica_check_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between two checks of each replica's lag."
+    )
+
     db_role: str = Field(
         default=APP_ROLE,
         pattern=r"^([a-z_][a-z0-9_]{0,62})?$",
@@ -153,6 +173,18 @@ class Settings(BaseSettings):
         return async_database_url(
             self.database_url or f"sqlite:///{self.data_dir / 'ticketing.db'}"
         )
+
+    @property
+    def resolved_replica_urls(self) -> list[str]:
+        """The replicas' URLs with the async driver (PostgreSQL only)."""
+        urls = [u.strip() for u in self.database_replica_urls.split(",") if u.strip()]
+        resolved = [async_database_url(url) for url in urls]
+        if resolved and not self.resolved_database_url.startswith("postgresql"):
+            raise ValueError("TICKETING_DATABASE_REPLICA_URLS needs a PostgreSQL database_url")
+        for url in resolved:
+            if not url.startswith("postgresql"):
+                raise ValueError(f"a replica must be PostgreSQL: {url.split('://', 1)[0]!r}")
+        return resolved
 
     @property
     def dev_key_path(self) -> Path:

@@ -13,6 +13,7 @@ from ticketing.catalog.service import CatalogCache
 from ticketing.config import Settings
 from ticketing.events.hub import EventHub, listen_url
 from ticketing.kit.db import create_engine, create_sessionmaker
+from ticketing.kit.replicas import ReplicaSet
 from ticketing.webhooks.worker import WebhookWorker
 
 
@@ -26,6 +27,8 @@ class AppState:
     blobs: BlobStore
     hub: EventHub
     webhooks: WebhookWorker
+    # Streaming replicas that serve reads (None: the primary serves everything).
+    replicas: ReplicaSet | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
@@ -44,7 +47,23 @@ class AppState:
             keep_seconds=settings.events_keep_seconds,
             keep_count=settings.events_keep_count,
         )
+        replica_urls = settings.resolved_replica_urls
+        replicas = (
+            ReplicaSet.from_urls(
+                engine,
+                replica_urls,
+                pool_size=settings.db_pool_size,
+                timeout=settings.db_timeout,
+                role=settings.db_role or None,
+                max_lag=settings.replica_max_lag,
+                wait=settings.replica_wait,
+                interval=settings.replica_check_interval,
+            )
+            if replica_urls
+            else None
+        )
         return cls(
+            replicas=replicas,
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,

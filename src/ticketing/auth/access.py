@@ -75,11 +75,21 @@ def app_state(request: Request) -> AppState:
 
 async def authenticate(request: Request) -> Principal:
     """Step 1: a genuine, current token from a trusted issuer."""
-    principal = await app_state(request).verifier.verify(request.headers.get("authorization"))
-    request.state.subject = principal.username  # for the audit log
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = await app_state(request).verifier.verify(request.headers.get("authorization"))
+        request.state.principal = principal
+        request.state.subject = principal.username  # for the audit log
+        # Whose writes this request's reads must see (ticketing.auth.reads).
+        request.state.caller = caller_key(principal)
     # The database shows this request the token's tenant alone (row-level security).
     bind_tenant(principal.tenant_id)
     return principal
+
+
+def caller_key(principal: Principal) -> str:
+    """One caller: the same person in the same tenant, whichever token they hold."""
+    return f"{principal.realm}\x1f{principal.tenant_id or ''}\x1f{principal.subject}"
 
 
 def requested_tenant(request: Request, principal: Principal) -> uuid.UUID:

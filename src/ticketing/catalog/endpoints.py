@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ticketing.auth.access import Action, admit, app_state
+from ticketing.auth.access import Action, admit
+from ticketing.auth.reads import run_read
 from ticketing.catalog.schemas import OffersPage, TicketTypesPage
 from ticketing.catalog.service import OfferSpec, TicketTypeSpec
-from ticketing.kit.db import transaction
 from ticketing.kit.errors import Reasons
 from ticketing.kit.responses import JsonResponse
 from ticketing.kit.schemas import CATALOG_QUERY, ERROR_RESPONSES, TICKETING_HEADERS, query_parameter
@@ -119,8 +119,7 @@ def _int_param(
 )
 async def list_ticket_types(request: Request) -> Response:
     """Lists the tenant's ticket types; `fields[].id` are the keys to send in ticketBody."""
-    async with transaction(app_state(request).sessionmaker) as session:
-        access = await admit(request, session, Action.READ_CATALOG)
+    access = await run_read(request, lambda session: admit(request, session, Action.READ_CATALOG))
     reasons = Reasons()
     check_query(reasons, request.query_params)
     select_keys, top, skip = _paging(reasons, request.query_params)
@@ -149,8 +148,7 @@ async def list_ticket_types(request: Request) -> Response:
 )
 async def list_offers(request: Request) -> Response:
     """Lists the active offers visible in the requested catalog `type`."""
-    async with transaction(app_state(request).sessionmaker) as session:
-        access = await admit(request, session, Action.READ_CATALOG)
+    access = await run_read(request, lambda session: admit(request, session, Action.READ_CATALOG))
     catalog_type = require_catalog_query(request.query_params)
     offers = [
         offer_public(o)

@@ -106,7 +106,9 @@ class CatalogCache:
         if cached is not None and cached.version == current[1]:
             return cached
         catalog = await compile_catalog(session, tenant_id=tenant_id)
-        if catalog is not None:
+        # A replica behind the primary may show an older version than one already cached;
+        # it serves this read, and the newer one stays for the creates that peek.
+        if catalog is not None and (cached is None or catalog.version >= cached.version):
             self._catalogs[tenant_id] = catalog
         return catalog
 

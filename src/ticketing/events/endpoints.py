@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response, StreamingResponse
 
-from ticketing.auth.access import Action, admit, app_state
+from ticketing.auth.access import Action, admit, app_state, authenticate, requested_tenant
+from ticketing.auth.reads import run_read
 from ticketing.events import service, sse
 from ticketing.events.schemas import LIST_UPDATES_OPENAPI, LIST_UPDATES_RESPONSES
-from ticketing.kit.db import transaction
 from ticketing.tickets.validation import require_catalog_query
 
 router = APIRouter(prefix="/api/v2/ticketing", tags=["events"])
@@ -25,14 +26,27 @@ async def list_updates(request: Request) -> Response:
     """`connected`, optionally `snapshot`, then `created`, `updated` and `deleted` for the
     tickets the caller may list, with `heartbeat`s; resumes after `Last-Event-ID`."""
     state = app_state(request)
-    async with transaction(state.sessionmaker) as session:
+    principal = await authenticate(request)
+    # Subscribed before the snapshot and replay are read, so that no event falls between
+    # them and the live events; a replica serves them only once it has replayed past now.
+    subscription = state.hub.subscribe(requested_tenant(request, principal))
+
+    async def read(session: AsyncSession) -> service.StreamBody:
         access = await admit(request, session, Action.READ)
         require_catalog_query(request.query_params)
-        body = await service.list_updates(
+        return await service.list_updates(
             session,
             request=request,
             access=access,
             hub=state.hub,
+            subscription=subscription,
             heartbeat=state.settings.sse_heartbeat,
         )
+
+    reads_history = "snapshot" in request.query_params or "last-event-id" in request.headers
+    try:
+        body = await run_read(request, read, fresh=reads_history)
+    except BaseException:
+        state.hub.unsubscribe(subscription)
+        raise
     return StreamingResponse(body, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)

@@ -198,7 +198,8 @@ class EventHub:
                     await self._wake.wait()
             # Reads are at least `read_interval` apart: under a steady stream of commits each
             # read carries several events, so every stream wakes and writes once for all of
-            # them instead of once each (a commit after a quiet spell is read at once).
+            # them instead of once each (a commit after a quiet spell is read at once), and the
+            # reader's numbering and reading queries do not grow with the write rate.
             pause = last_read + self.read_interval - loop.time()
             if pause > 0:
                 await asyncio.sleep(pause)
@@ -235,7 +236,7 @@ class EventHub:
             if waiting != 0:
                 # Committed events wait for an older transaction, or another process is
                 # numbering them: look again shortly.
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(self.read_interval)
                 continue
             return
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from ticketing.auth.access import Access
 from ticketing.events import outbox, repository, sse
-from ticketing.events.hub import EventHub
+from ticketing.events.hub import EventHub, Subscription
 from ticketing.events.public import event_ticket
 from ticketing.events.repository import Event
 from ticketing.kit.errors import InputValidationFailure
@@ -26,6 +26,8 @@ LIST_EVENTS = {
     outbox.TICKET_DELETED: "deleted",
 }
 
+
+StreamBody = AsyncIterator[bytes]
 
 # Every stream of a process that shows an event shows the same frame: it is serialised and
 # framed once, by the first stream to write it.
@@ -95,44 +97,47 @@ async def list_updates(
     request: Request,
     access: Access,
     hub: EventHub,
+    subscription: Subscription,
     heartbeat: float,
-) -> AsyncIterator[bytes]:
+    expires_at: float | None = None,
+) -> StreamBody:
     """Prepares a list-updates stream (snapshot and replay are read now, with `session`) and
-    returns its body; the body holds no database connection."""
+    returns its body; the body holds no database connection. It ends when the bearer token
+    expires (`expires_at`: when the caller's token, if not a bearer header's, expires).
+
+    `subscription` is the caller's, taken before `session` began: the snapshot and the replay
+    must hold every event up to its start (a replica's session must have replayed past it).
+    The caller unsubscribes when this raises; the body unsubscribes when it ends.
+    """
+    if subscription.tenant_id != access.tenant_id:
+        raise ValueError("the subscription is for another tenant")
     snapshot = parse_flag(request.query_params, "snapshot")
     last_event_id = parse_last_event_id(request.headers)
-    subscription = hub.subscribe(access.tenant_id)
-    try:
-        start = subscription.start
-        opening: list[tuple[str, Any]] = [
-            (
-                "connected",
-                {
-                    "clientId": str(uuid.uuid4()),
-                    "tenantId": str(access.tenant_id),
-                    "heartbeatSeconds": int(heartbeat) if heartbeat.is_integer() else heartbeat,
-                },
+    start = subscription.start
+    opening: list[tuple[str, Any]] = [
+        (
+            "connected",
+            {
+                "clientId": str(uuid.uuid4()),
+                "tenantId": str(access.tenant_id),
+                "heartbeatSeconds": int(heartbeat) if heartbeat.is_integer() else heartbeat,
+            },
+        )
+    ]
+    if snapshot:
+        page = await listing.list_tickets(session, access=access, raw_body=b"", content_type=None)
+        opening.append(("snapshot", {"tickets": page["value"], "total": page["count"]}))
+    replay: list[Event] = []
+    last_sent = start
+    if last_event_id is not None:
+        horizon = await repository.pruned_through(session, tenant_id=access.tenant_id)
+        if last_event_id < horizon:
+            opening.append(("reset", {"reason": "Events since Last-Event-ID are gone"}))
+        else:
+            replay = await repository.tenant_events(
+                session, tenant_id=access.tenant_id, after=last_event_id, through=start
             )
-        ]
-        if snapshot:
-            page = await listing.list_tickets(
-                session, access=access, raw_body=b"", content_type=None
-            )
-            opening.append(("snapshot", {"tickets": page["value"], "total": page["count"]}))
-        replay: list[Event] = []
-        last_sent = start
-        if last_event_id is not None:
-            horizon = await repository.pruned_through(session, tenant_id=access.tenant_id)
-            if last_event_id < horizon:
-                opening.append(("reset", {"reason": "Events since Last-Event-ID are gone"}))
-            else:
-                replay = await repository.tenant_events(
-                    session, tenant_id=access.tenant_id, after=last_event_id, through=start
-                )
-                last_sent = last_event_id
-    except BaseException:
-        hub.unsubscribe(subscription)
-        raise
+            last_sent = last_event_id
 
     def render(event: Event) -> bytes:
         name = LIST_EVENTS.get(event.kind)
@@ -148,5 +153,5 @@ async def list_updates(
         last_sent=last_sent,
         render=render,
         heartbeat=heartbeat,
-        expires_at=sse.token_expiry(request),
+        expires_at=expires_at if expires_at is not None else sse.token_expiry(request),
     )

@@ -51,6 +51,13 @@ class Metrics:
             "Committed events waiting for their position (older transactions still running).",
             registry=self.registry,
         )
+        self.reads = Counter(
+            "ticketing_db_reads",
+            "Read-only requests by the database that served them (replica, primary), when "
+            "replicas are configured.",
+            ["source"],
+            registry=self.registry,
+        )
         self.pool_in_use = Gauge(
             "ticketing_db_pool_connections_in_use",
             "Database connections of this process's pool handed out now.",

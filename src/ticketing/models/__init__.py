@@ -163,7 +163,7 @@ _ROUTING_COLUMNS = ("priority", "queue_id", "assignee")
 
 
 def _set_index(name: str, column: str, *columns: str) -> Index:
-    where = text(f"deleted_seq = -1 AND {column} IS NOT NULL")
+    where = text(f"{LISTED} AND {column} IS NOT NULL")
     return Index(
         name, "tenant_id", column, *columns, "id_serial", postgresql_where=where, sqlite_where=where
     )

@@ -20,10 +20,11 @@ import jwt
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from markupsafe import Markup
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from ticketing.auth.access import Access, Action, app_state
+from ticketing.auth.access import Access, Action, app_state, caller_key
 from ticketing.auth.tokens import Principal
+from ticketing.events import sse
 from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.errors import (
     AuthenticationFailure,
@@ -249,6 +250,8 @@ async def _signed_in(request: Request, action: Action = Action.READ) -> Access:
     state = app_state(request)
     principal = await service.verify_token(state, session.token)
     request.state.principal = principal
+    # Its writes are the same caller's as through the API (read your writes on replicas).
+    request.state.caller = caller_key(principal)
     return await service.admit(state, principal, action)
 
 
@@ -476,8 +479,7 @@ async def submit_ticket(request: Request, offer_id: str) -> Response:
 async def my_tickets(request: Request) -> Response:
     """The tickets the user filed, newest first."""
     access = await _signed_in(request)
-    listing = service.list_request(request.query_params, access.catalog)
-    listing.filters = {}
+    listing = service.list_request(request.query_params)
     page = await service.list_tickets(
         app_state(request), access, listing, submitted_by=access.principal.submitter
     )
@@ -534,8 +536,10 @@ def _ticket_page(
             "status": ticket["status_type"],
             "ccWatchers": "\n".join(ticket["data"].get("ccWatchers") or []),
             "toWatchers": "\n".join(ticket["data"].get("toWatchers") or []),
+            **_routing_of(ticket),
         },
     )
+    context.setdefault("routed", _routing_of(ticket))
     context.setdefault("etag", ticket["etag"])
     context.setdefault("version", ticket["version"])
     return render(
@@ -568,9 +572,32 @@ async def comment(request: Request, object_id: str) -> Response:
     return _redirect(f"{PREFIX}/tickets/{object_id}#comments")
 
 
+# The routing controls of the agent's form: posted name -> update body key. Each has a hidden
+# `was-<name>` with the value the form showed, and only the keys the agent changed are sent,
+# so that saving a status does not re-check an assignee who has since left the queue.
+ROUTING_INPUTS = {"assignee": "assignee", "priority": "priority", "queue": "queueId"}
+
+
+def _routing_of(ticket: Mapping[str, Any]) -> dict[str, str]:
+    return {name: ticket[key] or "" for name, key in ROUTING_INPUTS.items()}
+
+
+def _routing_changes(form: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for name, key in ROUTING_INPUTS.items():
+        if name not in form:
+            continue
+        value = _first(form, name)
+        if value != _first(form, f"was-{name}"):
+            # Blank is "unassigned" / "no queue"; a blank priority is refused by the service.
+            changes[key] = value or None
+    return changes
+
+
 @router.post("/tickets/{object_id}/update")
 async def update(request: Request, object_id: str) -> Response:
-    """Changes status and watchers; a stale etag shows what changed and keeps the input."""
+    """Changes status, assignee, priority, queue and watchers; a stale etag shows what changed
+    and keeps the input; a refused value is shown next to its control."""
     access = await _signed_in(request, Action.UPDATE)
     state = app_state(request)
     form = _form(request)
@@ -578,7 +605,9 @@ async def update(request: Request, object_id: str) -> Response:
         "status": _first(form, "status"),
         "ccWatchers": _first(form, "ccWatchers"),
         "toWatchers": _first(form, "toWatchers"),
+        **{name: _first(form, name) for name in ROUTING_INPUTS},
     }
+    routed = {name: _first(form, f"was-{name}") for name in ROUTING_INPUTS}
     etag = _first(form, "etag")
     version_text = _first(form, "version")
     version = int(version_text) if version_text.isdigit() and len(version_text) < 10 else 0
@@ -587,6 +616,7 @@ async def update(request: Request, object_id: str) -> Response:
         "status": agent_input["status"] or None,
         "ccWatchers": service.watcher_list(agent_input["ccWatchers"]),
         "toWatchers": service.watcher_list(agent_input["toWatchers"]),
+        **_routing_changes(form),
     }
     try:
         await service.update_ticket(state, access, object_id, changes=changes)
@@ -601,6 +631,7 @@ async def update(request: Request, object_id: str) -> Response:
             agent_input=agent_input,
             # Sending the form again applies the agent's input over the new version.
             etag=page.ticket["etag"],
+            routed=_routing_of(page.ticket),
             version=page.ticket["version"],
         )
     except InputValidationFailure as exc:
@@ -612,6 +643,7 @@ async def update(request: Request, object_id: str) -> Response:
             status_code=400,
             update_errors=exc.reason,
             agent_input=agent_input,
+            routed=routed,
             etag=etag,
             version=version,
         )
@@ -627,13 +659,15 @@ async def queue(request: Request) -> Response:
     access = await _signed_in(request)
     if not service.is_agent(access.principal):
         raise Forbidden("The queue is for agents")
-    listing = service.list_request(request.query_params, access.catalog)
-    page = await service.list_tickets(app_state(request), access, listing)
+    state = app_state(request)
+    choices = await service.filter_choices(state, access)
+    listing = service.list_request(request.query_params, choices)
+    page = await service.list_tickets(state, access, listing)
     filters = [
         {
             "name": f.name,
             "label": f.label,
-            "choices": f.choices(access.catalog),
+            "choices": f.choices(choices),
             "value": (listing.filters or {}).get(f.name, ""),
         }
         for f in service.QUEUE_FILTERS
@@ -647,6 +681,22 @@ async def queue(request: Request) -> Response:
         sorts=service.SORTS,
         query=_query_maker(listing),
     )
+
+
+@router.get("/queue/updates")
+async def queue_updates(request: Request) -> Response:
+    """The queue's live updates: the API's list-updates stream (Server-Sent Events) for the
+    session's user, authenticated by the session cookie; the queue page's script reloads
+    its table when a ticket is created, updated or deleted."""
+    access = await _signed_in(request)
+    if not service.is_agent(access.principal):
+        raise Forbidden("The queue is for agents")
+    session: PortalSession = request.state.portal_session
+    assert session.token is not None
+    body = await service.queue_updates(
+        app_state(request), access, request, expires_at=_token_expiry(session.token)
+    )
+    return StreamingResponse(body, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
 
 
 # --- assets and the rest -----------------------------------------------------------------

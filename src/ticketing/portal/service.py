@@ -10,8 +10,9 @@ from __future__ import annotations
 import html
 import math
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nh3
@@ -22,11 +23,14 @@ from ticketing.auth.dev_issuer import load_or_create_dev_key, mint_token
 from ticketing.auth.tokens import Principal
 from ticketing.catalog.fields import FieldSpec
 from ticketing.catalog.service import OfferSpec, StaleCatalog, TenantCatalog, TicketTypeSpec
+from ticketing.events import service as events
 from ticketing.kit.db import transaction
 from ticketing.kit.errors import NotFound, ServiceUnavailable, TenantNotFound
 from ticketing.kit.tenancy import bind_tenant
 from ticketing.portal.controls import OMIT, control_for, input_name
 from ticketing.portal.schemas import DemoUser, FieldView, Page, ShownValue
+from ticketing.queues import service as queues
+from ticketing.sla.config import PRIORITIES
 from ticketing.state import AppState
 from ticketing.tickets import comments, lifecycle, listing
 from ticketing.tickets import service as tickets
@@ -248,6 +252,10 @@ _SYSTEM_LABELS = {
     "toWatchers": "To watchers",
     "offerId": "Offer",
     "deleted_seq": "Deleted",
+    "assignee": "Assignee",
+    "priority": "Priority",
+    "queueId": "Queue",
+    "slaPolicy": "SLA policy",
 }
 
 
@@ -300,6 +308,13 @@ class TicketPage:
     comments: list[dict[str, Any]]
     history: list[dict[str, Any]]
     statuses: list[str]
+    # SLA clocks as the ticket response shows them, with labels for the page.
+    clocks: list[dict[str, Any]] = field(default_factory=list)
+    # What an agent may route the ticket to: priorities, the tenant's queues (id, name) and
+    # the members of the ticket's queue (the current assignee first if no longer one).
+    priorities: list[str] = field(default_factory=list)
+    queues: list[tuple[str, str]] = field(default_factory=list)
+    members: list[str] = field(default_factory=list)
 
 
 def _history_view(
@@ -337,7 +352,18 @@ async def ticket_page(state: AppState, access: Access, object_id: str) -> Ticket
         row = await lifecycle.find_ticket(session, access=access, object_id=object_id)
         found = await comments.list_comments(session, access=access, object_id=object_id)
         history = await lifecycle.ticket_history(session, access=access, object_id=object_id)
+        queue_id = row.get("queue_id")
+        members: list[str] = []
+        if (
+            is_agent(access.principal)
+            and isinstance(queue_id, str)
+            and queue_id in access.catalog.desk.queues
+        ):
+            found_members = await queues.list_members(session, access=access, queue_id=queue_id)
+            members = [m["userId"] for m in found_members]
     ticket = ticket_public(row)
+    if ticket["assignee"] and ticket["assignee"] not in members:
+        members.insert(0, ticket["assignee"])
     catalog = access.catalog
     ticket_type = catalog.ticket_types.get(row["item_type_id"])
     offer = catalog.offers.get(str(ticket["data"].get("offerId", "")))
@@ -357,7 +383,45 @@ async def ticket_page(state: AppState, access: Access, object_id: str) -> Ticket
         comments=[_comment_view(c) for c in found],
         history=_history_view(history, ticket_type),
         statuses=statuses,
+        clocks=[_clock_view(c) for c in ticket["slas"]],
+        priorities=list(PRIORITIES),
+        queues=[(q.id, q.name) for q in catalog.desk.queues.values()],
+        members=members,
     )
+
+
+_CLOCK_KINDS = {"response": "First response", "resolution": "Resolution"}
+_CLOCK_STATES = {
+    "running": "Running",
+    "paused": "Paused",
+    "met": "Met",
+    "breached": "Breached",
+}
+
+
+def _clock_view(clock: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **clock,
+        "label": _CLOCK_KINDS.get(clock["kind"], clock["kind"]),
+        "state_label": _CLOCK_STATES.get(clock["state"], clock["state"]),
+    }
+
+
+def sla_summary(ticket: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a list row shows of a ticket's SLA: the earliest due time of its clocks still
+    counting (None when every clock stopped) and whether any clock is in breach; None for a
+    ticket without clocks."""
+    slas = ticket.get("slas") or []
+    if not slas:
+        return None
+    counting = [
+        s["dueAt"] for s in slas if s["dueAt"] and s["stoppedAt"] is None and s["state"] != "paused"
+    ]
+    return {
+        "due_at": min(counting, default=None),
+        "paused": any(s["state"] == "paused" for s in slas),
+        "breached": any(s["breached"] for s in slas),
+    }
 
 
 def comment_html(text: str) -> str:
@@ -407,36 +471,116 @@ def changes_since(page: TicketPage, version: int) -> list[dict[str, Any]]:
     return [entry for entry in page.history if entry["version"] > version]
 
 
+async def queue_updates(
+    state: AppState, access: Access, request: Any, *, expires_at: float
+) -> AsyncIterator[bytes]:
+    """The list-updates stream of the API (`created`, `updated`, `deleted` of the tickets
+    the user may list, heartbeats) for a portal session, ending when its token expires."""
+    # Subscribed before the stream's opening is read, as the API's endpoint does.
+    subscription = state.hub.subscribe(access.tenant_id)
+    try:
+        async with transaction(state.sessionmaker) as session:
+            return await events.list_updates(
+                session,
+                request=request,
+                access=access,
+                hub=state.hub,
+                subscription=subscription,
+                heartbeat=state.settings.sse_heartbeat,
+                expires_at=expires_at,
+            )
+    except BaseException:
+        state.hub.unsubscribe(subscription)
+        raise
+
+
 # --- lists -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class FilterChoices:
+    """What the queue's filters offer beyond the catalog: the members of the tenant's queues
+    (the assignee filter) and the moment `due today` and `overdue` are measured from."""
+
+    catalog: TenantCatalog
+    assignees: list[str]
+    now: datetime
+
+
+Condition = dict[str, Any]
+
+
+@dataclass(frozen=True)
 class QueueFilter:
-    """One filter of the agent queue: its query parameter, the list column it filters and
-    the choices it offers. SLA state, priority and assignee filters are added here."""
+    """One filter of the agent queue: its query parameter, the choices it offers and the
+    list request's conditions (the API's columns) a chosen value stands for."""
 
     name: str
     label: str
-    column: str
-    choices: Callable[[TenantCatalog], list[tuple[str, str]]]
+    choices: Callable[[FilterChoices], list[tuple[str, str]]]
+    conditions: Callable[[str, FilterChoices], list[Condition]]
 
 
-def _statuses(catalog: TenantCatalog) -> list[tuple[str, str]]:
+def _statuses(context: FilterChoices) -> list[tuple[str, str]]:
     names: dict[str, None] = {}
-    for ticket_type in catalog.ticket_types.values():
+    for ticket_type in context.catalog.ticket_types.values():
         for status in ticket_type.workflow.get("statuses", []):
             names.setdefault(status["name"])
     return [(n, n) for n in names]
 
 
-def _teams(catalog: TenantCatalog) -> list[tuple[str, str]]:
-    return [(team.id, team.name) for team in catalog.teams.values()]
+def _teams(context: FilterChoices) -> list[tuple[str, str]]:
+    return [(team.id, team.name) for team in context.catalog.teams.values()]
+
+
+def _priorities(_context: FilterChoices) -> list[tuple[str, str]]:
+    return [(p, p.capitalize()) for p in PRIORITIES]
+
+
+def _assignees(context: FilterChoices) -> list[tuple[str, str]]:
+    return [(a, a) for a in context.assignees]
+
+
+SLA_CHOICES = (("due-today", "Due today"), ("overdue", "Overdue"), ("breached", "Breached"))
+
+
+def _sla_states(_context: FilterChoices) -> list[tuple[str, str]]:
+    return list(SLA_CHOICES)
+
+
+def _equals(column: str) -> Callable[[str, FilterChoices], list[Condition]]:
+    return lambda value, _context: [{"column": column, "op": "EQ", "operand": value}]
+
+
+def _sla_conditions(value: str, context: FilterChoices) -> list[Condition]:
+    """`Due today`: a running clock falls due today (UTC); `overdue`: one is past its due
+    time; `breached`: some clock is in breach (the API's slaBreached)."""
+    if value == "breached":
+        return [{"column": "slaBreached", "op": "EQ", "operand": True}]
+    now = context.now
+    if value == "overdue":
+        return [{"column": "slaDueAt", "op": "LT", "operand": now.isoformat()}]
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return [
+        {"column": "slaDueAt", "op": "GE", "operand": today.isoformat()},
+        {"column": "slaDueAt", "op": "LT", "operand": (today + timedelta(days=1)).isoformat()},
+    ]
 
 
 QUEUE_FILTERS = (
-    QueueFilter("status", "Status", "status", _statuses),
-    QueueFilter("team", "Team", "teamId", _teams),
+    QueueFilter("status", "Status", _statuses, _equals("status")),
+    QueueFilter("team", "Team", _teams, _equals("teamId")),
+    QueueFilter("priority", "Priority", _priorities, _equals("priority")),
+    QueueFilter("assignee", "Assignee", _assignees, _equals("assignee")),
+    QueueFilter("sla", "SLA", _sla_states, _sla_conditions),
 )
+
+
+async def filter_choices(state: AppState, access: Access) -> FilterChoices:
+    """What the queue's filters offer now."""
+    async with transaction(state.sessionmaker) as session:
+        assignees = await queues.all_members(session, access=access)
+    return FilterChoices(access.catalog, assignees, datetime.now(UTC))
 
 
 @dataclass
@@ -448,16 +592,19 @@ class ListRequest:
     order: str = "DESC"
     page: int = 1
     filters: dict[str, str] | None = None
+    context: FilterChoices | None = None
 
 
-def list_request(query: Mapping[str, str], catalog: TenantCatalog) -> ListRequest:
-    """Reads search, sort, order, page and the queue filters from a page's query string."""
+def list_request(query: Mapping[str, str], context: FilterChoices | None = None) -> ListRequest:
+    """Reads search, sort, order, page and (given what they offer) the queue filters from
+    a page's query string."""
     page_text = query.get("page", "1")
     page = int(page_text) if page_text.isdigit() and 0 < len(page_text) <= 6 else 1
     filters = {}
-    for queue_filter in QUEUE_FILTERS:
+    for queue_filter in QUEUE_FILTERS if context is not None else ():
+        assert context is not None
         value = query.get(queue_filter.name, "")
-        if value and value in {v for v, _ in queue_filter.choices(catalog)}:
+        if value and value in {v for v, _ in queue_filter.choices(context)}:
             filters[queue_filter.name] = value
     sort = query.get("sort", "createdAt")
     return ListRequest(
@@ -466,6 +613,7 @@ def list_request(query: Mapping[str, str], catalog: TenantCatalog) -> ListReques
         order="ASC" if query.get("order") == "ASC" else "DESC",
         page=max(page, 1),
         filters=filters,
+        context=context,
     )
 
 
@@ -473,10 +621,12 @@ async def list_tickets(
     state: AppState, access: Access, request: ListRequest, *, submitted_by: str | None = None
 ) -> Page:
     """A page of tickets through the list endpoint's own function."""
-    operands: list[dict[str, Any]] = [
-        {"column": f.column, "op": "EQ", "operand": (request.filters or {})[f.name]}
+    filters = request.filters or {}
+    operands: list[Condition] = [
+        condition
         for f in QUEUE_FILTERS
-        if f.name in (request.filters or {})
+        if f.name in filters and request.context is not None
+        for condition in f.conditions(filters[f.name], request.context)
     ]
     if submitted_by is not None:
         operands.append({"column": "submittedBy", "op": "EQ", "operand": submitted_by})
@@ -496,7 +646,7 @@ async def list_tickets(
         )
     count = int(found["count"])
     return Page(
-        tickets=found["value"],
+        tickets=[{**t, "sla_summary": sla_summary(t)} for t in found["value"]],
         count=count,
         page=request.page,
         pages=max(1, math.ceil(count / PAGE_SIZE)),

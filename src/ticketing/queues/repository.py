@@ -53,6 +53,17 @@ async def list_members(
     return list((await session.scalars(query)).all())
 
 
+async def member_ids(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[str]:
+    """Every user who is a member of some queue of the tenant, once each, in order."""
+    query = (
+        select(QueueMember.user_id)
+        .where(*_scoped(tenant_id))
+        .distinct()
+        .order_by(QueueMember.user_id)
+    )
+    return list((await session.scalars(query)).all())
+
+
 async def get_member(
     session: AsyncSession, *, tenant_id: uuid.UUID, queue_id: str, user_id: str
 ) -> QueueMember | None:

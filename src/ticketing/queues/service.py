@@ -224,6 +224,11 @@ async def list_members(
     return [member_public(m) for m in members]
 
 
+async def all_members(session: AsyncSession, *, access: Access) -> list[str]:
+    """The users who are members of any of the tenant's queues (who tickets go to)."""
+    return await repository.member_ids(session, tenant_id=access.tenant_id)
+
+
 def _require_admin(access: Access) -> None:
     if ADMIN_ROLE not in access.principal.roles:
         raise PermissionFailure("You do not have the required permissions to change queue members")

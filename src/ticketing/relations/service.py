@@ -368,7 +368,7 @@ async def merge_ticket(
     await tickets.bump_counters(
         session,
         tenant_id=access.tenant_id,
-        deltas={tickets.LIVE_COUNTER: -1, tickets.status_counter(current["status_type"]): -1},
+        deltas={tickets.status_counter(current["status_type"]): -1},
     )
     await tickets.append_history(
         session,

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from ticketing.auth.access import Action, admit, app_state
+from ticketing.auth.access import Action, admit
+from ticketing.auth.reads import run_read
 from ticketing.catalog.service import TenantCatalog
-from ticketing.kit.db import transaction
 from ticketing.kit.responses import JsonResponse
 from ticketing.kit.schemas import CATALOG_QUERY, ERROR_RESPONSES, TICKETING_HEADERS
 from ticketing.tickets.validation import require_catalog_query
@@ -70,7 +70,6 @@ def tenant_meta(catalog: TenantCatalog) -> dict[str, Any]:
 )
 async def get_tenant_meta(request: Request) -> Response:
     """Statuses (with categories) and the other vocabularies of the tenant."""
-    async with transaction(app_state(request).sessionmaker) as session:
-        access = await admit(request, session, Action.READ)
+    access = await run_read(request, lambda session: admit(request, session, Action.READ))
     require_catalog_query(request.query_params)
     return JsonResponse({"success": True, "status": 200, "data": tenant_meta(access.catalog)})

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from ticketing.auth.access import (
@@ -18,6 +19,7 @@ from ticketing.auth.access import (
     authorize,
     requested_tenant,
 )
+from ticketing.auth.reads import run_read
 from ticketing.catalog.service import StaleCatalog
 from ticketing.kit.db import transaction
 from ticketing.kit.errors import ServiceUnavailable
@@ -224,9 +226,12 @@ _IF_MATCH = {
 )
 async def get_ticket(request: Request, objectId: str) -> Response:
     """Gets one ticket by its display ID, with its etag in the ETag header."""
-    async with transaction(app_state(request).sessionmaker) as session:
+
+    async def read(session: AsyncSession) -> dict[str, Any]:
         access = await admit(request, session, Action.READ)
-        ticket = await lifecycle.find_ticket(session, access=access, object_id=objectId)
+        return await lifecycle.find_ticket(session, access=access, object_id=objectId)
+
+    ticket = await run_read(request, read)
     _check_query(request)
     etag = etag_header(ticket["etag"])
     if lifecycle.if_none_match_hits(request.headers.get("if-none-match"), ticket["etag"]):
@@ -339,7 +344,8 @@ async def count_tickets(request: Request) -> Response:
 async def _read_listing(request: Request, query: Callable[..., Awaitable[_T]]) -> _T:
     """Runs a list or count query for the admitted caller on the request's body."""
     raw_body = await read_body(request)
-    async with transaction(app_state(request).sessionmaker) as session:
+
+    async def read(session: AsyncSession) -> _T:
         access = await admit(request, session, Action.READ)
         _check_query(request)
         return await query(
@@ -348,6 +354,8 @@ async def _read_listing(request: Request, query: Callable[..., Awaitable[_T]]) -
             raw_body=raw_body,
             content_type=request.headers.get("content-type"),
         )
+
+    return await run_read(request, read)
 
 
 @router.get(
@@ -359,10 +367,13 @@ async def _read_listing(request: Request, query: Callable[..., Awaitable[_T]]) -
 )
 async def ticket_history(request: Request, objectId: str) -> Response:
     """Every change in order: version, when, who, and each field's old and new value."""
-    async with transaction(app_state(request).sessionmaker) as session:
+
+    async def read(session: AsyncSession) -> list[dict[str, Any]]:
         access = await admit(request, session, Action.READ)
         _check_query(request)
-        entries = await lifecycle.ticket_history(session, access=access, object_id=objectId)
+        return await lifecycle.ticket_history(session, access=access, object_id=objectId)
+
+    entries = await run_read(request, read)
     return JsonResponse(
         {"success": True, "status": 200, "objectId": objectId, "data": {"value": entries}}
     )
@@ -407,10 +418,13 @@ async def add_comment(request: Request, objectId: str) -> Response:
 )
 async def list_comments(request: Request, objectId: str) -> Response:
     """The ticket's comments, oldest first; internal ones for agents and admins only."""
-    async with transaction(app_state(request).sessionmaker) as session:
+
+    async def read(session: AsyncSession) -> list[dict[str, Any]]:
         access = await admit(request, session, Action.READ)
         _check_query(request)
-        found = await comments.list_comments(session, access=access, object_id=objectId)
+        return await comments.list_comments(session, access=access, object_id=objectId)
+
+    found = await run_read(request, read)
     return JsonResponse(
         {"success": True, "status": 200, "data": {"value": found, "count": len(found)}}
     )

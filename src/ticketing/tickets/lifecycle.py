@@ -233,7 +233,6 @@ async def delete_ticket(
         raise PreconditionFailed()
     deltas = {repository.DELETED_COUNTER: 1}
     if current["moved_to"] is None:  # a merged ticket left the other counters when merged
-        deltas[repository.LIVE_COUNTER] = -1
         deltas[repository.status_counter(current["status_type"])] = -1
     counters = await repository.bump_counters(session, tenant_id=access.tenant_id, deltas=deltas)
     sequence = counters[repository.DELETED_COUNTER]

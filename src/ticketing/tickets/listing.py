@@ -45,16 +45,14 @@ async def list_tickets(
 async def _count(session: AsyncSession, access: Access, query: ListQuery) -> int:
     # The two commonest counts (all tickets, tickets in some statuses) are kept as counters,
     # in step with the tickets; anything else is counted from the indexes.
+    tenant_id = access.tenant_id
     if access.own_only is None and query.unfiltered:
-        names = [repository.LIVE_COUNTER]
-    elif access.own_only is None and query.statuses_only is not None:
+        return await repository.count_live(session, tenant_id=tenant_id)
+    if access.own_only is None and query.statuses_only is not None:
         names = [repository.status_counter(status) for status in query.statuses_only]
-    else:
-        names = []
-    if names:
-        return await repository.sum_counters(session, tenant_id=access.tenant_id, names=names)
+        return await repository.sum_counters(session, tenant_id=tenant_id, names=names)
     return await repository.count_tickets(
-        session, tenant_id=access.tenant_id, submitted_by=access.own_only, where=query.where
+        session, tenant_id=tenant_id, submitted_by=access.own_only, where=query.where
     )
 
 

@@ -114,7 +114,6 @@ async def create_ticket(
         config_version=access.catalog.version,
         counters={
             prefix: 1,
-            repository.LIVE_COUNTER: 1,
             repository.status_counter(status.name): 1,
             **routing.counters,
         },

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import ARRAY, Uuid, and_, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -36,6 +36,25 @@ async def active_webhooks(session: AsyncSession, *, tenant_id: uuid.UUID) -> lis
     """The tenant's active webhooks."""
     query = select(Webhook).where(Webhook.tenant_id == tenant_id, Webhook.active.is_(True))
     return list((await session.scalars(query)).all())
+
+
+async def tenants_with_webhooks(
+    engine: AsyncEngine, *, tenant_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these tenants have an active webhook (any tenant's, so outside the policies)."""
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            query: Any = text("SELECT * FROM ticketing_webhook_tenants(:tenants)").bindparams(
+                bindparam("tenants", type_=ARRAY(Uuid()))
+            )
+            rows = await conn.execute(query, {"tenants": tenant_ids})
+        else:
+            rows = await conn.execute(
+                select(Webhook.tenant_id)
+                .where(Webhook.tenant_id.in_(tenant_ids), Webhook.active.is_(True))
+                .distinct()
+            )
+        return {row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])) for row in rows}
 
 
 async def get_webhook(

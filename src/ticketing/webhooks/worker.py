@@ -152,7 +152,22 @@ class WebhookWorker:
             by_tenant: dict[uuid.UUID, list[Event]] = {}
             for event in batch:
                 by_tenant.setdefault(event.tenant_id, []).append(event)
+            try:
+                # One question for the batch; most tenants have no webhook.
+                subscribed = await repository.tenants_with_webhooks(
+                    self.engine, tenant_ids=list(by_tenant)
+                )
+            except Exception as exc:
+                log.warning("webhooks: reading webhooks failed: %r", exc)
+                await asyncio.sleep(self.poll_interval)
+                for event in batch:
+                    self._incoming.put_nowait(event)
+                continue
+            if not subscribed:
+                continue
             for tenant_id, tenant_events in by_tenant.items():
+                if tenant_id not in subscribed:
+                    continue
                 try:
                     await self._deliveries_for(tenant_id, tenant_events)
                 except Exception as exc:

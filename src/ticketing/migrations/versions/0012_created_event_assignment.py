@@ -9,8 +9,8 @@ shows. The function is replaced by the same one whose event statement also write
 themselves) and puts it, and the assignee change, into the event's payload. A create stays
 one statement from the service; the notification costs nothing when nobody is assigned.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 """
 
 import importlib.util
@@ -20,8 +20,8 @@ from types import ModuleType
 
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
