@@ -3,15 +3,26 @@ the notification stream, over real HTTP on every backend."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from tests.desk_support import AGENTS, agent_token, desk_overrides
 from tests.sse_client import SseReader
 from tests.support import Tenant, seed_body
-from tests.ticket_api import QUERY, assert_error, call, created, patch, reason_of, user_token
+from tests.ticket_api import (
+    QUERY,
+    assert_error,
+    call,
+    created,
+    get_ticket,
+    patch,
+    reason_of,
+    user_token,
+)
 from ticketing.events import outbox
 from ticketing.notifications.generator import notifications_for
 
@@ -203,3 +214,109 @@ def test_an_assignee_change_notifies_the_new_assignee() -> None:
     assert [(r["recipient"], r["kind"]) for r in rows] == [("dave", "assigned")]
     payload["actor"] = {"username": "dave"}
     assert notifications_for(outbox.TICKET_UPDATED, ticket, payload) == []
+
+
+# -- events and notifications of routing and SLA changes ---------------------------------------
+
+
+def _event_rows(tenant: Tenant, object_id: str) -> list[tuple[str, int, dict[str, Any]]]:
+    rows = tenant.db.fetch(
+        "SELECT kind, version, payload FROM ticket_events WHERE tenant_id = :t AND object_id = :o"
+        " ORDER BY id",
+        t=uuid.UUID(tenant.id),
+        o=object_id,
+    )
+    return [(k, v, json.loads(p) if isinstance(p, str | bytes) else p) for k, v, p in rows]
+
+
+def test_a_round_robin_assignment_at_creation_notifies_the_assignee(
+    make_tenant: Callable[..., Tenant],
+) -> None:
+    desk = make_tenant(**desk_overrides())
+    alice = user_token(desk, "alice")
+    ticket = created(desk.create(token=alice))
+    assignee = ticket["assignee"]
+    assert assignee in AGENTS
+    [notice] = notifications(desk, agent_token(desk, assignee))
+    assert (notice["type"], notice["objectId"]) == ("assigned", ticket["object_id"])
+    assert notice["message"] == f"{ticket['object_id']} was assigned to you"
+    assert notice["data"]["assignee"] == {"field": "assignee", "old": None, "new": assignee}
+    for other in AGENTS:
+        if other != assignee:
+            assert notifications(desk, agent_token(desk, other)) == []
+    assert notifications(desk, alice) == []
+    # The created event names the assignment and carries the notification, for the
+    # notification streams.
+    [(kind, _, payload)] = _event_rows(desk, ticket["object_id"])
+    assert kind == "ticket.created"
+    assert {"field": "assignee", "old": None, "new": assignee} in payload["changes"]
+    assert [n["recipient"] for n in payload["notifications"]] == [assignee]
+    assert payload["notifications"][0]["id"] == notice["id"]
+
+
+def test_nobody_is_notified_of_an_assignment_to_themselves_at_creation(
+    make_tenant: Callable[..., Tenant],
+) -> None:
+    desk = make_tenant(**desk_overrides(members=[AGENTS[0]]))
+    me = agent_token(desk, AGENTS[0])
+    ticket = created(desk.create(token=me))
+    assert ticket["assignee"] == AGENTS[0]
+    assert notifications(desk, me) == []
+    [(_, _, payload)] = _event_rows(desk, ticket["object_id"])
+    assert "notifications" not in payload
+
+
+def test_an_agents_first_public_comment_writes_one_update_then_the_comment(
+    make_tenant: Callable[..., Tenant],
+) -> None:
+    desk = make_tenant(**desk_overrides())
+    alice = user_token(desk, "alice")
+    ticket = created(desk.create(token=alice))
+    object_id, version = ticket["object_id"], ticket["version"]
+    agent = agent_token(desk, AGENTS[0])
+    for text in ("On it", "Still on it"):
+        response = call(
+            desk, "POST", f"/ticket/{object_id}/comments", token=agent,
+            json={"body": f"<p>{text}</p>"},
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+    rows = _event_rows(desk, object_id)
+    # The first comment meets the response clock: a new version, then the comment, which
+    # carries the ticket as it left it; the second moves no clock.
+    assert [(kind, v) for kind, v, _ in rows] == [
+        ("ticket.created", version),
+        ("ticket.updated", version + 1),
+        ("comment.created", version + 1),
+        ("comment.created", version + 1),
+    ]
+    update = rows[1][2]
+    assert {c["field"] for c in update["changes"]} >= {"sla.response"}
+    assert "notifications" not in update
+    assert rows[2][2]["ticket"]["etag"] == rows[1][2]["ticket"]["etag"]
+    assert get_ticket(desk, object_id)["version"] == version + 1
+    assert [n["type"] for n in notifications(desk, alice)] == ["comment", "comment"]
+
+
+def test_a_breach_notifies_the_assignee_once() -> None:
+    ticket = {
+        "tenant_id": uuid.uuid4(),
+        "id": uuid.uuid4(),
+        "object_id": "ALL-0001",
+        "summary": "s",
+        "submitted_by": "alice@example.com",
+        "assignee": "a2@example.com",
+        "data": {},
+    }
+    payload = {
+        "actor": {"username": "sla-sweeper", "email": ""},
+        "changes": [
+            {"field": "sla.response", "old": "running", "new": "breached"},
+            {"field": "slaBreachAt", "old": None, "new": "2026-11-29T10:00:00+00:00"},
+        ],
+    }
+    rows = notifications_for(outbox.TICKET_UPDATED, ticket, payload)
+    assert [(r["recipient"], r["kind"]) for r in rows] == [("a2@example.com", "sla_breached")]
+    assert rows[0]["message"] == "ALL-0001 breached its response SLA"
+    assert notifications_for(outbox.TICKET_UPDATED, {**ticket, "assignee": None}, payload) == []
+    met = {**payload, "changes": [{"field": "sla.response", "old": "running", "new": "met"}]}
+    assert notifications_for(outbox.TICKET_UPDATED, ticket, met) == []

@@ -5,6 +5,7 @@ and the history), the breach sweeper, the SLA filters, and tenants without SLAs.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -309,6 +310,10 @@ def test_a_breach_reads_breached_and_is_recorded_once(
     )
     ticket = create_everything(tenant)  # offer 23630: the one-minute wall-clock policy
     object_id = ticket["object_id"]
+    # Routed to an agent, who is told of the breach.
+    routed = {"etag": ticket["etag"], "queueId": QUEUE, "assignee": AGENTS[1]}
+    assert updated(patch(tenant, object_id, routed))["assignee"] == AGENTS[1]
+    assignee = agent_token(tenant, AGENTS[1])
     breached_filter = {
         "filter": {"op": "AND", "operand": [{"column": "slaBreached", "op": "EQ", "operand": True}]}
     }
@@ -343,4 +348,18 @@ def test_a_breach_reads_breached_and_is_recorded_once(
     assert len(entries) == 1
     assert entries[0]["by"]["username"] == "sla-sweeper"
     assert [c["field"] for c in entries[0]["changes"]] == ["sla.response"]
+    notices = call(tenant, "POST", "/ticket/notifications", token=assignee, json={})
+    assert notices.status_code == 200, notices.text
+    assert [(n["type"], n["objectId"]) for n in notices.json()["data"]["value"]] == [
+        ("sla_breached", object_id),
+        ("assigned", object_id),
+    ]
+    # The breach is a new version of the ticket, announced like any change.
+    [last] = tenant.db.fetch(
+        "SELECT kind, version FROM ticket_events WHERE tenant_id = :t AND object_id = :o"
+        " ORDER BY id DESC LIMIT 1",
+        t=uuid.UUID(tenant.id),
+        o=object_id,
+    )
+    assert tuple(last) == ("ticket.updated", get_ticket(tenant, object_id)["version"])
     assert entries[0]["changes"][0]["new"] == "breached"

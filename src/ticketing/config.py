@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between two reads of the outbox when no wake-up arrives.",
     )
+    events_read_interval: float = Field(
+        default=0.1,
+        ge=0,
+        description="Least seconds between two reads of the outbox: under load, each read "
+        "carries several events and every stream writes them at once.",
+    )
     events_keep_seconds: float = Field(
         default=600.0, ge=0, description="Events are kept at least this long for replay."
     )

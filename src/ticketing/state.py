@@ -43,6 +43,7 @@ class AppState:
             engine,
             listen_url=listen_url(settings.resolved_database_url),
             poll_interval=settings.events_poll_interval,
+            read_interval=settings.events_read_interval,
             keep_seconds=settings.events_keep_seconds,
             keep_count=settings.events_keep_count,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -29,24 +29,30 @@ LIST_EVENTS = {
 
 StreamBody = AsyncIterator[bytes]
 
-# Every stream of a process shows an event with the same data: it is serialised once.
+# Every stream of a process that shows an event shows the same frame: it is serialised and
+# framed once, by the first stream to write it.
 _RENDERED: OrderedDict[int, bytes] = OrderedDict()
 _RENDERED_SIZE = 4096
 
 
 def list_update_json(event: Event) -> bytes:
     """The data of a list-update event, as JSON."""
+    ticket = event_ticket(event)
+    return orjson.dumps(
+        {
+            "objectId": event.object_id,
+            "version": event.version,
+            "etag": ticket["etag"],
+            "ticket": ticket,
+        }
+    )
+
+
+def list_update_frame(event: Event, name: str) -> bytes:
+    """The list-update event `name` (`created`, `updated`, `deleted`) of `event`, framed."""
     rendered = _RENDERED.get(event.position)
     if rendered is None:
-        ticket = event_ticket(event)
-        rendered = orjson.dumps(
-            {
-                "objectId": event.object_id,
-                "version": event.version,
-                "etag": ticket["etag"],
-                "ticket": ticket,
-            }
-        )
+        rendered = sse.frame(name, list_update_json(event), event.position)
         _RENDERED[event.position] = rendered
         if len(_RENDERED) > _RENDERED_SIZE:
             _RENDERED.popitem(last=False)
@@ -133,11 +139,11 @@ async def list_updates(
             )
             last_sent = last_event_id
 
-    def render(event: Event) -> Iterable[tuple[str, Any]]:
+    def render(event: Event) -> bytes:
         name = LIST_EVENTS.get(event.kind)
         if name is None or not visible(access, event):
-            return ()
-        return ((name, list_update_json(event)),)
+            return b""
+        return list_update_frame(event, name)
 
     return sse.run_stream(
         hub,

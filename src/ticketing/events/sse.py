@@ -44,39 +44,59 @@ async def run_stream(
     opening: Iterable[tuple[str, Any]],
     replay: Iterable[Event],
     last_sent: int,
-    render: Callable[[Event], Iterable[tuple[str, Any]]],
+    render: Callable[[Event], bytes],
     heartbeat: float,
     expires_at: float | None,
 ) -> AsyncIterator[bytes]:
     """Opening events, then the replayed events, then live ones past `last_sent`, with
     heartbeats; ends with an `error` event when the token expires or the stream falls behind.
-    `render` turns an event into what this stream shows of it (nothing when not visible)."""
+    `render` turns an event into the frames this stream shows of it (b"" when not visible);
+    everything the hub hands over at once is written at once.
+
+    A heartbeat goes out when nothing was written for `heartbeat` seconds. The stream's one
+    timer is set for the next heartbeat or the token's expiry, whichever is first, and moved
+    only when it fires early (events were written since): not once per wake-up.
+    """
     hub.streams += 1
+    loop = asyncio.get_running_loop()
+    timer: asyncio.TimerHandle | None = None
+    rang = False
+
+    def ring() -> None:
+        nonlocal rang
+        rang = True
+        subscription.nudge()
+
     try:
         for name, data in opening:
             yield frame(name, data, last_sent)
         for missed in replay:
-            for name, data in render(missed):
-                yield frame(name, data, missed.position)
+            shown = render(missed)
+            if shown:
+                yield shown
             last_sent = max(last_sent, missed.position)
+        # Token expiry as a time of the loop's clock.
+        expiry = None if expires_at is None else loop.time() + (expires_at - time.time())
+        next_beat = loop.time() + heartbeat
         while True:
-            wait = heartbeat
-            if expires_at is not None:
-                wait = min(wait, expires_at - time.time())
-                if wait <= 0:
-                    yield frame(
-                        "error",
-                        {"code": "TOKEN_EXPIRED", "message": "The token has expired"},
-                        last_sent,
-                    )
-                    return
-            try:
-                event: Event | None = await asyncio.wait_for(subscription.queue.get(), wait)
-            except TimeoutError:
-                if expires_at is None or time.time() < expires_at:
-                    yield frame("heartbeat", {"at": int(time.time())}, last_sent)
-                continue
-            if event is None:
+            now = loop.time()
+            if expiry is not None and now >= expiry:
+                yield frame(
+                    "error",
+                    {"code": "TOKEN_EXPIRED", "message": "The token has expired"},
+                    last_sent,
+                )
+                return
+            if now >= next_beat:
+                yield frame("heartbeat", {"at": int(time.time())}, last_sent)
+                next_beat = now + heartbeat
+            if timer is None or rang:
+                # (A loop may run a timer up to a millisecond early: then it is set again.)
+                rang = False
+                due = next_beat if expiry is None else min(next_beat, expiry)
+                timer = loop.call_at(due, ring)
+            events = await subscription.take()
+            if events is None:
                 message = (
                     "The stream fell behind; reconnect with Last-Event-ID"
                     if subscription.overflowed
@@ -84,11 +104,19 @@ async def run_stream(
                 )
                 yield frame("error", {"code": "STREAM_CLOSED", "message": message}, last_sent)
                 return
-            if event.position <= last_sent:
-                continue
-            for name, data in render(event):
-                yield frame(name, data, event.position)
-            last_sent = event.position
+            frames = []
+            for event in events:
+                if event.position <= last_sent:
+                    continue
+                shown = render(event)
+                if shown:
+                    frames.append(shown)
+                last_sent = event.position
+            if frames:
+                yield b"".join(frames)
+                next_beat = loop.time() + heartbeat
     finally:
+        if timer is not None:
+            timer.cancel()
         hub.streams -= 1
         hub.unsubscribe(subscription)

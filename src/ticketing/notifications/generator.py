@@ -18,7 +18,8 @@ from ticketing.kit.time import utcnow
 ASSIGNED = "assigned"
 COMMENT = "comment"
 STATUS_CHANGED = "status_changed"
-TYPES = (ASSIGNED, COMMENT, STATUS_CHANGED)
+SLA_BREACHED = "sla_breached"
+TYPES = (ASSIGNED, COMMENT, STATUS_CHANGED, SLA_BREACHED)
 
 
 def _people(ticket: Mapping[str, Any]) -> list[str]:
@@ -65,6 +66,22 @@ def notifications_for(
                 for person in _people(ticket)
             )
     elif kind == outbox.TICKET_UPDATED:
+        breached = [
+            c["field"].removeprefix("sla.")
+            for c in payload.get("changes") or []
+            if isinstance(c, dict)
+            and str(c.get("field", "")).startswith("sla.")
+            and c.get("new") == "breached"
+        ]
+        if breached and isinstance(ticket.get("assignee"), str) and ticket["assignee"]:
+            notices.append(
+                (
+                    ticket["assignee"],
+                    SLA_BREACHED,
+                    f"{object_id} breached its {' and '.join(breached)} SLA",
+                    {"slas": breached},
+                )
+            )
         status = _change(payload, "status")
         if status:
             notices.extend(

@@ -26,7 +26,7 @@ class NotificationListRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     read: bool | None = Field(default=None, description="true: read ones; false: unread ones")
-    type: Literal["assigned", "comment", "status_changed"] | None = None
+    type: Literal["assigned", "comment", "status_changed", "sla_breached"] | None = None
     ticket: str | None = Field(default=None, description="A ticket's display ID")
     from_: str | None = Field(
         default=None, alias="from", description="ISO-8601; created at or after"

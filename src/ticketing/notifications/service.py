@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -182,12 +182,12 @@ async def stream(
         raise
     mine = set(recipients(access))
 
-    def render(event: Event) -> Iterable[tuple[str, Any]]:
-        return [
-            ("notification", _public_from_event(row))
+    def render(event: Event) -> bytes:
+        return b"".join(
+            sse.frame("notification", _public_from_event(row), event.position)
             for row in event.payload.get("notifications", ())
             if row.get("recipient") in mine
-        ]
+        )
 
     return sse.run_stream(
         hub,

@@ -19,6 +19,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from ticketing.events import outbox
 from ticketing.kit.db import transaction
 from ticketing.kit.tenancy import bind_tenant
 from ticketing.kit.time import utcnow
@@ -106,6 +107,12 @@ async def _record(
         by=SWEEPER,
         changes=update.changes,
     )
+    # The breach is a change of the ticket like any other: streams and webhooks see a new
+    # version, and the assignee is notified (ticketing.notifications.generator).
+    await outbox.record(
+        session, kind=outbox.TICKET_UPDATED, ticket=dict(written), actor=SWEEPER,
+        changes=update.changes,
+    )  # fmt: skip
     return 1
 
 

@@ -89,7 +89,8 @@ async def add_comment(
             access.catalog.desk, ticket, at=comment.created_at
         )
         if update.changes:
-            await write_clock_change(
+            # The comment's event carries the ticket as the comment left it.
+            ticket = await write_clock_change(
                 session, access=access, current=ticket, update=update, action="comment"
             )
     public = comment_public(comment, object_id)

@@ -255,9 +255,10 @@ async def write_clock_change(
     current: dict[str, Any],
     update: sla_service.SlaUpdate,
     action: str,
-) -> None:
+) -> dict[str, Any]:
     """Writes the next version of a ticket (locked by the caller) for a change of its SLA
-    clocks alone (an agent's public comment)."""
+    clocks alone (an agent's public comment), with its `ticket.updated` event; returns the
+    row as it now is."""
     updated = await _write_version(
         session,
         access=access,
@@ -268,6 +269,7 @@ async def write_clock_change(
     )
     if updated is None:  # the caller holds the row lock, so nobody else can have written
         raise PreconditionFailed()
+    return dict(updated)
 
 
 async def _write_version(
