@@ -466,7 +466,7 @@ def test_empty_search_matches_everything(catalogue: dict[str, Any]) -> None:
 
 
 def test_search_matches_the_same_tickets_through_the_trigram_index(tenant: Tenant) -> None:
-    """On PostgreSQL a search first asks the trigram index (migration 0012) for candidates:
+    """On PostgreSQL a search first asks the trigram index (migration 0013) for candidates:
     values JSON writes escaped, LIKE's escape character, values of fields the search does
     not look at and the keys the service adds to `data` give the same answers as the scan."""
     quoted = create20000(tenant, "Quoted", **{F_TEXT: 'said "hi\\yo"', F_TEXTAREA: "one\ntwo\tx"})[

@@ -308,7 +308,7 @@ class IdempotencyKey(Base):
 # --- attachments (ticketing.attachments) ---
 
 # Indexes that PostgreSQL has and the models do not describe, because SQLite cannot have
-# them: the list search's trigram index over `ticketing_search_text(...)` (migration 0012).
+# them: the list search's trigram index over `ticketing_search_text(...)` (migration 0013).
 POSTGRESQL_ONLY_INDEXES = frozenset({"ix_tickets_search"})
 
 # Live tickets that carry at least one file: what `hasAttachments EQ true` selects. The text

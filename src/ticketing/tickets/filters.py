@@ -222,7 +222,7 @@ def _search_clause(search: str, fields: dict[str, FieldSpec]) -> ColumnElement[b
 
 def search_pattern(search: str) -> str | None:
     """The LIKE pattern (escaped with `/`) that finds a search's candidates in the trigram
-    index of migration 0012, or None when the index cannot answer for it: a needle with a
+    index of migration 0013, or None when the index cannot answer for it: a needle with a
     character JSON text escapes."""
     needle = search.lower()
     if JSON_ESCAPED.search(needle):

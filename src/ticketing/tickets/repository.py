@@ -246,7 +246,7 @@ async def search_candidates(
     session: AsyncSession, *, pattern: str, limit: int
 ) -> list[uuid.UUID] | None:
     """The ids of the bound tenant's tickets whose search text matches `pattern`, from the
-    trigram index of migration 0012; None on SQLite, or when more than `limit` match (a
+    trigram index of migration 0013; None on SQLite, or when more than `limit` match (a
     common needle, better answered by reading in sort order)."""
     if _dialect(session) != "postgresql":
         return None

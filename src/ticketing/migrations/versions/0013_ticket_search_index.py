@@ -26,16 +26,16 @@ read in sort order is found soon), so the index is asked only where it helps.
 queries alike. On PostgreSQL only (pg_trgm is a trusted extension: the database's owner may
 create it); SQLite keeps scanning.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
