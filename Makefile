@@ -65,7 +65,7 @@ bench-portal: $(STAMP) ## each portal page's server time with 100,000 tickets on
 
 screenshots: $(STAMP) browser-deps ## refresh docs/screenshots/ from the browser test (SQLite)
 	TICKETING_PORTAL_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q \
-		tests/test_portal_browser.py -k 'sqlite and (requester_files or without_a_reload)'
+		tests/test_portal_browser.py -k 'sqlite and (requester_files or without_a_reload or attaches)'
 
 bench-sse: $(STAMP) ## 1,000 SSE streams on one process while creating 200 tickets/s (PostgreSQL)
 	$(BIN)/python bench/sse_bench.py
