@@ -20,12 +20,13 @@ from tests.attachment_api import (
     PNG,
     TEXT,
     attachment_rows,
+    create_incident,
     file_tenant_config,
     upload,
 )
 from tests.portal_client import PortalClient, parse, persona_token
 from tests.support import Server, Tenant
-from tests.ticket_api import get_ticket
+from tests.ticket_api import get_ticket, user_token
 
 INCIDENT = "/portal/offers/23640/new"
 
@@ -140,6 +141,14 @@ def test_files_are_bound_to_the_ticket_and_linked_from_its_page(
     assert agent.get(links[0].attrs["href"]).content == PNG
     anonymous = portal()
     assert anonymous.get(links[0].attrs["href"]).status_code == 303
+    # Someone else's ticket's file is not found for the requester (as the API answers).
+    alice = user_token(files_tenant, "alice")
+    theirs = upload(files_tenant, "theirs.png", PNG, token=alice).json()["attachment"]["id"]
+    their_ticket = create_incident(files_tenant, {F_SCREENSHOTS: [theirs]}, token=alice)
+    assert their_ticket.status_code == 200, their_ticket.text
+    their_id = their_ticket.json()["ticket"]["object_id"]
+    assert requester.get(f"/portal/tickets/{their_id}/files/{theirs}").status_code == 404
+    assert agent.get(f"/portal/tickets/{their_id}/files/{theirs}").content == PNG
     missing = f"/portal/tickets/{object_id}/files/{uuid.uuid4()}"
     assert requester.get(missing).status_code == 404
     assert requester.get(f"/portal/tickets/{object_id}/files/nonsense").status_code == 404
@@ -257,3 +266,18 @@ def test_the_multipart_form_needs_the_session_csrf_token_and_keeps_nothing_witho
         files=shots,
     )
     assert response.status_code == 400
+
+
+def test_a_form_larger_than_its_files_may_be_is_refused_whole_and_keeps_nothing(
+    portal: Callable[[], PortalClient], files_tenant: Tenant
+) -> None:
+    requester = portal()
+    requester.sign_in(files_tenant)
+    requester.get(INCIDENT)
+    # 7 files of at most 4 KiB, plus the text: far below 2 MB.
+    huge = b"%PDF-1.7\n" + b"x" * 2_000_000
+    response = _submit(requester, [(_name(F_LOGS), ("huge.pdf", huge, "application/pdf"))])
+    assert response.status_code == 413
+    assert "must not exceed" in response.text
+    assert files_tenant.ticket_count() == 0
+    assert attachment_rows(files_tenant) == []
