@@ -313,8 +313,17 @@ def test_demo_prints_token_and_working_curl(
     assert TIMESTAMP.match(ticket["updated_at"]), ticket["updated_at"]
     assert isinstance(ticket["id_serial"], int) and not isinstance(ticket["id_serial"], bool)
     assert ticket["metrics"] == []
-    assert ticket["slas"] == []
-    assert (ticket["priority"], ticket["queueId"], ticket["assignee"]) == (None, None, None)
+    # The demo tenant routes "Needed within: <2week" to medium priority in its L1 queue, whose
+    # round robin assigns the first available agent, and runs its standard SLA (wall clock).
+    assert (ticket["priority"], ticket["queueId"]) == ("medium", "l1")
+    assert ticket["assignee"] == "admin@example.com"
+    clocks = {clock["kind"]: clock for clock in ticket["slas"]}
+    assert set(clocks) == {"response", "resolution"}
+    assert (clocks["response"]["targetMinutes"], clocks["resolution"]["targetMinutes"]) == (
+        240,
+        1440,
+    )
+    assert all(c["policyId"] == "standard" and c["state"] == "running" for c in clocks.values())
 
 
 def test_demo_on_a_taken_port_says_so_and_exits_before_printing_a_token(tmp_path: Path) -> None:
