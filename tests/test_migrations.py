@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from tests.conftest import BACKENDS
 from tests.support import Database
 from ticketing.kit import migrate
 from ticketing.models import POSTGRESQL_ONLY_INDEXES, Base
@@ -41,3 +43,11 @@ def test_schema_is_at_head_and_matches_models(database: Database) -> None:
         assert names >= POSTGRESQL_ONLY_INDEXES
     else:
         assert not POSTGRESQL_ONLY_INDEXES & names
+
+
+@pytest.mark.parametrize("database", [BACKENDS[1]], indirect=True)
+def test_create_function_plans_each_call(database: Database) -> None:
+    """A session's create keeps no generic plan made while the tenant's tables were small
+    (migration 0014): each call is planned with its values and the tables as they are."""
+    rows = database.fetch("SELECT proconfig FROM pg_proc WHERE proname = 'ticketing_create_ticket'")
+    assert [list(config or []) for (config,) in rows] == [["plan_cache_mode=force_custom_plan"]]
