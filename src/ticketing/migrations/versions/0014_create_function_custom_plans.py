@@ -1,19 +1,22 @@
 """the create function plans its statements for each call
 
 PostgreSQL plans a function's statements with the call's values for the first five calls of
-a session, then may keep one generic plan for the rest of the session. A session that starts
-while the tenant's tables are small gets a generic plan made for small tables (reading the
-ticket just written, or checking the history row's reference to it, by scanning `tickets`),
-and keeps it while `tickets` grows, until the table's statistics are next gathered
-(autovacuum's analyse; never, on a server without autovacuum). Measured on one tenant, 16
-connections, one server process: creates fell from 215 to 87 a second within 50 s, came
-back to 365 at once after `ANALYZE tickets`, and held at 316-323 a second with plans made
-per call (the figures of `make bench-soak` in the README are taken with this migration).
+a session, then may keep one generic plan for the rest of the session. Sessions that start
+while a tenant's tables are small degrade as the tables grow, until the tables' statistics
+are next gathered (autovacuum's analyse, about a minute on a stock server; never on a server
+without autovacuum). Measured with pgbench running this function in 16 sessions for one
+tenant from an empty database (machine's server, autovacuum off): 317, 177, 141, 120 and
+108 creates a second in successive 10-s windows; through the service, 215 falling to 87
+within 50 s, back to 365 at once after `ANALYZE tickets`, and steady at 316-323 with plans
+made for each call. Which of the function's plans goes wrong is not pinned down: it is not
+the foreign-key checks (dropping them changed nothing) nor the created-event statement
+(planning only that one per call changed nothing).
 
-`plan_cache_mode = force_custom_plan`, set on the function, holds while it runs, including
-for the foreign-key checks its inserts fire. Planning the few statements of a create on each
-call costs less than one scan of a growing table. A later migration that replaces the
-function must keep the setting (CREATE OR REPLACE drops what it does not repeat).
+`plan_cache_mode = force_custom_plan`, set on the function, holds while it runs. It costs
+database CPU for planning on every call: the pgbench ceiling for 64 tenants on 16 sessions
+fell from 1,445 to 632 tps (one tenant's creates are bounded by its counter rows, not by
+CPU, and keep their rate). A later migration that replaces the function must keep the
+setting (CREATE OR REPLACE drops what it does not repeat).
 
 Revision ID: 0014
 Revises: 0013
