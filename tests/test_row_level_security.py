@@ -376,7 +376,7 @@ def test_writes_into_another_tenant_are_refused_or_reach_nothing(
         "SELECT id FROM tickets WHERE tenant_id = :t ORDER BY id_serial LIMIT 1",
         t=uuid.UUID(second.id),
     )
-    before = database.fetch("SELECT tenant_id, summary FROM tickets ORDER BY tenant_id")
+    before = database.fetch("SELECT tenant_id, summary FROM tickets ORDER BY tenant_id, id")
 
     async def comment_on_the_other_tenant(state: AppState) -> None:
         async with transaction(state.sessionmaker) as session:
@@ -419,7 +419,7 @@ def test_writes_into_another_tenant_are_refused_or_reach_nothing(
         with pytest.raises(DBAPIError, match="permission denied"):
             run_as(service_state, first.id, run)
 
-    after = database.fetch("SELECT tenant_id, summary FROM tickets ORDER BY tenant_id")
+    after = database.fetch("SELECT tenant_id, summary FROM tickets ORDER BY tenant_id, id")
     assert [s for t, s in after if str(t) == second.id] == [
         s for t, s in before if str(t) == second.id
     ]
