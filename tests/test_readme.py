@@ -57,6 +57,19 @@ def walkthrough_blocks() -> list[str]:
     return sh_blocks(walkthrough_section())
 
 
+def later_curl_blocks() -> list[str]:
+    """The ```sh blocks with a curl after the walkthrough (attachments, queues, portal), which
+    go on in the walkthrough's shell, in the README's order."""
+    text = README.read_text()
+    after = text[text.index(WALKTHROUGH) + len(walkthrough_section()) :]
+    return [block for block in sh_blocks(after) if "curl " in block]
+
+
+def example_blocks() -> list[str]:
+    """Every shell example to paste after `make run`, top to bottom."""
+    return walkthrough_blocks() + later_curl_blocks()
+
+
 @dataclass
 class Demo:
     base_url: str
@@ -103,19 +116,20 @@ def demo(
 def run_walkthrough(
     prelude: list[str], blocks: list[str], *, home: Path, cwd: Path | None = None
 ) -> list[str]:
-    """Runs `prelude` (the export lines), then the blocks, in one bash session, stopping at
-    the first failing command; returns each block's output."""
+    """Runs `prelude` (the export lines), then the blocks, in one bash session from the
+    project folder (or `cwd`), stopping at the first failing command; returns each block's
+    output."""
     script = ["set -eo pipefail", *prelude]
     for number, block in enumerate(blocks):
         script += [f"echo '{MARK}{number}'", block]
     script.append(f"echo '{MARK}end'")
     venv_bin = str(Path(sys.executable).parent)
-    env = cli_env(home)
+    env = cli_env(home, TMPDIR=str(home))
     env["PATH"] = f"{venv_bin}:{env.get('PATH', '/usr/bin:/bin')}"
     result = subprocess.run(
         ["bash", "-c", "\n".join(script)],
         env=env,
-        cwd=cwd or home,
+        cwd=cwd or PROJECT,
         capture_output=True,
         text=True,
         timeout=300,
@@ -254,6 +268,48 @@ def check_walkthrough(outputs: list[str], first: int) -> None:
     assert etags == [f'"{retried[0]["ticket"]["etag"]}"'] * 2
 
 
+def check_later_examples(outputs: list[str], filed: str) -> None:
+    """The attachments, queue and portal examples answered as the README says; `filed` is the
+    display ID the attachments example's ticket gets."""
+    attachments, queues, portal = outputs
+    (upload,) = json_documents(attachments)
+    assert upload["success"] is True and upload["attachment"]["name"] == "battery.txt"
+    assert upload["attachment"]["size"] == len("Battery cycle count: 1204\n")
+    assert re.search(rf"^FILED={filed} FILE={upload['attachment']['id']}$", attachments, re.M)
+    assert "downloaded: the same bytes" in attachments
+    assert re.search(r"^HTTP/1.1 206 ", attachments, flags=re.MULTILINE), attachments
+    assert re.search(r"^content-range: bytes 0-6/26\r?$", attachments, re.I | re.M), attachments
+    assert re.search(r"^Battery$", attachments, flags=re.MULTILINE), attachments
+
+    listed, current, members, added, removed, away, back = json_documents(queues)
+    for answer in (listed, current, members, added, removed, away, back):
+        assert answer["success"] is True and answer["status"] == 200, answer
+    assert [q["id"] for q in listed["data"]["value"]] == ["l1", "l2"]
+    assert {q["id"] for q in current["data"]["value"]} == {"l1", "l2"}
+    assert {m["userId"] for m in members["data"]["value"]} == {
+        "admin@example.com",
+        "agent@example.com",
+    }
+    assert added["data"]["userId"] == "lee@example.com"
+    assert (away["data"]["availability"], back["data"]["availability"]) == ("away", "available")
+
+    assert re.search(r"^HTTP/1.1 200 ", portal, flags=re.MULTILINE), portal
+    assert re.search(r"^content-security-policy: default-src 'none'", portal, re.I | re.M)
+    assert '<form method="post" action="/portal/sign-in">' in portal, portal
+
+
+def run_and_check_examples(prelude: list[str], *, home: Path, first: int) -> None:
+    """Pastes every example after `prelude` and checks every answer; `first` is the display
+    number the walkthrough's laptop ticket gets."""
+    walkthrough = walkthrough_blocks()
+    assert len(walkthrough) >= 10, walkthrough
+    later = later_curl_blocks()
+    assert len(later) == 3, later
+    outputs = run_walkthrough(prelude, walkthrough + later, home=home)
+    check_walkthrough(outputs[: len(walkthrough)], first=first)
+    check_later_examples(outputs[len(walkthrough) :], filed=f"CTC-{first + 2:04d}")
+
+
 def live_tickets(demo: Demo, search: str) -> int:
     token = next(line for line in demo.exports if line.startswith("export TOKEN="))
     response = httpx.post(
@@ -280,17 +336,16 @@ def test_demo_prints_the_exports_the_walkthrough_uses(demo: Demo) -> None:
         assert f"${name}" in blocks
 
 
-def test_walkthrough_runs_as_printed_and_again_on_the_same_demo(demo: Demo) -> None:
-    blocks = walkthrough_blocks()
-    assert len(blocks) >= 10, blocks
-
-    check_walkthrough(run_walkthrough(demo.exports, blocks, home=demo.home), first=1)
-    # The deleted laptop ticket is gone; the retried create made one ticket, not two.
+def test_every_example_runs_as_printed_and_again_on_the_same_demo(demo: Demo) -> None:
+    run_and_check_examples(demo.exports, home=demo.home, first=1)
+    # The deleted laptop ticket is gone; the retried create made one ticket, not two; the
+    # attachments example filed one.
     assert live_tickets(demo, "laptop") == 0
     assert live_tickets(demo, "Docking station") == 1
+    assert live_tickets(demo, "Battery report") == 1
 
     # Pasted a second time on the same demo it works too, with the next display IDs.
-    check_walkthrough(run_walkthrough(demo.exports, blocks, home=demo.home), first=3)
+    run_and_check_examples(demo.exports, home=demo.home, first=4)
     assert live_tickets(demo, "Docking station") == 2
 
 
@@ -335,8 +390,7 @@ def test_postgresql_steps_then_the_walkthrough(tmp_path: Path) -> None:
         try:
             wait_healthy(process, base_url, log)
             prelude = exports.replace("http://127.0.0.1:8000", base_url).splitlines()
-            outputs = run_walkthrough(prelude, walkthrough_blocks(), home=tmp_path, cwd=PROJECT)
-            check_walkthrough(outputs, first=1)
+            run_and_check_examples(prelude, home=tmp_path, first=1)
         finally:
             stop(process)
 
