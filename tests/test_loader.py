@@ -315,6 +315,14 @@ def _missing_required_key(t: dict[str, Any]) -> None:
     t.pop("realm")
 
 
+def _unknown_file_type(t: dict[str, Any]) -> None:
+    t["attachments"] = {"allowed_types": ["pdf", "exe"]}
+
+
+def _no_upload_size(t: dict[str, Any]) -> None:
+    t["attachments"] = {"max_size": 0}
+
+
 BAD_SECOND_TENANT = [
     pytest.param(_bad_type, "tenants[1].ticket_types[0].fields[0]", ["colour"], id="field-type"),
     pytest.param(
@@ -330,6 +338,12 @@ BAD_SECOND_TENANT = [
     pytest.param(_non_uuid_tenant, "tenants[1].id", ["uuid"], id="non-uuid-tenant"),
     pytest.param(_unknown_key, "tenants[1].ticket_types[0].colour", ["not permitted"], id="extra"),
     pytest.param(_missing_required_key, "tenants[1].realm", ["required"], id="missing-key"),
+    pytest.param(
+        _unknown_file_type, "tenants[1].attachments", ["unknown file types", "exe"], id="file-type"
+    ),
+    pytest.param(
+        _no_upload_size, "tenants[1].attachments.max_size", ["greater than"], id="max-size"
+    ),
 ]
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from bench.common import tenant_uuid
+from sqlalchemy import text
 
 from tests.conftest import BACKENDS
-from tests.support import Database
+from tests.support import Database, standard_tenant
+from ticketing.config import APP_ROLE
 from ticketing.kit import migrate
 from ticketing.models import POSTGRESQL_ONLY_INDEXES, Base
 
@@ -45,9 +49,65 @@ def test_schema_is_at_head_and_matches_models(database: Database) -> None:
         assert not POSTGRESQL_ONLY_INDEXES & names
 
 
+BENCH_CREATE = Path(__file__).parent.parent / "bench" / "create.pgbench.sql"
+
+
+def _create_statement(tenant_number: int) -> str:
+    """One create as the service runs it on PostgreSQL (the benchmark's pgbench script),
+    for bench tenant `tenant_number` (id md5('bench-tenant-<n>'))."""
+    lines = BENCH_CREATE.read_text().splitlines()
+    statement = "\n".join(line for line in lines if not line.startswith(("--", "\\")))
+    return statement.replace("(:n)", f"({tenant_number})")
+
+
+def _buffers(plan: Any) -> int:
+    """Shared buffers a statement touched, from EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)."""
+    top = plan[0]["Plan"]
+    return int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"])
+
+
 @pytest.mark.parametrize("database", [BACKENDS[1]], indirect=True)
-def test_create_function_plans_each_call(database: Database) -> None:
-    """A session's create keeps no generic plan made while the tenant's tables were small
-    (migration 0014): each call is planned with its values and the tables as they are."""
-    rows = database.fetch("SELECT proconfig FROM pg_proc WHERE proname = 'ticketing_create_ticket'")
-    assert [list(config or []) for (config,) in rows] == [["plan_cache_mode=force_custom_plan"]]
+def test_create_cost_does_not_grow_with_the_tenants_tickets(database: Database) -> None:
+    """A session's creates keep the plans made while `tickets` was empty (the generic plans
+    PostgreSQL keeps from a session's sixth call); those plans must not read the tenant's
+    other tickets, so a create touches as many buffers with 2,000 tickets as with 8
+    (migration 0015: the create reads no ticket back by key)."""
+    name = f"{database.url.rsplit('/', 1)[1]}_plans"
+    admin = database.url.rsplit("/", 1)[0] + "/postgres"
+
+    async def recreate(engine: Any) -> None:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            await conn.execute(text(f"CREATE DATABASE {name}"))
+
+    Database("postgresql", admin).run(recreate)
+    fresh = Database("postgresql", database.url.rsplit("/", 1)[0] + f"/{name}")
+    fresh.migrate()
+    fresh.load({"tenants": [standard_tenant(tenant_uuid(1), "bench1")]})
+    create = _create_statement(1)
+
+    async def measure(engine: Any) -> tuple[int, int, int]:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql(f"SET ROLE {APP_ROLE}")
+            for _ in range(8):
+                await conn.exec_driver_sql(create)
+            explain = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {create}"
+            early = _buffers((await conn.exec_driver_sql(explain)).scalar_one())
+            for _ in range(2_000):
+                await conn.exec_driver_sql(create)
+            late = _buffers((await conn.exec_driver_sql(explain)).scalar_one())
+            await conn.exec_driver_sql("RESET ROLE")
+            count = (await conn.exec_driver_sql("SELECT count(*) FROM tickets")).scalar_one()
+            return early, late, int(count)
+
+    try:
+        early, late, count = fresh.run(measure)
+    finally:
+        Database("postgresql", admin).run(recreate)
+    assert count == 2_010
+    # A plan that filters the tenant's tickets touches one heap page per few tickets each
+    # time it looks one up: hundreds more buffers at 2,000 tickets. Deeper indexes add a
+    # page or two each.
+    assert late <= early + 60, (early, late)

@@ -379,6 +379,38 @@ def test_self_duplicate_unknown_and_malformed_relations(tenant: Tenant) -> None:
     assert [e["action"] for e in history(tenant, a)] == ["create", "relate", "relate"]
 
 
+def test_relating_to_a_deleted_ticket_is_400_and_writes_nothing(tenant: Tenant) -> None:
+    a, b = new(tenant), new(tenant)
+    gone = created(tenant.create())["object_id"]
+    assert delete(tenant, gone, get_ticket(tenant, gone)["etag"]).status_code == 200
+    for kind in ("parent", "relates_to", "duplicate_of", "blocks"):
+        assert reason_of(relate(tenant, a, kind, gone)) == {
+            "objectId": [f"Related ticket {gone} not found"]
+        }
+    assert_error(relate(tenant, gone, "blocks", b), 404, "NOT_FOUND")
+    assert relations(tenant, a) == EMPTY and relations(tenant, b) == EMPTY
+    assert [e["action"] for e in history(tenant, a)] == ["create"]
+
+
+def test_an_update_does_not_take_a_relation(tenant: Tenant) -> None:
+    a, b = new(tenant), new(tenant)
+    before = get_ticket(tenant, a)
+    body = {"etag": before["etag"], "ticketRelation": {"type": "parent", "objectId": b}}
+    assert reason_of(patch(tenant, a, body)) == {"ticketRelation": ["Unknown key ticketRelation"]}
+    assert get_ticket(tenant, a) == before
+    assert relations(tenant, a) == EMPTY
+
+
+def test_admins_relate_and_merge(tenant: Tenant) -> None:
+    admin = tenant.token(roles=["tenant_admin"])
+    a, b = new(tenant), new(tenant)
+    assert ids(related(relate(tenant, a, "blocks", b, token=admin))) == {**EMPTY, "blocks": [b]}
+    related(unrelate(tenant, a, "blocks", b, token=admin))
+    response = merge(tenant, a, {"into": b, "etag": get_ticket(tenant, a)["etag"]}, token=admin)
+    assert response.status_code == 200, response.text
+    assert response.json()["ticket"]["moved_to"] == b
+
+
 def test_removing_what_is_not_there(tenant: Tenant) -> None:
     a, b = new(tenant), new(tenant)
     assert_error(unrelate(tenant, a, "blocks", b), 404, "NOT_FOUND")

@@ -38,10 +38,12 @@ async def lock_uploads(
 ) -> list[Any]:
     """Gets the tenant's uploads among `ids` (rows with the columns as attributes), locked
     until the transaction ends, so two tickets cannot take the same upload (SQLite renders
-    no FOR UPDATE: its writers hold the database lock from BEGIN)."""
+    no FOR UPDATE: its writers hold the database lock from BEGIN). Rows are locked in id
+    order, so two writes naming the same uploads in different orders cannot deadlock."""
     query = (
         select(Attachment.__table__)
         .where(Attachment.tenant_id == tenant_id, Attachment.id.in_(ids))
+        .order_by(Attachment.id)
         .with_for_update()
     )
     return list((await db.execute(query)).all())

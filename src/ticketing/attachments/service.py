@@ -82,20 +82,19 @@ class Spooled:
 
 
 @dataclass
-class _Receiver:
-    """Callbacks of the streaming multipart parser: the part named `file` goes to a
-    temporary file (hashed, counted and checked as it arrives); other parts are skipped."""
+class _MultipartReceiver:
+    """What the streaming multipart parser's callbacks share for uploads and forms: a part's
+    headers are gathered, and a file part is spooled to a temporary file, hashed, counted
+    and checked against its type as it arrives. Subclasses say what the parts mean."""
 
     policy: AttachmentPolicy
     spool_dir: Path
     header_field: bytearray = field(default_factory=bytearray)
     header_value: bytearray = field(default_factory=bytearray)
     headers: dict[bytes, bytes] = field(default_factory=dict)
-    in_file: bool = False
-    other_bytes: int = 0
+    name: str = ""
     path: Path | None = None
     handle: IO[bytes] | None = None
-    name: str = ""
     file_type: FileType | None = None
     check: ContentCheck | None = None
     size: int = 0
@@ -114,7 +113,6 @@ class _Receiver:
 
     def on_part_begin(self) -> None:
         self.headers = {}
-        self.in_file = False
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self.header_field += data[start:end]
@@ -128,7 +126,75 @@ class _Receiver:
         self.header_value.clear()
 
     def on_headers_finished(self) -> None:
+        raise NotImplementedError
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        raise NotImplementedError
+
+    def on_part_end(self) -> None:
+        raise NotImplementedError
+
+    def _disposition(self) -> dict[bytes, bytes]:
+        """The parameters of the part's Content-Disposition (`name`, `filename`)."""
         _, params = parse_options_header(self.headers.get(b"content-disposition", b""))
+        return params
+
+    def _start_file(self, raw_name: bytes) -> str | None:
+        """Opens the spool file of a file part named `raw_name`; why it is refused instead
+        (a name that is empty once cleaned, a type the policy does not allow)."""
+        name = clean_name(raw_name.decode("utf-8", errors="replace"))
+        if not name:
+            return "The file name is empty once path and control characters go"
+        ext = extension(name)
+        if ext not in self.policy.allowed_types:
+            allowed = ", ".join(self.policy.allowed_types)
+            return f"File type {ext or '(none)'} is not allowed; allowed: {allowed}"
+        self.name = name
+        self.file_type = FILE_TYPES[ext]
+        self.check = ContentCheck(self.file_type)
+        self.size = 0
+        self.digest = hashlib.sha256()
+        fd, temp = tempfile.mkstemp(prefix="upload-", dir=self.spool_dir)
+        self.path = Path(temp)
+        self.handle = os.fdopen(fd, "wb")
+        return None
+
+    def _write_file(self, chunk: bytes) -> bool:
+        """Adds a chunk to the open file part; False (nothing written) when the file would
+        exceed the policy's max_size."""
+        assert self.handle is not None and self.check is not None
+        self.size += len(chunk)
+        if self.size > self.policy.max_size:
+            return False
+        self.digest.update(chunk)
+        self.check.feed(chunk)
+        # A plain write: the spool is local disk, and the parser's callbacks are synchronous.
+        self.handle.write(chunk)
+        return True
+
+    def _drop_file(self) -> None:
+        """Closes and removes the spool file of the file part being received, if any."""
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            self.path = None
+
+
+@dataclass
+class _Receiver(_MultipartReceiver):
+    """An upload: the part named `file` goes to the spool; other parts are skipped."""
+
+    in_file: bool = False
+    other_bytes: int = 0
+
+    def on_part_begin(self) -> None:
+        super().on_part_begin()
+        self.in_file = False
+
+    def on_headers_finished(self) -> None:
+        params = self._disposition()
         if params.get(b"name") != b"file":
             return
         if self.path is not None:
@@ -136,19 +202,9 @@ class _Receiver:
         raw_name = params.get(b"filename")
         if raw_name is None:
             raise _file_problem("The part named file must be a file, with a file name")
-        name = clean_name(raw_name.decode("utf-8", errors="replace"))
-        if not name:
-            raise _file_problem("The file name is empty once path and control characters go")
-        ext = extension(name)
-        if ext not in self.policy.allowed_types:
-            allowed = ", ".join(self.policy.allowed_types)
-            raise _file_problem(f"File type {ext or '(none)'} is not allowed; allowed: {allowed}")
-        self.name = name
-        self.file_type = FILE_TYPES[ext]
-        self.check = ContentCheck(self.file_type)
-        fd, temp = tempfile.mkstemp(prefix="upload-", dir=self.spool_dir)
-        self.path = Path(temp)
-        self.handle = os.fdopen(fd, "wb")
+        problem = self._start_file(raw_name)
+        if problem:
+            raise _file_problem(problem)
         self.in_file = True
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -159,26 +215,13 @@ class _Receiver:
                     f"Parts other than file must not exceed {MAX_OTHER_PARTS} bytes"
                 )
             return
-        assert self.handle is not None and self.check is not None
-        chunk = data[start:end]
-        self.size += len(chunk)
-        if self.size > self.policy.max_size:
+        if not self._write_file(data[start:end]):
             raise PayloadTooLarge(f"Files must not exceed {self.policy.max_size} bytes")
-        self.digest.update(chunk)
-        self.check.feed(chunk)
-        # A plain write: the spool is local disk, and the parser's callbacks are synchronous.
-        self.handle.write(chunk)
 
     def on_part_end(self) -> None:
         if self.in_file and self.handle is not None:
             self.handle.close()
         self.in_file = False
-
-    def discard(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
 
 
 async def receive_upload(request: Request, *, policy: AttachmentPolicy, spool_dir: Path) -> Spooled:
@@ -210,13 +253,13 @@ async def receive_upload(request: Request, *, policy: AttachmentPolicy, spool_di
         if problem:
             raise _file_problem(problem)
     except MultipartParseError as exc:
-        receiver.discard()
+        receiver._drop_file()
         raise _file_problem(f"The multipart body is malformed: {exc}") from None
     except ClientDisconnect:
-        receiver.discard()
+        receiver._drop_file()
         raise _file_problem("The upload was interrupted") from None
     except BaseException:
-        receiver.discard()
+        receiver._drop_file()
         raise
     return Spooled(
         path=receiver.path,
@@ -450,60 +493,26 @@ class ReceivedForm:
 
 
 @dataclass
-class _FormReceiver:
-    """Callbacks of the streaming multipart parser for a form: a part with a file name whose
-    name is one of `file_parts` is received as an upload is (type, size and content checked
-    as it arrives) and refused on its own, the others go on; other parts are text."""
+class _FormReceiver(_MultipartReceiver):
+    """A form: a part with a file name whose name is one of `file_parts` is received as an
+    upload is (type, size and content checked as it arrives) and refused on its own, the
+    others go on; other parts are text."""
 
-    policy: AttachmentPolicy
-    spool_dir: Path
-    file_parts: frozenset[str]
+    file_parts: frozenset[str] = field(kw_only=True)
     form: ReceivedForm = field(default_factory=ReceivedForm)
-    header_field: bytearray = field(default_factory=bytearray)
-    header_value: bytearray = field(default_factory=bytearray)
-    headers: dict[bytes, bytes] = field(default_factory=dict)
     part: str = ""
     kind: str = "skip"  # "text", "file" or "skip"
     text: bytearray = field(default_factory=bytearray)
     text_bytes: int = 0
     file_count: int = 0
-    name: str = ""
-    path: Path | None = None
-    handle: IO[bytes] | None = None
-    file_type: FileType | None = None
-    check: ContentCheck | None = None
-    size: int = 0
-    digest: Any = field(default_factory=hashlib.sha256)
-
-    def callbacks(self) -> dict[str, Any]:
-        return {
-            "on_part_begin": self.on_part_begin,
-            "on_header_field": self.on_header_field,
-            "on_header_value": self.on_header_value,
-            "on_header_end": self.on_header_end,
-            "on_headers_finished": self.on_headers_finished,
-            "on_part_data": self.on_part_data,
-            "on_part_end": self.on_part_end,
-        }
-
-    def on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self.header_field += data[start:end]
-
-    def on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self.header_value += data[start:end]
-
-    def on_header_end(self) -> None:
-        self.headers[bytes(self.header_field).lower()] = bytes(self.header_value)
-        self.header_field.clear()
-        self.header_value.clear()
 
     def on_part_begin(self) -> None:
-        self.headers = {}
+        super().on_part_begin()
         self.kind = "skip"
         self.text.clear()
 
     def on_headers_finished(self) -> None:
-        _, params = parse_options_header(self.headers.get(b"content-disposition", b""))
+        params = self._disposition()
         self.part = params.get(b"name", b"").decode("utf-8", errors="replace")
         raw_name = params.get(b"filename")
         if raw_name is None:
@@ -516,35 +525,15 @@ class _FormReceiver:
         self.file_count += 1
         if self.file_count > MAX_FORM_FILES:
             return self._refuse(f"A form may carry at most {MAX_FORM_FILES} files")
-        name = clean_name(raw_name.decode("utf-8", errors="replace"))
-        if not name:
-            return self._refuse("The file name is empty once path and control characters go")
-        ext = extension(name)
-        if ext not in self.policy.allowed_types:
-            allowed = ", ".join(self.policy.allowed_types)
-            return self._refuse(f"File type {ext or '(none)'} is not allowed; allowed: {allowed}")
-        self.name = name
-        self.file_type = FILE_TYPES[ext]
-        self.check = ContentCheck(self.file_type)
-        self.size = 0
-        self.digest = hashlib.sha256()
-        fd, temp = tempfile.mkstemp(prefix="upload-", dir=self.spool_dir)
-        self.path = Path(temp)
-        self.handle = os.fdopen(fd, "wb")
+        problem = self._start_file(raw_name)
+        if problem:
+            return self._refuse(problem)
         self.kind = "file"
 
     def _refuse(self, message: str) -> None:
         self.form.problems.setdefault(self.part, []).append(message)
         self._drop_file()
         self.kind = "skip"
-
-    def _drop_file(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
-            self.path = None
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self.kind == "text":
@@ -554,15 +543,8 @@ class _FormReceiver:
                     {"body": [f"The form's text must not exceed {MAX_FORM_TEXT} bytes"]}
                 )
             self.text += data[start:end]
-        elif self.kind == "file":
-            assert self.handle is not None and self.check is not None
-            chunk = data[start:end]
-            self.size += len(chunk)
-            if self.size > self.policy.max_size:
-                return self._refuse(f"Files must not exceed {self.policy.max_size} bytes")
-            self.digest.update(chunk)
-            self.check.feed(chunk)
-            self.handle.write(chunk)
+        elif self.kind == "file" and not self._write_file(data[start:end]):
+            self._refuse(f"Files must not exceed {self.policy.max_size} bytes")
 
     def on_part_end(self) -> None:
         if self.kind == "text":
@@ -607,7 +589,7 @@ async def receive_form(
     too_large = PayloadTooLarge(f"The form must not exceed {max_bytes} bytes")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise too_large
-    receiver = _FormReceiver(policy, spool_dir, file_parts)
+    receiver = _FormReceiver(policy, spool_dir, file_parts=file_parts)
     received = 0
     try:
         parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]

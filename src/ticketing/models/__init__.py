@@ -258,11 +258,10 @@ class TicketHistory(Base):
     changed_by: Mapped[dict[str, Any]]
     changes: Mapped[list[Any]]
 
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "ticket_id"], ["tickets.tenant_id", "tickets.id"], ondelete="CASCADE"
-        ),
-    )
+    # Refers to the tenant, not the ticket (migration 0015): entries are only written beside
+    # their ticket, and a key check against `tickets` in every create is one more lookup
+    # whose plan can go bad as the table grows.
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
 
 
 class TicketComment(Base):
