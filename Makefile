@@ -9,7 +9,7 @@ PORT ?= 8000
 DATA_DIR := $(or $(TICKETING_DATA_DIR),$(if $(filter /%,$(XDG_DATA_HOME)),$(XDG_DATA_HOME),$(HOME)/.local/share)/ticketing)
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv with the `ticketing` command in .venv/bin/
 
-run: $(STAMP) ## start the demo service on SQLite (PORT=8000), print exports, a token and a curl
+run: $(STAMP) ## start the demo (SQLite, or TICKETING_DATABASE_URL) on PORT=8000, print exports, a token and a curl
 	$(BIN)/ticketing demo --port $(PORT)
 
 reset: ## empty the demo's SQLite database (stop `make run` first); the signing key stays

@@ -121,12 +121,14 @@ def add_server_arguments(parser: argparse.ArgumentParser, default_database: str)
     )
 
 
-def _as_postgres(command: list[str]) -> list[str]:
-    # initdb and the server refuse to run as root.
+def as_postgres(command: list[str]) -> list[str]:
+    """The command as the postgres user when run as root: PostgreSQL's programs (initdb, the
+    server) refuse to run as root. (The replica tests use it too.)"""
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-def _pg_bin(name: str) -> str:
+def pg_bin(name: str) -> str:
+    """A PostgreSQL program: on PATH, else in pg_config's bindir (Debian keeps them there)."""
     found = shutil.which(name)
     if found:
         return found
@@ -149,8 +151,8 @@ def open_cluster(kind: str) -> Iterator[Cluster]:
     data = home / "data"
     port = free_port()
     subprocess.run(
-        _as_postgres(
-            [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"]
+        as_postgres(
+            [pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"]
         ),
         check=True,
         capture_output=True,
@@ -158,9 +160,9 @@ def open_cluster(kind: str) -> Iterator[Cluster]:
     # Only where it listens is set: everything else is what initdb wrote.
     options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1"
     subprocess.run(
-        _as_postgres(
+        as_postgres(
             [
-                _pg_bin("pg_ctl"),
+                pg_bin("pg_ctl"),
                 "-D",
                 str(data),
                 "-l",
@@ -178,7 +180,7 @@ def open_cluster(kind: str) -> Iterator[Cluster]:
         yield Cluster(host="127.0.0.1", port=port, kind="throwaway")
     finally:
         subprocess.run(
-            _as_postgres([_pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+            as_postgres([pg_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
             capture_output=True,
         )
         shutil.rmtree(home, ignore_errors=True)

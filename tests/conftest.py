@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.portal_client import PortalClient
 from tests.support import (
     Database,
     Server,
@@ -97,3 +98,18 @@ def make_tenant(
 def tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
     """A fresh tenant with the standard configuration."""
     return make_tenant()
+
+
+@pytest.fixture
+def portal(server: Server) -> Iterator[Callable[[], PortalClient]]:
+    """Opens portal sessions (browser-like clients) on the server; closes them afterwards."""
+    clients: list[PortalClient] = []
+
+    def make() -> PortalClient:
+        client = PortalClient(server.base_url)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

@@ -18,26 +18,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common import as_postgres, pg_bin
+
 from tests.support import free_port
 
 
-def _as_postgres(command: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
-def pg_bin(name: str) -> str:
-    """A PostgreSQL program: on PATH, else in pg_config's bindir (Debian keeps them there)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    bindir = subprocess.run(
-        ["pg_config", "--bindir"], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    return str(Path(bindir) / name)
-
-
 def _run(command: list[str]) -> str:
-    done = subprocess.run(_as_postgres(command), capture_output=True, text=True)
+    done = subprocess.run(as_postgres(command), capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{command[0]} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
     return done.stdout

@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 from sqlalchemy import text
 
@@ -284,6 +287,30 @@ def reset_postgresql(url: str) -> None:
             await engine.dispose()
 
     run_sync(go())
+
+
+@contextmanager
+def sibling_database(url: str, suffix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database beside the one of `url` (its name plus `suffix`), for
+    a test that needs a database of its own; dropped afterwards. Yields its URL."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") + suffix
+    admin = parts._replace(scheme="postgresql", path="/postgres").geturl()
+
+    async def run(statement: str) -> None:
+        connection = await asyncpg.connect(admin)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    quoted = '"' + name.replace('"', '""') + '"'
+    run_sync(run(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+    run_sync(run(f"CREATE DATABASE {quoted}"))
+    try:
+        yield parts._replace(path=f"/{name}").geturl()
+    finally:
+        run_sync(run(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
 
 
 def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:

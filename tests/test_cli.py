@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -474,3 +475,77 @@ def test_make_reset_empties_the_demo_database_and_keeps_the_key(tmp_path: Path, 
     )
 
     assert sorted(p.name for p in folder.iterdir()) == ["dev-signing-key.pem"]
+
+
+def make_run(data_dir: Path, port: int, out: Path) -> subprocess.Popen[bytes]:
+    """`make run PORT=<port>` from the project folder, in a process group of its own (make and
+    the demo it starts), its output in `out`."""
+    with out.open("wb") as sink:
+        return subprocess.Popen(
+            ["make", "--no-print-directory", "run", f"PORT={port}"],
+            env=cli_env(data_dir, PYTHONUNBUFFERED="1"),
+            cwd=PROJECT,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Ends a process started by make_run and the demo under it."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_make_run_port_serves_on_that_port(tmp_path: Path) -> None:
+    port = free_port()
+    out = tmp_path / "make.out"
+    process = make_run(tmp_path, port, out)
+    try:
+        wait_healthy(process, f"http://127.0.0.1:{port}", out)
+        deadline = time.monotonic() + 10
+        while "export TOKEN=" not in out.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        printed = out.read_text()
+        assert f"export BASE=http://127.0.0.1:{port}\n" in printed, printed
+        token = re.search(r"^export TOKEN=(\S+)$", printed, flags=re.MULTILINE)
+        assert token, printed
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/api/v2/ticketing/tenant/sc/offers",
+            params={"type": "agent", "module": "ticketing"},
+            headers={
+                "authorization": f"Bearer {token.group(1)}",
+                "x-tenantid": DEMO_TENANT,
+                "realmname": "demo",
+            },
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+    finally:
+        stop_group(process)
+
+
+def test_make_run_on_a_taken_port_says_so_and_fails_before_printing_a_token(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = tmp_path / "make.out"
+        process = make_run(tmp_path, port, out)
+        try:
+            returncode = process.wait(timeout=120)
+        finally:
+            stop_group(process)
+
+    printed = out.read_text()
+    assert returncode != 0, printed
+    assert f"ticketing: port {port} on 127.0.0.1 is already in use" in printed, printed
+    assert "eyJ" not in printed and "export" not in printed and "curl" not in printed, printed
+    assert not (tmp_path / "ticketing.db").exists()

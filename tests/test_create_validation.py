@@ -154,6 +154,22 @@ def test_wrong_top_level_type(tenant: Tenant, key: str, value: Any) -> None:
     assert tenant.ticket_count() == 0
 
 
+# The README's limits: `summary` 1 to 1,000 characters, `source` 1 to 100.
+@pytest.mark.parametrize(("key", "limit"), [("summary", 1000), ("source", 100)])
+def test_summary_and_source_lengths_at_and_past_their_limits(
+    tenant: Tenant, key: str, limit: int
+) -> None:
+    at_limit = "é" * limit  # characters, not bytes
+    response = tenant.create(seed_body(**{key: at_limit}))
+    assert response.status_code == 200, response.text
+    if key == "summary":  # (the ticket does not show its source)
+        assert response.json()["ticket"]["summary"] == at_limit
+    reason = assert_rejected(tenant.create(seed_body(**{key: "x" * (limit + 1)})), key)
+    assert set(reason) == {key}, reason
+    assert reason[key] == [f"{key} must be at most {limit} characters long"]
+    assert tenant.ticket_count() == 1
+
+
 def test_ticket_relation_null_and_empty_attachments_accepted(tenant: Tenant) -> None:
     ok(tenant.create(seed_body(attachments={}, ticketRelation=None)))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -29,7 +29,6 @@ from tests.support import (
     F_USER,
     TITLE,
     Database,
-    Server,
     Tenant,
     everything_body,
     seed_body,
@@ -41,20 +40,6 @@ from tests.ticket_api import call, get_ticket
 
 NEW_LAPTOP = "/portal/offers/23629/new"
 EVERYTHING = "/portal/offers/23630/new"
-
-
-@pytest.fixture
-def portal(server: Server) -> Iterator[Callable[[], PortalClient]]:
-    clients: list[PortalClient] = []
-
-    def make() -> PortalClient:
-        client = PortalClient(server.base_url)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ and SLA state exactly as the API's list does; the ticket page shows the clocks."
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
 
 from tests.desk_support import (
     OTHER_QUEUE,
@@ -20,24 +18,10 @@ from tests.desk_support import (
     slas_by_kind,
 )
 from tests.portal_client import PortalClient, find, parse, persona_token
-from tests.support import NEEDED_WITHIN, Server, Tenant, seed_body
+from tests.support import NEEDED_WITHIN, Tenant, seed_body
 from tests.ticket_api import call, create_everything, get_ticket, list_ids, reason_of
 
 AGENT = "agent@example.com"
-
-
-@pytest.fixture
-def portal(server: Server) -> Iterator[Callable[[], PortalClient]]:
-    clients: list[PortalClient] = []
-
-    def make() -> PortalClient:
-        client = PortalClient(server.base_url)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def _selected(elements: list[Any], select_id: str) -> list[str]:

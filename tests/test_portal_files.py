@@ -6,7 +6,7 @@ page links to each file, and the multipart form needs the session's CSRF token t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,24 +25,10 @@ from tests.attachment_api import (
     upload,
 )
 from tests.portal_client import PortalClient, parse, persona_token
-from tests.support import Server, Tenant
+from tests.support import Tenant
 from tests.ticket_api import get_ticket, user_token
 
 INCIDENT = "/portal/offers/23640/new"
-
-
-@pytest.fixture
-def portal(server: Server) -> Iterator[Callable[[], PortalClient]]:
-    clients: list[PortalClient] = []
-
-    def make() -> PortalClient:
-        client = PortalClient(server.base_url)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 @pytest.fixture

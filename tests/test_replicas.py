@@ -158,6 +158,23 @@ def summary_seen(tenant: Tenant, object_id: str, token: str) -> str | None:
     return summary
 
 
+def list_snapshot(server: Server, tenant: Tenant, token: str) -> dict[str, Any]:
+    """The `snapshot` event of a list-updates stream opened with `token` (the stream is
+    closed once it came)."""
+    stream = SseReader(
+        f"{server.base_url}/api/v2/ticketing/ticket/sse/list/updates",
+        tenant.headers(token),
+        {"type": "template", "module": "ticketing", "snapshot": "true"},
+    )
+    try:
+        events = stream.wait_for(lambda events: any(e.event == "snapshot" for e in events))
+    finally:
+        stream.close()
+    assert stream.status == 200, stream.error_body
+    data: dict[str, Any] = next(e for e in events if e.event == "snapshot").data
+    return data
+
+
 def test_each_read_endpoint_is_served_by_the_replica(
     server: Server,
     make_tenant: Callable[[Server], Tenant],
@@ -190,18 +207,8 @@ def test_each_read_endpoint_is_served_by_the_replica(
         assert after.get("primary", 0) == before.get("primary", 0), (path, before, after)
     # The event stream's snapshot too, once the replica has replayed past the stream's start.
     before = reads(server, http)
-    stream = SseReader(
-        f"{server.base_url}/api/v2/ticketing/ticket/sse/list/updates",
-        tenant.headers(reader),
-        {"type": "template", "module": "ticketing", "snapshot": "true"},
-    )
-    try:
-        events = stream.wait_for(lambda events: any(e.event == "snapshot" for e in events))
-    finally:
-        stream.close()
-    assert stream.status == 200, stream.error_body
-    snapshot = next(e for e in events if e.event == "snapshot")
-    assert [t["object_id"] for t in snapshot.data["tickets"]] == [object_id]
+    snapshot = list_snapshot(server, tenant, reader)
+    assert [t["object_id"] for t in snapshot["tickets"]] == [object_id]
     after = reads(server, http)
     assert after.get("replica", 0) == before.get("replica", 0) + 1, (before, after)
 
@@ -249,17 +256,7 @@ def test_a_paused_replica_shows_others_older_data_but_the_writer_its_own_writes(
     assert summary_seen(tenant, object_id, agent(tenant, "writer")) == changed["summary"]
 
     # A stream's snapshot holds every ticket committed before the stream began, whoever asks.
-    stream = SseReader(
-        f"{server.base_url}/api/v2/ticketing/ticket/sse/list/updates",
-        tenant.headers(reader),
-        {"type": "template", "module": "ticketing", "snapshot": "true"},
-    )
-    try:
-        events = stream.wait_for(lambda events: any(e.event == "snapshot" for e in events))
-    finally:
-        stream.close()
-    snapshot = next(e for e in events if e.event == "snapshot")
-    assert snapshot.data["total"] == 2
+    assert list_snapshot(server, tenant, reader)["total"] == 2
 
     replay.resume_replay()
     wait_until(lambda: summary_seen(tenant, object_id, reader) == changed["summary"])

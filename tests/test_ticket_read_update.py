@@ -252,6 +252,16 @@ def test_summary_cannot_be_cleared_or_mistyped(tenant: Tenant, value: Any) -> No
     unchanged(tenant, before)
 
 
+def test_update_summary_length_limit(tenant: Tenant) -> None:
+    before = created(tenant.create())
+    response = patch(tenant, "CTC-0001", {"etag": before["etag"], "summary": "x" * 1001})
+    assert reason_of(response) == {"summary": ["summary must be at most 1000 characters long"]}
+    unchanged(tenant, before)
+    after = updated(patch(tenant, "CTC-0001", {"etag": before["etag"], "summary": "é" * 1000}))
+    assert after["summary"] == "é" * 1000
+    assert get_ticket(tenant, "CTC-0001")["summary"] == "é" * 1000
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [

@@ -18,7 +18,7 @@ from typing import Any
 from ticketing.auth.dev_issuer import DEFAULT_SCOPE, load_or_create_dev_key, mint_token
 from ticketing.catalog.config_file import ConfigError, read_config
 from ticketing.catalog.loader import load_config
-from ticketing.config import Settings, get_settings
+from ticketing.config import Settings, comma_list, get_settings
 from ticketing.demo import DEMO_CONFIG, DEMO_REALM, DEMO_TENANT
 from ticketing.kit import app_role, migrate
 from ticketing.kit.db import create_engine, create_sessionmaker, transaction
@@ -111,7 +111,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def _split(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+    return comma_list(value) if value is not None else None
 
 
 def _say(message: str) -> None:

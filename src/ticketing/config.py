@@ -5,12 +5,26 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The role `ticketing migrate` creates for the service to work as (PostgreSQL).
 APP_ROLE = "ticketing_app"
+
+
+def _seconds(default: float, description: str, *, zero_allowed: bool = False) -> Any:
+    """A setting in seconds: above zero, or at least zero when `zero_allowed` (0 turning the
+    thing off, or not waiting)."""
+    if zero_allowed:
+        return Field(default=default, ge=0, description=description)
+    return Field(default=default, gt=0, description=description)
+
+
+def comma_list(value: str) -> list[str]:
+    """The items of a comma-separated setting or option, trimmed, empty ones left out."""
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def default_data_dir() -> Path:
@@ -64,28 +78,22 @@ class Settings(BaseSettings):
         default=5.0,
         description="Seconds to wait for a database connection (statements get twice that).",
     )
-    sla_sweep_interval: float = Field(
-        default=30.0,
-        gt=0,
-        description="Seconds between two sweeps that record SLA breaches in ticket histories.",
+    sla_sweep_interval: float = _seconds(
+        30.0, "Seconds between two sweeps that record SLA breaches in ticket histories."
     )
 
-    sse_heartbeat: float = Field(
-        default=15.0, gt=0, description="Seconds between heartbeat events on SSE streams."
+    sse_heartbeat: float = _seconds(15.0, "Seconds between heartbeat events on SSE streams.")
+    events_poll_interval: float = _seconds(
+        1.0, "Seconds between two reads of the outbox when no wake-up arrives."
     )
-    events_poll_interval: float = Field(
-        default=1.0,
-        gt=0,
-        description="Seconds between two reads of the outbox when no wake-up arrives.",
-    )
-    events_read_interval: float = Field(
-        default=0.1,
-        ge=0,
-        description="Least seconds between two reads of the outbox: under load, each read "
+    events_read_interval: float = _seconds(
+        0.1,
+        "Least seconds between two reads of the outbox: under load, each read "
         "carries several events and every stream writes them at once.",
+        zero_allowed=True,
     )
-    events_keep_seconds: float = Field(
-        default=600.0, ge=0, description="Events are kept at least this long for replay."
+    events_keep_seconds: float = _seconds(
+        600.0, "Events are kept at least this long for replay.", zero_allowed=True
     )
     events_keep_count: int = Field(
         default=10_000, ge=0, description="The newest events of each tenant kept for replay."
@@ -95,16 +103,12 @@ class Settings(BaseSettings):
         default=False,
         description="Let webhooks reach loopback and private addresses (refused otherwise).",
     )
-    webhooks_timeout: float = Field(
-        default=10.0, gt=0, description="Seconds a webhook receiver has to answer."
-    )
+    webhooks_timeout: float = _seconds(10.0, "Seconds a webhook receiver has to answer.")
     webhooks_concurrency: int = Field(
         default=16, ge=1, description="Webhook posts in flight at once, per process."
     )
-    webhooks_retry_base: float = Field(
-        default=10.0,
-        gt=0,
-        description="Seconds before the first retry; each retry waits twice as long (jittered).",
+    webhooks_retry_base: float = _seconds(
+        10.0, "Seconds before the first retry; each retry waits twice as long (jittered)."
     )
 
     database_replica_urls: str = Field(
@@ -112,19 +116,17 @@ class Settings(BaseSettings):
         description="Streaming replicas of the PostgreSQL database, comma-separated, each "
         "written like database_url; reads that change nothing are served by them.",
     )
-    replica_max_lag: float = Field(
-        default=5.0,
-        gt=0,
-        description="Seconds a replica may be behind the primary and still serve reads.",
+    replica_max_lag: float = _seconds(
+        5.0, "Seconds a replica may be behind the primary and still serve reads."
     )
-    replica_wait: float = Field(
-        default=0.2,
-        ge=0,
-        description="Seconds a caller's read waits for a replica to replay the caller's own "
+    replica_wait: float = _seconds(
+        0.2,
+        "Seconds a caller's read waits for a replica to replay the caller's own "
         "last write before the primary serves it instead.",
+        zero_allowed=True,
     )
-    replica_check_interval: float = Field(
-        default=1.0, gt=0, description="Seconds between two checks of each replica's lag."
+    replica_check_interval: float = _seconds(
+        1.0, "Seconds between two checks of each replica's lag."
     )
 
     db_role: str = Field(
@@ -151,15 +153,13 @@ class Settings(BaseSettings):
         default=None,
         description="Endpoint of an S3-compatible object store (for s3:// blob URLs); unset: AWS.",
     )
-    upload_ttl: float = Field(
-        default=24 * 3600.0,
-        gt=0,
-        description="Seconds an upload may stay unbound to a ticket before `gc` removes it.",
+    upload_ttl: float = _seconds(
+        24 * 3600.0, "Seconds an upload may stay unbound to a ticket before `gc` removes it."
     )
-    gc_interval: float = Field(
-        default=3600.0,
-        ge=0,
-        description="Seconds between two garbage collections run by `serve`; 0: none.",
+    gc_interval: float = _seconds(
+        3600.0,
+        "Seconds between two garbage collections run by `serve`; 0: none.",
+        zero_allowed=True,
     )
 
     @property
@@ -177,8 +177,7 @@ class Settings(BaseSettings):
     @property
     def resolved_replica_urls(self) -> list[str]:
         """The replicas' URLs with the async driver (PostgreSQL only)."""
-        urls = [u.strip() for u in self.database_replica_urls.split(",") if u.strip()]
-        resolved = [async_database_url(url) for url in urls]
+        resolved = [async_database_url(url) for url in comma_list(self.database_replica_urls)]
         if resolved and not self.resolved_database_url.startswith("postgresql"):
             raise ValueError("TICKETING_DATABASE_REPLICA_URLS needs a PostgreSQL database_url")
         for url in resolved:
