@@ -233,8 +233,10 @@ def own_server(database: Database, data_dir: Path) -> Iterator[Callable[..., Ser
     """Starts servers of the test's own (stopped after it)."""
     started: list[Server] = []
 
-    def start(**env: str) -> Server:
-        server = start_server(database_url=database.url, data_dir=data_dir, env=env)
+    def start(workers: int = 1, **env: str) -> Server:
+        server = start_server(
+            database_url=database.url, data_dir=data_dir, env=env, workers=workers
+        )
         started.append(server)
         return server
 
@@ -350,16 +352,21 @@ def test_concurrent_writers_in_several_processes_every_event_once_in_order(
     ] == sequences[0]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_ends_open_streams_with_an_error_event_and_exits_promptly(
-    tenant: Tenant, own_server: Callable[..., Server], streams: list[SseReader]
+    tenant: Tenant, own_server: Callable[..., Server], streams: list[SseReader], workers: int
 ) -> None:
-    server = own_server()
-    reader = open_stream(tenant, base_url=server.base_url)
-    streams.append(reader)
-    reader.wait_for(lambda events: len(events) >= 1)
+    """With `--workers 2` the supervisor passes SIGTERM to each worker, and each ends its
+    own streams (four streams, spread over the workers by the kernel)."""
+    server = own_server(workers=workers)
+    readers = [open_stream(tenant, base_url=server.base_url) for _ in range(2 * workers)]
+    streams.extend(readers)
+    for reader in readers:
+        reader.wait_for(lambda events: len(events) >= 1)
     server.process.send_signal(signal.SIGTERM)
-    # Well within the 30-s drain timeout: the stream did not hold the server open.
-    assert server.process.wait(timeout=10) == 0
-    assert reader.ended.wait(5)
-    last = reader.snapshot()[-1]
-    assert last.event == "error" and last.data["code"] == "STREAM_CLOSED"
+    # Well within the 30-s drain timeout: the streams did not hold the server open.
+    assert server.process.wait(timeout=15) == 0
+    for reader in readers:
+        assert reader.ended.wait(5)
+        last = reader.snapshot()[-1]
+        assert last.event == "error" and last.data["code"] == "STREAM_CLOSED"

@@ -26,6 +26,7 @@ from ticketing.auth.reads import WriteMarks
 from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
 from ticketing.events.endpoints import router as events_router
+from ticketing.events.hub import end_streams_on_signals
 from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.direct import DirectRoutes, Middleware, find_route
 from ticketing.kit.errors import (
@@ -164,6 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if state.replicas is not None:
             state.replicas.on_read = lambda source: metrics.reads.labels(source).inc()
         await state.hub.start()
+        end_streams_on_signals()
         await state.webhooks.start()
         if state.replicas is not None:
             await state.replicas.start()

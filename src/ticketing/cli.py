@@ -179,8 +179,6 @@ def _serve(
 ) -> None:
     import uvicorn
 
-    from ticketing.events.hub import end_all_streams
-
     # The workers configure their logging from the environment (ticketing.kit.logs).
     os.environ["TICKETING_LOG_LEVEL"] = log_level
     get_settings.cache_clear()
@@ -215,12 +213,10 @@ def _serve(
                 signal.signal(sig, self.handle_exit)
             yield
 
-        async def shutdown(self, sockets: Any = None) -> None:
-            # Event streams never end by themselves: end them, so draining does not wait
-            # for its timeout; clients resume elsewhere with Last-Event-ID.
-            end_all_streams()
-            await super().shutdown(sockets)
-
+    # Event streams never end by themselves: the application ends them when the signal
+    # arrives (ticketing.events.hub.end_streams_on_signals), here and in every worker of
+    # --workers N, so that draining does not wait for its timeout; clients resume elsewhere
+    # with Last-Event-ID.
     DrainingServer(uvicorn.Config("ticketing.app:create_app", **options)).run(
         sockets=[sock] if sock else None
     )

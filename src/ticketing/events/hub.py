@@ -12,9 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -101,6 +105,28 @@ def end_all_streams() -> None:
     server shutting down is not held open by streams that never end on their own."""
     for hub in list(_running):
         hub.end_streams()
+
+
+def end_streams_on_signals() -> None:
+    """Ends this process's streams as soon as SIGTERM or SIGINT arrives, then lets the
+    handler the server installed run (it starts draining, which open streams would otherwise
+    hold up until its timeout). Called at startup, after the server has put its handlers in
+    place: in a single server and in each worker of `serve --workers N` alike. Only the main
+    thread can handle signals; elsewhere (an app run in-process by a test client) nothing is
+    changed."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        installed = signal.getsignal(sig)
+        if not callable(installed):
+            continue
+
+        def handle(signum: int, frame: FrameType | None, installed: Any = installed) -> None:
+            loop.call_soon_threadsafe(end_all_streams)
+            installed(signum, frame)
+
+        signal.signal(sig, handle)
 
 
 class EventHub:
