@@ -21,13 +21,13 @@ Revision ID: 0008
 Revises: 0007
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from ticketing.migrations.earlier import load
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
@@ -134,12 +134,7 @@ $fn$
 
 
 def _previous_function() -> str:
-    path = Path(__file__).with_name("0005_create_ticket_function.py")
-    spec = importlib.util.spec_from_file_location("create_ticket_function_0005", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return str(module.FUNCTION)
+    return str(load("0005_create_ticket_function.py").FUNCTION)
 
 
 def _set_index(name: str, column: str, *columns: str) -> None:

@@ -22,12 +22,12 @@ Revision ID: 0009
 Revises: 0008
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import op
+
+from ticketing.migrations.earlier import load
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -147,11 +147,7 @@ $fn$;
 
 
 def _previous_create_function() -> str:
-    path = Path(__file__).with_name("0008_queues_and_slas.py")
-    spec = importlib.util.spec_from_file_location("_migration_0008", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load("0008_queues_and_slas.py")
     return str(module.CREATE_FUNCTION).replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 

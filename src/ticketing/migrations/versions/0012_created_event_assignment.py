@@ -13,12 +13,11 @@ Revision ID: 0012
 Revises: 0011
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 from alembic import op
+
+from ticketing.migrations.earlier import load
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -61,23 +60,14 @@ CREATED_EVENT = """
 """
 
 
-def _load(name: str) -> ModuleType:
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _previous_create_function() -> str:
-    return str(_load("0009_ticket_events_outbox.py")._create_function())
+    return str(load("0009_ticket_events_outbox.py")._create_function())
 
 
 def _create_function() -> str:
     """Migration 0009's create function with this event statement instead of its own."""
     previous = _previous_create_function()
-    old = str(_load("0009_ticket_events_outbox.py").CREATED_EVENT).lstrip("\n")
+    old = str(load("0009_ticket_events_outbox.py").CREATED_EVENT).lstrip("\n")
     assert old in previous
     return previous.replace(old, CREATED_EVENT.lstrip("\n"))
 

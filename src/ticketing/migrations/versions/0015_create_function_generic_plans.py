@@ -30,13 +30,12 @@ Revision ID: 0015
 Revises: 0014
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
+
+from ticketing.migrations.earlier import load
 
 revision: str = "0015"
 down_revision: str | None = "0014"
@@ -92,25 +91,16 @@ SIGNATURE = (
 )
 
 
-def _load(name: str) -> ModuleType:
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(f"_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _previous_create_function() -> str:
     """Migration 0012's function (0014 only set a planner option on it)."""
-    return str(_load("0012_created_event_assignment.py")._create_function())
+    return str(load("0012_created_event_assignment.py")._create_function())
 
 
 def _create_function() -> str:
     """Migration 0012's function with its created-event statement folded into the create
     statement."""
     previous = _previous_create_function()
-    event = str(_load("0012_created_event_assignment.py").CREATED_EVENT).lstrip("\n")
+    event = str(load("0012_created_event_assignment.py").CREATED_EVENT).lstrip("\n")
     for old in (event, OLD_RETURNING, OLD_IDEMPOTENCY, OLD_TAIL):
         assert previous.count(old) == 1, old
     return (
