@@ -75,13 +75,14 @@ def test_create_cost_does_not_grow_with_the_tenants_tickets(database: Database) 
     name = f"{database.url.rsplit('/', 1)[1]}_plans"
     admin = database.url.rsplit("/", 1)[0] + "/postgres"
 
-    async def recreate(engine: Any) -> None:
+    async def drop(engine: Any, *, create: bool = False) -> None:
         async with engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            await conn.execute(text(f"CREATE DATABASE {name}"))
+            if create:
+                await conn.execute(text(f"CREATE DATABASE {name}"))
 
-    Database("postgresql", admin).run(recreate)
+    Database("postgresql", admin).run(lambda engine: drop(engine, create=True))
     fresh = Database("postgresql", database.url.rsplit("/", 1)[0] + f"/{name}")
     fresh.migrate()
     fresh.load({"tenants": [standard_tenant(tenant_uuid(1), "bench1")]})
@@ -105,7 +106,7 @@ def test_create_cost_does_not_grow_with_the_tenants_tickets(database: Database) 
     try:
         early, late, count = fresh.run(measure)
     finally:
-        Database("postgresql", admin).run(recreate)
+        Database("postgresql", admin).run(drop)
     assert count == 2_010
     # A plan that filters the tenant's tickets touches one heap page per few tickets each
     # time it looks one up: hundreds more buffers at 2,000 tickets. Deeper indexes add a
