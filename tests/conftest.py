@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.attachment_api import file_tenant_config
 from tests.portal_client import PortalClient
 from tests.support import (
     Database,
@@ -98,6 +99,13 @@ def make_tenant(
 def tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
     """A fresh tenant with the standard configuration."""
     return make_tenant()
+
+
+@pytest.fixture
+def files_tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
+    """A fresh tenant with the attachments test configuration (tests.attachment_api)."""
+    config = file_tenant_config()
+    return make_tenant(**{k: v for k, v in config.items() if k not in ("id", "realm")})
 
 
 @pytest.fixture

@@ -56,12 +56,6 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 @pytest.fixture
-def files_tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
-    config = file_tenant_config()
-    return make_tenant(**{k: v for k, v in config.items() if k != "id" and k != "realm"})
-
-
-@pytest.fixture
 def blobs(data_dir: Path) -> Path:
     return data_dir / "blobs"
 

@@ -54,12 +54,6 @@ DEFAULT_MAX_SIZE = 10 * 1024 * 1024
 
 
 @pytest.fixture
-def files_tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
-    config = file_tenant_config()
-    return make_tenant(**{k: v for k, v in config.items() if k not in ("id", "realm")})
-
-
-@pytest.fixture
 def spool(data_dir: Path) -> Path:
     return data_dir / "blobs" / ".spool"
 
