@@ -68,7 +68,8 @@ _T = TypeVar("_T")
 
 @pytest.fixture
 def one_connection_state(database: Database, tmp_path: Path) -> AppState:
-    """The service's state with a pool of one connection, handed to one request after another."""
+    """The service's state with one connection for the create statement and one for the rest,
+    each handed to one request after another."""
     return AppState.from_settings(
         Settings(database_url=database.url, data_dir=tmp_path, db_pool_size=1)
     )
@@ -86,9 +87,13 @@ def run_as(state: AppState, tenant: str | None, work: Callable[[AppState], Await
 
     async def main() -> _T:
         bind_tenant(tenant)
+        if state.statements is not None:
+            await state.statements.start()
         try:
             return await work(state)
         finally:
+            if state.statements is not None:
+                await state.statements.close()
             await state.engine.dispose()
 
     return asyncio.run(main())
@@ -450,6 +455,7 @@ def test_the_create_statement_cannot_write_into_another_tenant(
     async def create_for_the_second_tenant(state: AppState) -> tuple[int, int] | None:
         return await repository.insert_new_ticket(
             state.engine,
+            statements=state.statements,
             config_version=version,
             counters={"CTC": 1, repository.status_counter("Open"): 1},
             values=values,
@@ -507,13 +513,19 @@ def test_a_create_leaves_its_connection_as_it_found_it(
 ) -> None:
     first, second = two_tenants
     state = one_connection_state
-    # One connection: a read of the first tenant, a create of the second, a read of the first.
+    statements = state.statements
+    assert statements is not None and statements.size == 1
+    # A read of the first tenant, a create of the second, a read of the first: the reads on
+    # the engine's one connection, the create on the statement pool's one connection, which
+    # holds no tenant after it.
     [(version,)] = database.fetch(
         "SELECT config_version FROM tenants WHERE id = :t", t=uuid.UUID(second.id)
     )
+    setting = "SELECT current_setting('ticketing.tenant_id', true), pg_backend_pid()"
 
     async def main() -> tuple[set[str], tuple[int, int] | None, set[str], set[int]]:
         pids: set[int] = set()
+        await statements.start()
 
         async def read(tenant: str) -> set[str]:
             bind_tenant(tenant)
@@ -526,6 +538,7 @@ def test_a_create_leaves_its_connection_as_it_found_it(
             bind_tenant(tenant)
             return await repository.insert_new_ticket(
                 state.engine,
+                statements=statements,
                 config_version=version,
                 counters={"CTC": 1, repository.status_counter("Open"): 1},
                 values=new_ticket_values(tenant),
@@ -536,13 +549,19 @@ def test_a_create_leaves_its_connection_as_it_found_it(
         try:
             before = await asyncio.create_task(read(first.id))
             created_ = await asyncio.create_task(create(second.id))
+            held = await statements.fetchrow(setting)
             after = await asyncio.create_task(read(first.id))
-            return before, created_, after, pids
+            again = await statements.fetchrow(setting)
+            assert held is not None and again is not None
+            # The create's tenant lasted as long as its own transaction.
+            assert held[0] in (None, "") and held[1] == again[1]
+            return before, created_, after, pids | {held[1]}
         finally:
+            await statements.close()
             await state.engine.dispose()
 
     before, created_, after, pids = asyncio.run(main())
-    assert len(pids) == 1
+    assert len(pids) == 2
     assert created_ is not None
     assert before == after == {first.id}
 

@@ -156,14 +156,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         )
         pool = state.engine.pool
+        statements = state.statements
         metrics.watch(
             streams=lambda: state.hub.streams,
             pending_events=lambda: state.hub.waiting,
-            pool_in_use=lambda: float(getattr(pool, "checkedout", lambda: 0)()),
+            pool_in_use=lambda: float(
+                getattr(pool, "checkedout", lambda: 0)()
+                + (statements.in_use() if statements else 0)
+            ),
         )
         state.webhooks.on_outcome = lambda outcome: metrics.webhooks.labels(outcome).inc()
         if state.replicas is not None:
             state.replicas.on_read = lambda source: metrics.reads.labels(source).inc()
+        if statements is not None:
+            await statements.start()
         await state.hub.start()
         end_streams_on_signals()
         await state.webhooks.start()
@@ -189,6 +195,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await state.replicas.stop()
             await state.webhooks.stop()
             await state.hub.stop()
+            if statements is not None:
+                await statements.close()
             await state.engine.dispose()
 
     app = TicketingApp(

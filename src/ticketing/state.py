@@ -12,7 +12,7 @@ from ticketing.auth.tokens import DevKeySource, KeySource, OidcKeySource, TokenV
 from ticketing.catalog.service import CatalogCache
 from ticketing.config import Settings
 from ticketing.events.hub import EventHub, listen_url
-from ticketing.kit.db import create_engine, create_sessionmaker
+from ticketing.kit.db import StatementPool, create_engine, create_sessionmaker, split_pool_size
 from ticketing.kit.replicas import ReplicaSet
 from ticketing.webhooks.worker import WebhookWorker
 
@@ -27,16 +27,29 @@ class AppState:
     blobs: BlobStore
     hub: EventHub
     webhooks: WebhookWorker
+    # Connections for the create statement (PostgreSQL; None on SQLite).
+    statements: StatementPool | None = None
     # Streaming replicas that serve reads (None: the primary serves everything).
     replicas: ReplicaSet | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
+        engine_size, statements_size = split_pool_size(settings.db_pool_size)
         engine = create_engine(
             settings.resolved_database_url,
-            pool_size=settings.db_pool_size,
+            pool_size=engine_size,
             timeout=settings.db_timeout,
             role=settings.db_role or None,
+        )
+        statements = (
+            StatementPool(
+                settings.resolved_database_url,
+                size=statements_size,
+                timeout=settings.db_timeout,
+                role=settings.db_role or None,
+            )
+            if engine.dialect.name == "postgresql"
+            else None
         )
         sessionmaker = create_sessionmaker(engine)
         hub = EventHub(
@@ -64,6 +77,7 @@ class AppState:
         )
         return cls(
             replicas=replicas,
+            statements=statements,
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,

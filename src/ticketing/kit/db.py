@@ -72,6 +72,73 @@ def create_engine(
     return engine
 
 
+class StatementPool:
+    """Driver connections (PostgreSQL) for statements that are each their own transaction and
+    set the request's tenant themselves: the create function (migration 0005).
+
+    Such a statement needs nothing of the engine's pool but a connection, yet a checkout
+    there runs the pool's checkout and return (with its reset) and the tenant hooks, each
+    through the engine's async adapter. On `make bench`'s creates over 64 tenants (16
+    connections, one process) that was about a sixth of the process's CPU per create
+    (0.82 -> 0.68 ms). These connections are opened when first needed, work as `role` from
+    their first statement like the engine's, and are handed back without a reset: nothing
+    outlives the statement's own transaction on them.
+    """
+
+    def __init__(
+        self, url: str, *, size: int, timeout: float = 5.0, role: str | None = None
+    ) -> None:
+        parsed = make_url(url)
+        self.size = size
+        self.timeout = timeout
+        self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._options: dict[str, Any] = {
+            "timeout": timeout,
+            "command_timeout": timeout * 2,
+            **({"ssl": False} if _is_local(parsed.host) else {}),
+            **({"server_settings": {"role": role}} if role else {}),
+        }
+        self._pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        """Makes the pool ready; it connects on first use (the database may be away now)."""
+        self._pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=0,
+            max_size=self.size,
+            max_inactive_connection_lifetime=300,
+            reset=_keep_session,
+            **self._options,
+        )
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        """Runs `query` on a connection of the pool, waiting up to the timeout for one."""
+        if self._pool is None:
+            raise RuntimeError("the statement pool is not started")
+        async with self._pool.acquire(timeout=self.timeout) as connection:
+            return await connection.fetchrow(query, *args)
+
+    def in_use(self) -> int:
+        pool = self._pool
+        return 0 if pool is None else pool.get_size() - pool.get_idle_size()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """Nothing to undo: the pool's statements leave no session state (see StatementPool)."""
+
+
+def split_pool_size(size: int) -> tuple[int, int]:
+    """How a process's `size` connections are shared: (the engine's pool, the statement
+    pool), at least one each."""
+    statements = max(1, size // 2)
+    return max(1, size - statements), statements
+
+
 def _json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 

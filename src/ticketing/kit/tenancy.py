@@ -11,8 +11,6 @@ nothing of another tenant, and with no verified tenant it sees nothing at all.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -29,8 +27,6 @@ _HELD = "ticketing.tenant"
 _FRESH = "ticketing.fresh"
 
 _current: ContextVar[str] = ContextVar("ticketing_tenant", default="")
-# Set while the request runs a statement that sets the tenant itself (scoped_by_statement).
-_self_scoped: ContextVar[bool] = ContextVar("ticketing_self_scoped", default=False)
 
 
 def bind_tenant(tenant_id: str | uuid.UUID | None) -> None:
@@ -52,20 +48,6 @@ def current_tenant() -> str:
     return _current.get()
 
 
-@contextmanager
-def scoped_by_statement() -> Iterator[str]:
-    """For a statement that sets the tenant itself, for its own transaction (the create
-    function of migration 0005): connections taken inside the block are not given the
-    tenant, which saves a round trip when they hold another one. Yields the tenant to pass
-    to the statement. Run nothing else on such a connection.
-    """
-    token = _self_scoped.set(True)
-    try:
-        yield _current.get()
-    finally:
-        _self_scoped.reset(token)
-
-
 def scope_connections(engine: AsyncEngine) -> None:
     """Gives every connection taken from `engine`'s pool the bound tenant (PostgreSQL).
 
@@ -81,8 +63,6 @@ def scope_connections(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "checkout")
     def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         fresh = record.info.pop(_FRESH, False)
-        if _self_scoped.get():
-            return
         tenant = _current.get()
         held = record.info.get(_HELD)
         if held is not None and held[0] is dbapi_connection and held[1] == tenant:

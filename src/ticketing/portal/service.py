@@ -257,6 +257,7 @@ async def create_ticket(
         try:
             return await tickets.create_ticket(
                 state.engine,
+                statements=state.statements,
                 access=current,
                 team_id=team_id,
                 item_type_id=form.ticket_type.id,

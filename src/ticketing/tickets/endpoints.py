@@ -129,6 +129,7 @@ async def create_ticket(request: Request) -> Response:
             try:
                 ticket = await service.create_ticket(
                     state.engine,
+                    statements=state.statements,
                     access=current,
                     team_id=team_id,
                     item_type_id=item_type_id,

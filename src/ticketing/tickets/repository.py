@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
 from ticketing.events import outbox
-from ticketing.kit.tenancy import current_tenant, scoped_by_statement
+from ticketing.kit.db import StatementPool
+from ticketing.kit.tenancy import current_tenant
 from ticketing.models import (
     DisplayIdCounter,
     IdempotencyKey,
@@ -453,6 +454,7 @@ def _create_args(
 async def insert_new_ticket(
     engine: AsyncEngine,
     *,
+    statements: StatementPool | None,
     config_version: int,
     counters: dict[str, int],
     values: dict[str, Any],
@@ -464,6 +466,9 @@ async def insert_new_ticket(
     round_robin: str | None = None,
 ) -> tuple[int, int, str | None] | None:
     """Creates a ticket, its counters and its history entry atomically.
+
+    On PostgreSQL, `statements` is the statement pool of the engine's database, where the
+    create runs as one statement (None on SQLite).
 
     With `idempotency` (caller, key), the pending idempotency record of that key is linked
     to the new ticket in the same transaction. With `round_robin` (the name of the queue's
@@ -487,28 +492,19 @@ async def insert_new_ticket(
         "idempotency": idempotency,
         "round_robin": round_robin,
     }
-    if engine.dialect.name == "postgresql" and (files is not None or companion is not None):
+    if statements is not None and (files is not None or companion is not None):
         return await _insert_in_transaction(
             engine, values=values, files=files, companion=companion, **arguments
         )
-    if engine.dialect.name == "postgresql":
+    if statements is not None:
         # Creates of one tenant take turns on its counter rows anyway; queueing them here
         # first keeps many database sessions from queueing on the same row lock, which costs
         # the database far more than the wait costs this process.
-        # The driver's connections run each statement in its own transaction unless told
-        # otherwise, which is what this statement wants.
-        # The statement sets the request's tenant itself, so the connection is not given it.
-        with scoped_by_statement() as scope:
-            args = _create_args(values, scope=scope, **arguments)  # type: ignore[arg-type]
-            async with _tenant_gate(values["tenant_id"]), engine.connect() as conn:
-                driver: Any = (await conn.get_raw_connection()).driver_connection
-                try:
-                    row = await driver.fetchrow(_CREATE_POSTGRESQL, *args)
-                except BaseException:
-                    # The pool cannot see what failed on the driver's connection: never hand
-                    # it out again.
-                    await conn.invalidate()
-                    raise
+        # The statement is its own transaction and sets the request's tenant itself
+        # (StatementPool).
+        args = _create_args(values, scope=current_tenant(), **arguments)  # type: ignore[arg-type]
+        async with _tenant_gate(values["tenant_id"]):
+            row = await statements.fetchrow(_CREATE_POSTGRESQL, *args)
         if not row:
             return None
         # The function wrote the created event too (migration 0009).

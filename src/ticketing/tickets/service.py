@@ -12,6 +12,7 @@ from ticketing.attachments.service import FileBinding
 from ticketing.auth.access import Access
 from ticketing.auth.tokens import Principal
 from ticketing.catalog.service import StaleCatalog, TicketTypeSpec
+from ticketing.kit.db import StatementPool
 from ticketing.kit.errors import Forbidden, HtmlNotFound
 from ticketing.kit.time import utcnow
 from ticketing.queues import service as routing_service
@@ -47,6 +48,7 @@ def resolve_target(access: Access, *, team_id: str, item_type_id: str) -> Ticket
 async def create_ticket(
     engine: AsyncEngine,
     *,
+    statements: StatementPool | None,
     access: Access,
     team_id: str,
     item_type_id: str,
@@ -111,6 +113,7 @@ async def create_ticket(
         relation_changes = [{"field": "relation", "old": None, "new": request.ticket_relation}]
     created = await repository.insert_new_ticket(
         engine,
+        statements=statements,
         config_version=access.catalog.version,
         counters={
             prefix: 1,
