@@ -39,6 +39,33 @@ def test_nul_in_field_value_is_400(tenant: Tenant) -> None:
     _assert_rejected(tenant, 400, response.json(), "body")
 
 
+def test_nul_in_a_key_or_deep_in_a_list_is_400(tenant: Tenant) -> None:
+    for body in (
+        {**seed_body(), "ticketBody": {**seed_body()["ticketBody"], "a\u0000b": "x"}},
+        seed_body(attachments={"ticket": [{"x": ["ok", "a\u0000b"]}]}),
+    ):
+        response = tenant.create(body)
+        assert response.status_code == 400, response.text
+        assert response.json()["validationResult"]["reason"] == {
+            "body": ["Request body must not contain NUL characters"]
+        }
+        _assert_rejected(tenant, 400, response.json(), "body")
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_nul(tenant: Tenant) -> None:
+    # The six characters \u0000 as text: JSON writes them as \\u0000.
+    response = tenant.create(seed_body(summary="path C:\\u0000 kept"))
+    assert response.status_code == 200, response.text
+    assert tenant.ticket_count() == 1
+
+
+def test_a_body_that_is_not_an_object_is_400(tenant: Tenant) -> None:
+    for raw in (b"5", b'"text"', b"null", b"[]", b"[[[[1]]]]"):
+        response = tenant.create(content=raw)
+        assert response.status_code == 400, (raw, response.text)
+        _assert_rejected(tenant, 400, response.json(), "body")
+
+
 def test_nesting_deeper_than_32_is_400(tenant: Tenant) -> None:
     deep: dict = {}
     node = deep
@@ -48,6 +75,18 @@ def test_nesting_deeper_than_32_is_400(tenant: Tenant) -> None:
     response = tenant.create(seed_body(attachments=deep))
     assert response.status_code == 400
     _assert_rejected(tenant, 400, response.json(), "body")
+    assert response.json()["validationResult"]["reason"] == {
+        "body": ["Request body must not nest deeper than 32 levels"]
+    }
+    deep_list: list = []
+    node_list = deep_list
+    for _ in range(40):
+        node_list.append([])
+        node_list = node_list[0]
+    response = tenant.create(seed_body(attachments={"ticket": deep_list}))
+    assert response.json()["validationResult"]["reason"] == {
+        "body": ["Request body must not nest deeper than 32 levels"]
+    }
 
 
 def test_nesting_within_limit_is_accepted(tenant: Tenant) -> None:

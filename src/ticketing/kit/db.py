@@ -106,16 +106,22 @@ class StatementPool:
             self._dsn,
             min_size=0,
             max_size=self.size,
-            max_inactive_connection_lifetime=300,
+            # Idle connections stay open: re-arming an idle timer on every release costs more
+            # than the few connections it would close.
+            max_inactive_connection_lifetime=0,
             reset=_keep_session,
             **self._options,
         )
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         """Runs `query` on a connection of the pool, waiting up to the timeout for one."""
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             raise RuntimeError("the statement pool is not started")
-        async with self._pool.acquire(timeout=self.timeout) as connection:
+        # An idle connection is taken at once; only a wait for one needs the timeout (and
+        # the timer and task that come with it).
+        timeout = None if pool.get_idle_size() else self.timeout
+        async with pool.acquire(timeout=timeout) as connection:
             return await connection.fetchrow(query, *args)
 
     def in_use(self) -> int:

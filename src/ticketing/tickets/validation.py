@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +53,12 @@ def parse_body(reasons: Reasons, raw: bytes, content_type: str | None) -> Any:
     except orjson.JSONDecodeError:
         reasons.add("body", "Request body must be valid JSON")
         return NOT_PARSED
-    problem = _structure_problem(body, 0)
+    # JSON carries a NUL only as the escape \u0000: without one in the body, only the
+    # nesting needs looking at.
+    if b"\\u0000" in raw:
+        problem = _structure_problem(body, 0)
+    else:
+        problem = _nesting_problem(body, 0) if isinstance(body, dict | list) else None
     if problem:
         reasons.add("body", problem)
         return NOT_PARSED
@@ -75,6 +79,18 @@ def _structure_problem(value: Any, depth: int) -> str | None:
     elif isinstance(value, list):
         for item in value:
             problem = _structure_problem(item, depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def _nesting_problem(value: dict[str, Any] | list[Any], depth: int) -> str | None:
+    """Rejects nesting deeper than MAX_DEPTH (what _structure_problem checks but NUL)."""
+    if depth >= MAX_DEPTH:
+        return f"Request body must not nest deeper than {MAX_DEPTH} levels"
+    for item in value.values() if isinstance(value, dict) else value:
+        if isinstance(item, dict | list):
+            problem = _nesting_problem(item, depth + 1)
             if problem:
                 return problem
     return None
@@ -260,23 +276,14 @@ def _check_fields(
 
 
 def _field_named(reasons: Reasons, key: str, ticket_type: TicketTypeSpec) -> FieldSpec | None:
-    """The field a ticketBody key names, or None after recording it as unknown."""
-    field_id = _field_id(key)
-    spec = ticket_type.fields_by_id.get(field_id) if field_id else None
+    """The field a ticketBody key names (its published UUID, in either letter case), or None
+    after recording it as unknown."""
+    # Fields are keyed by their UUID's published (lower-case) form.
+    fields = ticket_type.fields_by_id
+    spec = fields.get(key) or fields.get(key.lower())
     if spec is None:
         reasons.add(key, f"Unknown field {key} for item type {ticket_type.id}")
     return spec
-
-
-def _field_id(key: str) -> str | None:
-    """The field UUID a ticketBody key names: the published form, in either letter case."""
-    if len(key) != 36:
-        return None
-    try:
-        canonical = str(uuid.UUID(key))
-    except ValueError:
-        return None
-    return canonical if canonical == key.lower() else None
 
 
 UPDATE_KEYS = ("etag", "summary", "ticketBody", "status", "attachments", *WATCHER_KEYS)
