@@ -83,7 +83,7 @@ async def authenticate(request: Request) -> Principal:
         # Whose writes this request's reads must see (ticketing.auth.reads).
         request.state.caller = caller_key(principal)
     # The database shows this request the token's tenant alone (row-level security).
-    bind_tenant(principal.tenant_id)
+    bind_tenant(principal.tenant_uuid)
     return principal
 
 
@@ -126,17 +126,10 @@ def authorize(
     principal: Principal, tenant_id: uuid.UUID, catalog: TenantCatalog | None, action: Action
 ) -> Access:
     """Checks 3 and 4: the tenant is the token's and in its realm; the scope and role fit."""
-    if principal.tenant_id is None or _uuid_or_none(principal.tenant_id) != tenant_id:
+    if principal.tenant_uuid is None or principal.tenant_uuid != tenant_id:
         raise TenantNotFound()
     if catalog is None or catalog.realm != principal.realm:
         raise TenantNotFound()
     if not (principal.scopes & action.allowed_scopes()) or not (principal.roles & action.roles):
         raise PermissionFailure(f"You do not have the required permissions to {action.wording}")
     return Access(principal=principal, catalog=catalog)
-
-
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None

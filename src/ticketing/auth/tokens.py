@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import httpx
@@ -32,6 +34,14 @@ class Principal:
     email: str | None
     first_name: str
     last_name: str
+
+    @cached_property
+    def tenant_uuid(self) -> uuid.UUID | None:
+        """The `tenant_id` claim as a UUID (None when it is absent or not a UUID)."""
+        try:
+            return uuid.UUID(self.tenant_id) if self.tenant_id else None
+        except ValueError:
+            return None
 
     @property
     def submitter(self) -> str:

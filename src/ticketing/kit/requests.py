@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from contextvars import ContextVar
+from itertools import chain
 
 import orjson
 from starlette.requests import Request
@@ -37,7 +38,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if sum(len(k) + len(v) for k, v in scope["headers"]) > MAX_HEADER_BYTES:
+        if sum(map(len, chain.from_iterable(scope["headers"]))) > MAX_HEADER_BYTES:
             await _refuse_headers(send)
             return
         incoming = _header(scope, b"x-request-id")

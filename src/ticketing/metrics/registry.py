@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -83,6 +84,18 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The request counter and latency histogram of each (method, route, status), looked
+        # up once: routes are templates, so there are as many as routes times statuses.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _series_of(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = self._series[(method, route, status)] = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.latency.labels(method, route),
+            )
+        return series
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,8 +114,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, observe)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            requests, latency = self._series_of(scope["method"], route, status)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
             if route == CREATE_ROUTE and status == 200:
                 self.metrics.creates.inc()
