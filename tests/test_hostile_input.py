@@ -252,6 +252,39 @@ def test_http_1_0_and_1_1_are_served(tenant: Tenant) -> None:
     assert tenant.ticket_count() == 1
 
 
+def _responses(raw: bytes) -> list[tuple[bytes, bytes]]:
+    """The (head, body) of each response in a connection's bytes, in order."""
+    found = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        found.append((head, rest[:length]))
+        raw = rest[length:]
+    return found
+
+
+def test_pipelined_requests_are_answered_in_order_and_a_bad_one_last(tenant: Tenant) -> None:
+    # Two creates and then a request the parser refuses, sent at once on one connection: each
+    # answer whole and in order, the refusal after them, then the connection closes.
+    request = _create_request(tenant, b"HTTP/1.1")
+    answers = _responses(_raw(tenant.base_url, request + request + b"GET / HTTP/1.1 x\r\n\r\n"))
+    assert [head.split(b"\r\n")[0] for head, _ in answers] == [
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 400 Bad Request",
+    ]
+    assert [json.loads(body).get("objectId") for _, body in answers[:2]] == [
+        "CTC-0001",
+        "CTC-0002",
+    ]
+    assert json.loads(answers[2][1])["code"] == "MALFORMED_REQUEST"
+    assert tenant.ticket_count() == 2
+
+
 # Read by the parser but not served here: HTTP/2 is not spoken on this port, HTTP/0.9 never.
 UNSERVED_VERSIONS = [b"HTTP/2.0", b"HTTP/0.9", b""]
 # Refused by the parser itself: versions it does not know, and versions that are not versions.

@@ -7,7 +7,17 @@
 
 are answered 400 with the error envelope like every other refusal, not with uvicorn's plain
 text or, for the second kind, served as if they were HTTP/1.1. HTTP/2 is not spoken on this
-port, so an `HTTP/2.0` request line here is a client error, not a request to serve.
+port, so an `HTTP/2.0` request line here is a client error, not a request to serve. Requests
+read before such a request on the same connection (pipelined) are answered first, in order,
+and then the refusal: answering it at once and closing would leave them unanswered, a create
+among them committed.
+
+A response leaves in one write to the socket: the server writes the status line and headers
+and then the body separately, each a system call and a packet of its own. The connection's
+writes are gathered and handed to the socket once the current step of the event loop is over
+(`_CombinedWrites`), in order, and before the connection is closed. Measured with two servers
+under the same load at the same time (64 tenants' creates), that was about 7% of a create's
+CPU.
 
 At a graceful shutdown (SIGTERM), an idle keep-alive connection is closed after a short grace
 instead of at once: a client may have sent a request on it that the server has not read yet,
@@ -17,7 +27,9 @@ served, on a connection that then closes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import httptools
 import orjson
@@ -38,8 +50,50 @@ _BODY = orjson.dumps(
 )
 
 
+class _CombinedWrites:
+    """A connection's transport whose writes within one step of the event loop reach the
+    socket as one write, at the end of that step (see the module doc). Everything else is
+    the transport's own."""
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._pending is None:
+            self._pending = [data]
+            self._loop.call_soon(self.flush)
+        else:
+            self._pending.append(data)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
     _shutting_down = False
+    _refusal_waits = False  # a malformed request, answered once those before it are
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # Every write of the connection goes through it, the protocol's own (a 400) too, so
+        # they stay in order.
+        self.transport = _CombinedWrites(transport, self.loop)  # type: ignore[assignment]
 
     def on_headers_complete(self) -> None:
         # An error raised here stops the parser, which data_received answers with a 400.
@@ -68,6 +122,20 @@ class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         log.info("malformed request refused", extra={"status": 400, "reason": msg})
+        if not self._idle() or self.pipeline:
+            # Requests read before it are answered first (see the module doc).
+            self._refusal_waits = True
+            self.flow.pause_reading()
+            return
+        self._refuse()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._refusal_waits and self._idle() and not self.pipeline:
+            self._refuse()
+
+    def _refuse(self) -> None:
+        self._refusal_waits = False
         content = [b"HTTP/1.1 400 Bad Request\r\n"]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
