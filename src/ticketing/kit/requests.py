@@ -7,9 +7,11 @@ import re
 import time
 import uuid
 from contextvars import ContextVar
+from functools import lru_cache
 from itertools import chain
 
 import orjson
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -118,6 +120,19 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))[:64]
     return None
+
+
+@lru_cache(maxsize=1024)
+def _parsed_query(raw: bytes) -> QueryParams:
+    return QueryParams(raw)
+
+
+def query_params(request: Request) -> QueryParams:
+    """The request's query parameters; a short query string is parsed once per distinct
+    string (an integration sends the same few over and over; the parsed form cannot be
+    changed), a long one every time (the cache holds short ones only)."""
+    raw: bytes = request.scope["query_string"]
+    return _parsed_query(raw) if len(raw) <= 256 else QueryParams(raw)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:

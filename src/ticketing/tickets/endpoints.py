@@ -23,7 +23,7 @@ from ticketing.auth.reads import run_read
 from ticketing.catalog.service import StaleCatalog
 from ticketing.kit.db import transaction
 from ticketing.kit.errors import ServiceUnavailable
-from ticketing.kit.requests import read_body
+from ticketing.kit.requests import query_params, read_body
 from ticketing.kit.responses import JsonResponse
 from ticketing.kit.schemas import (
     CATALOG_QUERY,
@@ -134,7 +134,7 @@ async def create_ticket(request: Request) -> Response:
                     team_id=team_id,
                     item_type_id=item_type_id,
                     headers=request.headers,
-                    query=request.query_params,
+                    query=query_params(request),
                     raw_body=raw_body,
                     idempotency=(claim.caller, claim.key) if claim else None,
                 )
