@@ -99,6 +99,7 @@ class StatementPool:
             **({"server_settings": {"role": role}} if role else {}),
         }
         self._pool: asyncpg.Pool | None = None
+        self._busy = 0  # connections handed out or waited for
 
     async def start(self) -> None:
         """Makes the pool ready; it connects on first use (the database may be away now)."""
@@ -118,15 +119,18 @@ class StatementPool:
         pool = self._pool
         if pool is None:
             raise RuntimeError("the statement pool is not started")
-        # An idle connection is taken at once; only a wait for one needs the timeout (and
-        # the timer and task that come with it).
-        timeout = None if pool.get_idle_size() else self.timeout
-        async with pool.acquire(timeout=timeout) as connection:
-            return await connection.fetchrow(query, *args)
+        # With one free, a connection is taken at once; only a wait for one needs the timeout
+        # (and the timer and task that come with it). Opening one has its own timeout.
+        timeout = None if self._busy < self.size else self.timeout
+        self._busy += 1
+        try:
+            async with pool.acquire(timeout=timeout) as connection:
+                return await connection.fetchrow(query, *args)
+        finally:
+            self._busy -= 1
 
     def in_use(self) -> int:
-        pool = self._pool
-        return 0 if pool is None else pool.get_size() - pool.get_idle_size()
+        return self._busy
 
     async def close(self) -> None:
         if self._pool is not None:
