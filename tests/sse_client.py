@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +32,7 @@ class SseReader:
         self.ended = threading.Event()
         self._opened = threading.Event()
         self._closing = False
+        self._socket: socket.socket | None = None
         self._client = httpx.Client(timeout=httpx.Timeout(10, read=None))
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, args=(url, headers, params), daemon=True)
@@ -40,6 +43,8 @@ class SseReader:
         try:
             with self._client.stream("GET", url, headers=headers, params=params) as response:
                 self.status = response.status_code
+                stream = response.extensions.get("network_stream")
+                self._socket = stream.get_extra_info("socket") if stream is not None else None
                 self.content_type = response.headers.get("content-type", "")
                 if response.status_code != 200:
                     self.error_body = response.read().decode()
@@ -93,5 +98,11 @@ class SseReader:
 
     def close(self) -> None:
         self._closing = True
+        # Closing the client does not wake a read blocked in the reader thread: shutting the
+        # socket down does (the read sees the end of the stream at once).
+        if self._socket is not None:
+            with contextlib.suppress(OSError):  # already closed by the server
+                self._socket.shutdown(socket.SHUT_RDWR)
         self._client.close()
         self._thread.join(10)
+        assert not self._thread.is_alive(), "the stream's reader did not stop"
