@@ -557,6 +557,29 @@ def test_has_attachments_true_is_answered_from_its_partial_index(
 # --- garbage collection ---
 
 
+def test_a_file_whose_content_left_storage_answers_an_error_not_a_broken_200(
+    files_tenant: Tenant, server: Server, blobs: Path
+) -> None:
+    ticket, shot = with_files(files_tenant)
+    blob_path(blobs, files_tenant, sha(PNG)).unlink()
+    for headers in ({}, {"Range": "bytes=2-5"}):
+        response = download(files_tenant, ticket["object_id"], shot["id"], headers=headers)
+        assert response.status_code == 500, (headers, response.status_code, response.content)
+        request_id = response.headers["x-request-id"]
+        assert response.json() == {
+            "error": True,
+            "code": "ATTACHMENT_CONTENT_MISSING",
+            "message": "The attachment's content is missing from storage",
+            "status": 500,
+            "requestId": request_id,
+        }
+        assert f"attachment content missing (request {request_id})" in server.log()
+    # The ticket and the file's metadata are untouched; the content can be stored again.
+    again = uploaded(upload(files_tenant, "screen.png", PNG))
+    assert again["sha256"] == shot["sha256"]
+    assert download(files_tenant, ticket["object_id"], shot["id"]).content == PNG
+
+
 def test_gc_removes_unbound_uploads_and_unreferenced_blobs_only(
     files_tenant: Tenant, server: Server, database: Database, data_dir: Path, blobs: Path
 ) -> None:

@@ -124,7 +124,7 @@ async def download_attachment(request: Request, objectId: str, attachmentId: str
     if selected is not None:
         headers["Content-Range"] = f"bytes {first}-{last}/{row.size}"
     return StreamingResponse(
-        state.blobs.read(str(access.tenant_id), row.sha256, first, last),
+        await service.open_content(state.blobs, str(access.tenant_id), row.sha256, first, last),
         status_code=206 if selected is not None else 200,
         headers=headers,
         media_type=row.content_type,

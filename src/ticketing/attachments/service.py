@@ -10,7 +10,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -32,11 +32,12 @@ from ticketing.attachments.content import (
     clean_name,
     extension,
 )
-from ticketing.attachments.storage import BlobStore, stale_spool_files
+from ticketing.attachments.storage import BlobMissing, BlobStore, stale_spool_files
 from ticketing.attachments.validation import Requested
 from ticketing.auth.access import Access
 from ticketing.auth.tokens import Principal
 from ticketing.kit.errors import InputValidationFailure, PayloadTooLarge, TicketingError
+from ticketing.kit.requests import request_id_var
 from ticketing.kit.time import isoformat, utcnow
 from ticketing.models import Attachment
 
@@ -615,3 +616,32 @@ async def receive_form(
         receiver.form.discard()
         raise
     return receiver.form
+
+
+class ContentMissing(TicketingError):
+    """An attachment whose bytes are not in the blob store (removed outside the service)."""
+
+    code = "ATTACHMENT_CONTENT_MISSING"
+    default_message = "The attachment's content is missing from storage"
+
+
+async def open_content(
+    blobs: BlobStore, tenant_id: str, sha256: str, first: int, last: int
+) -> AsyncIterator[bytes]:
+    """Bytes `first` to `last` of a blob, its first chunk already read: a blob that is not
+    stored fails the request with an error answer (500, logged with the request id) instead
+    of a 200 whose body breaks off."""
+    chunks = blobs.read(tenant_id, sha256, first, last)
+    try:
+        head = await anext(chunks, None)
+    except BlobMissing as exc:
+        log.error("attachment content missing (request %s): %s", request_id_var.get(), exc)
+        raise ContentMissing() from exc
+
+    async def rest() -> AsyncIterator[bytes]:
+        if head is not None:
+            yield head
+        async for chunk in chunks:
+            yield chunk
+
+    return rest()

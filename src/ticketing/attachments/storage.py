@@ -32,6 +32,10 @@ class BlobInfo:
     modified: float  # seconds since the epoch
 
 
+class BlobMissing(Exception):
+    """The blob asked for is not in the store."""
+
+
 class BlobStore(Protocol):
     """Where attachment contents live."""
 
@@ -41,7 +45,8 @@ class BlobStore(Protocol):
         """Stores the complete file `source` (which it consumes) as the tenant's blob."""
 
     def read(self, tenant_id: str, sha256: str, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes `start` to `end` (inclusive) of a blob, in chunks."""
+        """Bytes `start` to `end` (inclusive) of a blob, in chunks; BlobMissing (before the
+        first chunk) when it is not stored."""
 
     async def exists(self, tenant_id: str, sha256: str) -> bool:
         """Whether the tenant's blob is stored."""
@@ -99,7 +104,10 @@ class FileBlobStore:
         _fsync_dir(target.parent)
 
     async def read(self, tenant_id: str, sha256: str, start: int, end: int) -> AsyncIterator[bytes]:
-        handle = await asyncio.to_thread(self._path(tenant_id, sha256).open, "rb")
+        try:
+            handle = await asyncio.to_thread(self._path(tenant_id, sha256).open, "rb")
+        except FileNotFoundError as exc:
+            raise BlobMissing(_key(tenant_id, sha256)) from exc
         try:
             await asyncio.to_thread(handle.seek, start)
             remaining = end - start + 1
@@ -160,12 +168,19 @@ class S3BlobStore:
             await asyncio.to_thread(source.unlink, missing_ok=True)
 
     async def read(self, tenant_id: str, sha256: str, start: int, end: int) -> AsyncIterator[bytes]:
-        answer = await asyncio.to_thread(
-            self.client.get_object,
-            Bucket=self.bucket,
-            Key=self._object(tenant_id, sha256),
-            Range=f"bytes={start}-{end}",
-        )
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = await asyncio.to_thread(
+                self.client.get_object,
+                Bucket=self.bucket,
+                Key=self._object(tenant_id, sha256),
+                Range=f"bytes={start}-{end}",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise BlobMissing(self._object(tenant_id, sha256)) from exc
+            raise
         body = answer["Body"]
         try:
             while chunk := await asyncio.to_thread(body.read, CHUNK):

@@ -404,7 +404,10 @@ async def attachment_file(
             )
     if row is None:
         raise NotFound(f"Attachment {attachment_id[:100]} not found on ticket {object_id}")
-    return row, state.blobs.read(str(access.tenant_id), row.sha256, 0, row.size - 1)
+    content = await attachments.open_content(
+        state.blobs, str(access.tenant_id), row.sha256, 0, row.size - 1
+    )
+    return row, content
 
 
 # --- tickets -----------------------------------------------------------------------------
