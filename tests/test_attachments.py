@@ -4,9 +4,13 @@ ranges, visibility, hostile files, the hasAttachments filter, and garbage collec
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
+import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,8 @@ from tests.ticket_api import (
     updated,
     user_token,
 )
+from ticketing.attachments import repository as attachment_repository
+from ticketing.models import Attachment
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -578,6 +584,48 @@ def test_a_file_whose_content_left_storage_answers_an_error_not_a_broken_200(
     again = uploaded(upload(files_tenant, "screen.png", PNG))
     assert again["sha256"] == shot["sha256"]
     assert download(files_tenant, ticket["object_id"], shot["id"]).content == PNG
+
+
+def test_gc_keeps_a_blob_whose_upload_is_being_recorded(
+    files_tenant: Tenant, database: Database, data_dir: Path, blobs: Path
+) -> None:
+    # An unreferenced, old blob: gc would remove it...
+    meta = uploaded(upload(files_tenant, "old.pdf", PDF))
+    database.fetch("DELETE FROM attachments WHERE id = :i", i=uuid.UUID(meta["id"]))
+    path = blob_path(blobs, files_tenant, sha(PDF))
+    os.utime(path, (time.time() - 7200, time.time() - 7200))
+    tenant_id = uuid.UUID(files_tenant.id)
+
+    async def upload_in_flight(engine: Any) -> tuple[int | None, str]:
+        # ...but an upload of the same content has stored it and written its row, not yet
+        # committed, when gc looks (what store_upload does between its two steps).
+        async with engine.begin() as conn:
+            await attachment_repository.lock_blob(conn, tenant_id=tenant_id, sha256=sha(PDF))
+            row = Attachment(
+                tenant_id=tenant_id, id=uuid.uuid4(), uploader="user@example.com",
+                name="again.pdf", size=len(PDF), content_type="application/pdf",
+                sha256=sha(PDF), created_at=datetime.now(UTC), ticket_id=None, field_key=None,
+            )  # fmt: skip
+            await attachment_repository.insert_attachment(conn, attachment=row)
+            gc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "ticketing", "gc", "--ttl", "3600"),
+                env={
+                    **os.environ,
+                    "TICKETING_DATABASE_URL": database.url,
+                    "TICKETING_DATA_DIR": str(data_dir),
+                },
+                stdout=asyncio.subprocess.PIPE,
+            )
+            await asyncio.sleep(3)
+            waiting = gc.returncode
+        out, _ = await asyncio.wait_for(gc.communicate(), 60)
+        return waiting, out.decode()
+
+    waiting, out = database.run(upload_in_flight)
+    assert waiting is None, f"gc did not wait for the upload: {out}"
+    assert out.startswith("removed "), out
+    assert path.read_bytes() == PDF
 
 
 def test_gc_removes_unbound_uploads_and_unreferenced_blobs_only(

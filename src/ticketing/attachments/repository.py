@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ticketing.models import Attachment
@@ -103,6 +103,22 @@ async def delete_unbound(db: AsyncConnection, *, created_before: datetime) -> in
         )
     )
     return int(result.rowcount)
+
+
+async def lock_blob(db: Executor, *, tenant_id: uuid.UUID, sha256: str) -> None:
+    """Holds the tenant's blob until the transaction ends, against garbage collection: an
+    upload storing it and recording its row, or the collector checking that nothing names it
+    and removing it, go one at a time. PostgreSQL: a transaction-level advisory lock on the
+    blob; SQLite: the database's write lock, which a transaction takes at its first
+    statement (BEGIN IMMEDIATE) and this statement makes sure it has."""
+    bind = db.get_bind() if isinstance(db, AsyncSession) else db
+    if bind.dialect.name == "postgresql":
+        await db.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+            {"k": f"ticketing.blob:{tenant_id}:{sha256}"},
+        )
+    else:
+        await db.execute(text("SELECT 1"))
 
 
 async def is_referenced(db: AsyncConnection, *, tenant_id: uuid.UUID, sha256: str) -> bool:

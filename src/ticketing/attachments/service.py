@@ -275,7 +275,9 @@ async def store_upload(
     session: AsyncSession, *, access: Access, store: BlobStore, spooled: Spooled
 ) -> dict[str, Any]:
     """Stores a received upload's blob, then its row (in the caller's transaction): a row
-    never names a blob that is not stored whole."""
+    never names a blob that is not stored whole, nor one the garbage collector removes
+    (the blob is locked until the row is committed: repository.lock_blob)."""
+    await repository.lock_blob(session, tenant_id=access.tenant_id, sha256=spooled.sha256)
     await store.put(str(access.tenant_id), spooled.sha256, spooled.path)
     row = Attachment(
         tenant_id=access.tenant_id,
@@ -450,13 +452,16 @@ async def collect_garbage(engine: AsyncEngine, store: BlobStore, *, ttl: float) 
                     tenant_id = uuid.UUID(blob.tenant_id)
                 except ValueError:
                     continue
-                async with engine.connect() as conn:
+                # Checked and removed under the blob's lock, which an upload of the same
+                # content holds from storing it until its row is committed.
+                async with engine.begin() as conn:
+                    await repository.lock_blob(conn, tenant_id=tenant_id, sha256=blob.sha256)
                     referenced = await repository.is_referenced(
                         conn, tenant_id=tenant_id, sha256=blob.sha256
                     )
-                if not referenced:
-                    await store.delete(blob.tenant_id, blob.sha256)
-                    report.blobs += 1
+                    if not referenced:
+                        await store.delete(blob.tenant_id, blob.sha256)
+                        report.blobs += 1
             for path in stale_spool_files(store.spool_dir, ttl):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
