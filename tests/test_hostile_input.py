@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from tests.support import TITLE, Tenant, seed_body
 
@@ -250,6 +251,23 @@ def test_http_1_0_and_1_1_are_served(tenant: Tenant) -> None:
     assert head.startswith(b"HTTP/1.1 200"), head
     assert json.loads(body)["objectId"] == "CTC-0001"
     assert tenant.ticket_count() == 1
+
+
+def test_an_idle_keep_alive_connection_is_kept_longer_than_clients_keep_theirs(
+    tenant: Tenant,
+) -> None:
+    # HTTP clients keep idle connections 5 s (httpx) and more: past that the server still
+    # serves the next request on the connection instead of having closed it.
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(tenant.base_url)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        for pause in (0, 7):
+            time.sleep(pause)
+            sock.sendall(request)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200"), pause
 
 
 def _responses(raw: bytes) -> list[tuple[bytes, bytes]]:

@@ -174,6 +174,9 @@ def _listen(host: str, port: int) -> socket.socket | None:
     return sock
 
 
+KEEP_ALIVE_SECONDS = 95
+
+
 def _serve(
     host: str, port: int, workers: int, log_level: str, sock: socket.socket | None = None
 ) -> None:
@@ -196,6 +199,11 @@ def _serve(
         "access_log": False,
         "proxy_headers": False,
         "server_header": False,
+        # An idle keep-alive connection is kept longer than clients and load balancers keep
+        # theirs (HTTP clients 5-90 s, balancers commonly 60 s), so they close it first: a
+        # client sending on a connection the server is closing at that moment gets a reset,
+        # and a create it sent is neither answered nor carried out.
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "timeout_graceful_shutdown": 30,
     }
     if workers > 1:
