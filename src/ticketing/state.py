@@ -54,7 +54,6 @@ class AppState:
         sessionmaker = create_sessionmaker(engine)
         hub = EventHub(
             engine,
-            reader=statements,
             listen_url=listen_url(settings.resolved_database_url),
             poll_interval=settings.events_poll_interval,
             read_interval=settings.events_read_interval,

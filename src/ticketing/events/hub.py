@@ -136,7 +136,6 @@ class EventHub:
         self,
         engine: AsyncEngine,
         *,
-        reader: repository.Reader | None = None,
         listen_url: str | None = None,
         poll_interval: float = 1.0,
         notify_interval: float = 0.05,
@@ -145,8 +144,6 @@ class EventHub:
         keep_count: int = 10_000,
     ) -> None:
         self.engine = engine
-        # What reads and numbers the outbox (the statement pool on PostgreSQL).
-        self.reader: repository.Reader = reader or engine
         self.listen_url = listen_url
         self.poll_interval = poll_interval
         self.notify_interval = notify_interval
@@ -244,7 +241,7 @@ class EventHub:
                 await asyncio.sleep(self.poll_interval)
 
     async def _start_cursor(self) -> None:
-        await repository.number_events(self.reader)
+        await repository.number_events(self.engine)
         self.cursor = await repository.last_position(self.engine)
         self._placed = True
 
@@ -253,10 +250,10 @@ class EventHub:
             # Streams and webhooks start with what happens from now on, not the history.
             await self._start_cursor()
         while True:
-            waiting = await repository.number_events(self.reader)
+            waiting = await repository.number_events(self.engine)
             if waiting >= 0:
                 self.waiting = waiting
-            events = await repository.read_after(self.reader, after=self.cursor, limit=BATCH)
+            events = await repository.read_after(self.engine, after=self.cursor, limit=BATCH)
             if events:
                 self._dispatch(events)
                 self.cursor = events[-1].position

@@ -5,20 +5,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
-import orjson
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from ticketing.kit.db import StatementPool
 from ticketing.models import EventHorizon, Notification, TicketEvent
 
 Executor = AsyncSession | AsyncConnection
-# The process-wide reader reads through the statement pool on PostgreSQL (driver connections,
-# each read its own transaction), through the engine on SQLite.
-Reader = StatementPool | AsyncEngine
 
 
 @dataclass(frozen=True)
@@ -32,15 +26,8 @@ class Event:
     object_id: str
     version: int
     submitted_by: str
-    # The payload as read: decoded, or its JSON text (decoded when first used: most events
-    # of a busy process go to no stream and no webhook).
-    raw_payload: dict[str, Any] | str
+    payload: dict[str, Any]
     created_at: datetime
-
-    @cached_property
-    def payload(self) -> dict[str, Any]:
-        raw = self.raw_payload
-        return orjson.loads(raw) if isinstance(raw, str) else raw
 
 
 def _dialect(db: Executor | AsyncEngine) -> str:
@@ -61,7 +48,7 @@ def _event(row: Any) -> Event:
         object_id=row[4],
         version=int(row[5]),
         submitted_by=row[6],
-        raw_payload=row[7],
+        payload=row[7],
         created_at=row[8],
     )
 
@@ -95,28 +82,32 @@ async def insert_notifications(db: Executor, *, rows: list[dict[str, Any]]) -> N
         await db.execute(insert(Notification), rows)
 
 
-async def number_events(reader: Reader) -> int:
+async def number_events(engine: AsyncEngine) -> int:
     """Gives committed events their positions (PostgreSQL); returns how many events still
     wait for one (-1 when another process is numbering them right now)."""
-    if isinstance(reader, StatementPool):
-        row = await reader.fetchrow("SELECT ticketing_sequence_events()")
-        return int(row[0]) if row else 0
-    return 0  # SQLite: positions are given as events are written
+    if engine.dialect.name != "postgresql":
+        return 0
+    async with engine.connect() as conn:
+        waiting = (await conn.execute(text("SELECT ticketing_sequence_events()"))).scalar_one()
+        await conn.commit()
+    return int(waiting)
 
 
-async def read_after(reader: Reader, *, after: int, limit: int) -> list[Event]:
+async def read_after(engine: AsyncEngine, *, after: int, limit: int) -> list[Event]:
     """Events of every tenant past `after`, in position order (the process-wide reader)."""
-    if isinstance(reader, StatementPool):
-        # Each its own transaction, as the numbering above; payloads stay JSON text.
-        records = await reader.fetch("SELECT * FROM ticketing_read_events($1, $2)", after, limit)
-        return [_event(record) for record in records]
-    async with reader.connect() as conn:
-        rows = await conn.execute(
-            select(*_COLUMNS)
-            .where(TicketEvent.position > after)
-            .order_by(TicketEvent.position)
-            .limit(limit)
-        )
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            rows = await conn.execute(
+                text("SELECT * FROM ticketing_read_events(:after, :limit)"),
+                {"after": after, "limit": limit},
+            )
+        else:
+            rows = await conn.execute(
+                select(*_COLUMNS)
+                .where(TicketEvent.position > after)
+                .order_by(TicketEvent.position)
+                .limit(limit)
+            )
         return [_event(row) for row in rows.all()]
 
 

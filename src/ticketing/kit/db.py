@@ -116,15 +116,7 @@ class StatementPool:
         )
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        """Runs `query` on a connection of the pool, waiting up to the timeout for one; its
-        first row."""
-        return await self._run("fetchrow", query, args)
-
-    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        """Runs `query` as fetchrow does; its rows."""
-        return await self._run("fetch", query, args)  # type: ignore[no-any-return]
-
-    async def _run(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
+        """Runs `query` on a connection of the pool, waiting up to the timeout for one."""
         pool = self._pool
         if pool is None:
             raise RuntimeError("the statement pool is not started")
@@ -134,7 +126,7 @@ class StatementPool:
         self._busy += 1
         try:
             async with pool.acquire(timeout=timeout) as connection:
-                return await getattr(connection, method)(query, *args)
+                return await connection.fetchrow(query, *args)
         finally:
             self._busy -= 1
 

@@ -132,7 +132,7 @@ class WebhookWorker:
             cutoff = utcnow() - timedelta(seconds=self.backfill_seconds)
             after = max(0, self.hub.cursor - 10_000)
             while after < self.hub.cursor:
-                batch = await events.read_after(self.hub.reader, after=after, limit=500)
+                batch = await events.read_after(self.engine, after=after, limit=500)
                 if not batch:
                     return
                 for event in batch:
