@@ -11,8 +11,14 @@ from ticketing.auth.dev_issuer import load_or_create_dev_key
 from ticketing.auth.tokens import DevKeySource, KeySource, OidcKeySource, TokenVerifier
 from ticketing.catalog.service import CatalogCache
 from ticketing.config import Settings
-from ticketing.events.hub import EventHub, listen_url
-from ticketing.kit.db import StatementPool, create_engine, create_sessionmaker, split_pool_size
+from ticketing.events.hub import EventHub
+from ticketing.kit.db import (
+    StatementPool,
+    create_engine,
+    create_sessionmaker,
+    driver_url,
+    split_pool_size,
+)
 from ticketing.kit.replicas import ReplicaSet
 from ticketing.webhooks.worker import WebhookWorker
 
@@ -54,7 +60,7 @@ class AppState:
         sessionmaker = create_sessionmaker(engine)
         hub = EventHub(
             engine,
-            listen_url=listen_url(settings.resolved_database_url),
+            listen_url=driver_url(settings.resolved_database_url),
             poll_interval=settings.events_poll_interval,
             read_interval=settings.events_read_interval,
             keep_seconds=settings.events_keep_seconds,

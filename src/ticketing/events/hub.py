@@ -21,7 +21,6 @@ from types import FrameType
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketing.events import outbox, repository
@@ -313,11 +312,3 @@ class EventHub:
                 if connection is not None:
                     with contextlib.suppress(Exception):
                         await connection.close(timeout=1)
-
-
-def listen_url(database_url: str) -> str | None:
-    """The plain PostgreSQL URL for the listening connection (None for SQLite)."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        return None
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -58,14 +58,7 @@ def create_engine(
         json_serializer=_json_dumps,
         # Fail fast when the database is away: a request answers 503 within the timeout.
         pool_timeout=timeout,
-        connect_args={
-            "timeout": timeout,
-            "command_timeout": timeout * 2,
-            **({"ssl": False} if _is_local(parsed.host) else {}),
-            # Sent with the connection request, so no statement runs as the login user;
-            # RESET ROLE returns to it too.
-            **({"server_settings": {"role": role}} if role else {}),
-        },
+        connect_args=_driver_options(parsed.host, timeout=timeout, role=role),
     )
     # The policies bind every role but the tables' owner, whichever the service logs in as.
     scope_connections(engine)
@@ -89,16 +82,13 @@ class StatementPool:
     def __init__(
         self, url: str, *, size: int, timeout: float = 5.0, role: str | None = None
     ) -> None:
-        parsed = make_url(url)
+        dsn = driver_url(url)
+        if dsn is None:
+            raise ValueError("the statement pool is for PostgreSQL")
         self.size = size
         self.timeout = timeout
-        self._dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._options: dict[str, Any] = {
-            "timeout": timeout,
-            "command_timeout": timeout * 2,
-            **({"ssl": False} if _is_local(parsed.host) else {}),
-            **({"server_settings": {"role": role}} if role else {}),
-        }
+        self._dsn = dsn
+        self._options = _driver_options(make_url(url).host, timeout=timeout, role=role)
         self._pool: asyncpg.Pool | None = None
         self._busy = 0  # connections handed out or waited for
 
@@ -148,6 +138,26 @@ def split_pool_size(size: int) -> tuple[int, int]:
     pool), at least one each."""
     statements = max(1, size // 2)
     return max(1, size - statements), statements
+
+
+def _driver_options(host: str | None, *, timeout: float, role: str | None) -> dict[str, Any]:
+    """The driver's (asyncpg's) connection options for the engine and the statement pool."""
+    return {
+        "timeout": timeout,
+        "command_timeout": timeout * 2,
+        **({"ssl": False} if _is_local(host) else {}),
+        # Sent with the connection request, so no statement runs as the login user;
+        # RESET ROLE returns to it too.
+        **({"server_settings": {"role": role}} if role else {}),
+    }
+
+
+def driver_url(database_url: str) -> str | None:
+    """The plain PostgreSQL URL the driver connects with (None for SQLite)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _json_dumps(value: object) -> str:

@@ -492,11 +492,14 @@ async def insert_new_ticket(
         "idempotency": idempotency,
         "round_robin": round_robin,
     }
-    if statements is not None and (files is not None or companion is not None):
+    postgresql = engine.dialect.name == "postgresql"
+    if postgresql and (files is not None or companion is not None):
         return await _insert_in_transaction(
             engine, values=values, files=files, companion=companion, **arguments
         )
-    if statements is not None:
+    if postgresql:
+        if statements is None:
+            raise ValueError("creates on PostgreSQL run on the database's statement pool")
         # Creates of one tenant take turns on its counter rows anyway; queueing them here
         # first keeps many database sessions from queueing on the same row lock, which costs
         # the database far more than the wait costs this process.
