@@ -16,7 +16,7 @@ from ticketing.kit.db import (
     StatementPool,
     create_engine,
     create_sessionmaker,
-    driver_url,
+    driver_connector,
     split_pool_size,
 )
 from ticketing.kit.replicas import ReplicaSet
@@ -60,7 +60,15 @@ class AppState:
         sessionmaker = create_sessionmaker(engine)
         hub = EventHub(
             engine,
-            listen_url=driver_url(settings.resolved_database_url),
+            connect=(
+                driver_connector(
+                    settings.resolved_database_url,
+                    timeout=settings.db_timeout,
+                    role=settings.db_role or None,
+                )
+                if statements is not None
+                else None
+            ),
             poll_interval=settings.events_poll_interval,
             read_interval=settings.events_read_interval,
             keep_seconds=settings.events_keep_seconds,

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+import orjson
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -91,6 +93,32 @@ async def number_events(engine: AsyncEngine) -> int:
         waiting = (await conn.execute(text("SELECT ticketing_sequence_events()"))).scalar_one()
         await conn.commit()
     return int(waiting)
+
+
+async def number_events_on(connection: asyncpg.Connection) -> int:
+    """number_events on a driver connection of its own (PostgreSQL; the statement is its own
+    transaction)."""
+    return int(await connection.fetchval("SELECT ticketing_sequence_events()"))
+
+
+async def read_after_on(connection: asyncpg.Connection, *, after: int, limit: int) -> list[Event]:
+    """read_after on a driver connection of its own (PostgreSQL)."""
+    records = await connection.fetch("SELECT * FROM ticketing_read_events($1, $2)", after, limit)
+    # The driver hands jsonb over as its text.
+    return [
+        Event(
+            position=record[0],
+            tenant_id=record[1],
+            kind=record[2],
+            ticket_id=record[3],
+            object_id=record[4],
+            version=record[5],
+            submitted_by=record[6],
+            payload=orjson.loads(record[7]),
+            created_at=record[8],
+        )
+        for record in records
+    ]
 
 
 async def read_after(engine: AsyncEngine, *, after: int, limit: int) -> list[Event]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,17 @@ class StatementPool:
 
 async def _keep_session(_connection: asyncpg.Connection) -> None:
     """Nothing to undo: the pool's statements leave no session state (see StatementPool)."""
+
+
+def driver_connector(
+    url: str, *, timeout: float = 5.0, role: str | None = None
+) -> Callable[[], Awaitable[asyncpg.Connection]]:
+    """Opens driver connections (PostgreSQL) with the engine's connection options."""
+    dsn = driver_url(url)
+    if dsn is None:
+        raise ValueError("driver connections are for PostgreSQL")
+    options = _driver_options(make_url(url).host, timeout=timeout, role=role)
+    return partial(asyncpg.connect, dsn, **options)
 
 
 def split_pool_size(size: int) -> tuple[int, int]:
