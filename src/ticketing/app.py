@@ -22,7 +22,7 @@ from ticketing import __version__
 from ticketing.attachments.endpoints import router as attachments_router
 from ticketing.attachments.tasks import periodic_gc
 from ticketing.auth.access import app_state
-from ticketing.auth.reads import WriteMarks
+from ticketing.auth.reads import mark_write
 from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
 from ticketing.events.endpoints import router as events_router
@@ -44,7 +44,7 @@ from ticketing.kit.requests import RequestIdMiddleware, request_id_var
 from ticketing.kit.responses import JsonResponse, error_response, unexpected_error_response
 from ticketing.kit.schemas import install_openapi
 from ticketing.metrics.endpoints import router as metrics_router
-from ticketing.metrics.registry import CREATE_ROUTE, Metrics, MetricsMiddleware
+from ticketing.metrics.registry import CREATE_ROUTE, Metrics, RequestMetrics
 from ticketing.notifications import generator as notification_generator
 from ticketing.notifications.endpoints import router as notifications_router
 from ticketing.portal.endpoints import router as portal_router
@@ -208,12 +208,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics()
     app.state.metrics = metrics
     # The application's middleware, innermost first.
-    middleware: list[Middleware] = []
-    if settings.database_replica_urls.strip():
-        # Only replicas need to know who wrote (read your writes).
-        middleware.append(WriteMarks)
-    middleware.append(partial(MetricsMiddleware, metrics=metrics))
-    middleware.append(RequestIdMiddleware)
+    middleware: list[Middleware] = [
+        partial(
+            RequestIdMiddleware,
+            # Only replicas need to know who wrote (read your writes).
+            on_response=[mark_write] if settings.database_replica_urls.strip() else [],
+            on_done=[RequestMetrics(metrics)],
+        )
+    ]
     for wrap in middleware:
         app.add_middleware(wrap)
     app.include_router(tickets_router)

@@ -6,7 +6,7 @@ mid-read; the work is run again there from the start, which a read can afford. R
 connections carry the caller's tenant like the primary's (row-level security): they come from
 engines made the same way.
 
-`WriteMarks` remembers, for each caller, that a write of theirs has committed, so that their
+`mark_write` remembers, for each caller, that a write of theirs has committed, so that their
 next reads wait for a replica to replay it, or go to the primary: a caller never reads older
 data than they wrote. It marks any request with an unsafe method that was not itself a read
 and did not fail with a 4xx (which changes nothing); it runs no statement.
@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from ticketing.auth.access import app_state, authenticate
 from ticketing.kit.db import DATABASE_ERRORS, transaction
@@ -58,27 +58,10 @@ async def run_read(
         return await work(session)
 
 
-class WriteMarks:
-    """Notes each caller's committed writes before the answer leaves (see the module doc)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in _SAFE_METHODS:
-            await self.app(scope, receive, send)
-            return
-
-        async def send_marking(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                _mark(scope, message["status"])
-            await send(message)
-
-        await self.app(scope, receive, send_marking)
-
-
-def _mark(scope: Scope, status: int) -> None:
-    if 400 <= status < 500:
+def mark_write(scope: Scope, status: int) -> None:
+    """Notes a caller's committed write as its answer starts (see the module doc): the
+    request-id middleware's `on_response` hook (ticketing.kit.requests)."""
+    if scope["method"] in _SAFE_METHODS or 400 <= status < 500:
         return
     state = scope.get("state") or {}
     caller = state.get("caller")

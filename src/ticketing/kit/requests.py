@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from functools import lru_cache
 from itertools import chain
@@ -29,12 +30,32 @@ _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("ticketing.access")
 
 
+# Called as a response starts, with the request's scope and the response's status.
+OnResponse = Callable[[Scope, int], None]
+# Called once a request is done: its scope, the response's status, seconds taken.
+OnDone = Callable[[Scope, int, float], None]
+
+
 class RequestIdMiddleware:
     """Gives every request an id, echoes it in X-Request-ID, and logs the request once done:
-    request id, tenant, route, status and latency."""
+    request id, tenant, route, status and latency.
 
-    def __init__(self, app: ASGIApp) -> None:
+    What else watches every answer (the metrics, the replicas' write marks) hooks in here
+    rather than as middleware of its own: each layer of middleware wraps the request and
+    every message of its answer again (with creates over 64 tenants, two more layers were
+    about 4% of the process's CPU per create).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        on_response: Sequence[OnResponse] = (),
+        on_done: Sequence[OnDone] = (),
+    ) -> None:
         self.app = app
+        self.on_response = tuple(on_response)
+        self.on_done = tuple(on_done)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,6 +75,8 @@ class RequestIdMiddleware:
         status = 500
         responding = False
 
+        on_response = self.on_response
+
         async def send_with_id(message: Message) -> None:
             nonlocal status, responding
             if message["type"] == "http.response.start":
@@ -61,6 +84,8 @@ class RequestIdMiddleware:
                 responding = True
                 headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
                 message["headers"] = [*headers, header]
+                for hook in on_response:
+                    hook(scope, status)
             await send(message)
 
         try:
@@ -74,11 +99,14 @@ class RequestIdMiddleware:
             response = unexpected_error_response(exc, request_id=request_id)
             await response(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            for done in self.on_done:
+                done(scope, status, seconds)
             if access_log.isEnabledFor(logging.INFO):
-                _log_request(scope, status, started)
+                _log_request(scope, status, seconds)
 
 
-def _log_request(scope: Scope, status: int, started: float) -> None:
+def _log_request(scope: Scope, status: int, seconds: float) -> None:
     route = scope.get("route")
     access_log.info(
         "request",
@@ -86,7 +114,7 @@ def _log_request(scope: Scope, status: int, started: float) -> None:
             "method": scope["method"],
             "route": getattr(route, "path", scope["path"]),
             "status": status,
-            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "latency_ms": round(seconds * 1000, 2),
             "tenant": _header(scope, b"x-tenantid"),
         },
     )

@@ -7,12 +7,11 @@ one process per port, or scrape each worker, to see them all.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 CREATE_ROUTE = "/api/v2/ticketing/ticket/create/{teamId}/{itemTypeId}"
 
@@ -78,11 +77,11 @@ class Metrics:
         self.pool_in_use.set_function(pool_in_use)
 
 
-class MetricsMiddleware:
-    """Counts and times every request by its route template (never by its raw path)."""
+class RequestMetrics:
+    """Counts and times every request by its route template (never by its raw path): the
+    request-id middleware's `on_done` hook (ticketing.kit.requests)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         # The request counter and latency histogram of each (method, route, status), looked
         # up once: routes are templates, so there are as many as routes times statuses.
@@ -97,25 +96,12 @@ class MetricsMiddleware:
             )
         return series
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, status: int, seconds: float) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500
-
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            requests, latency = self._series_of(scope["method"], route, status)
-            requests.inc()
-            latency.observe(time.perf_counter() - started)
-            if route == CREATE_ROUTE and status == 200:
-                self.metrics.creates.inc()
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        requests, latency = self._series_of(scope["method"], route, status)
+        requests.inc()
+        latency.observe(seconds)
+        if route == CREATE_ROUTE and status == 200:
+            self.metrics.creates.inc()
