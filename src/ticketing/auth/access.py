@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -92,6 +93,10 @@ def caller_key(principal: Principal) -> str:
     return f"{principal.realm}\x1f{principal.tenant_id or ''}\x1f{principal.subject}"
 
 
+# The x-tenantid values seen lately, parsed (a caller sends the same one on every request).
+_tenant_uuid = lru_cache(maxsize=4096)(uuid.UUID)
+
+
 def requested_tenant(request: Request, principal: Principal) -> uuid.UUID:
     """Step 2: `x-tenantid` and `realmname` present, well formed, and in the token's realm."""
     tenant_header = request.headers.get("x-tenantid")
@@ -102,7 +107,7 @@ def requested_tenant(request: Request, principal: Principal) -> uuid.UUID:
         reasons.add("x-tenantid", "Header x-tenantid is required")
     else:
         try:
-            tenant_id = uuid.UUID(tenant_header)
+            tenant_id = _tenant_uuid(tenant_header)
         except ValueError:
             reasons.add("x-tenantid", "Header x-tenantid must be a UUID")
     if not realm_header:

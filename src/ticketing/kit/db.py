@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -70,68 +72,140 @@ class StatementPool:
     """Driver connections (PostgreSQL) for statements that are each their own transaction and
     set the request's tenant themselves: the create function (migration 0005).
 
-    Such a statement needs nothing of the engine's pool but a connection, yet a checkout
-    there runs the pool's checkout and return (with its reset) and the tenant hooks, each
-    through the engine's async adapter. With creates over 64 tenants (16 connections, one
-    process, alternating windows of one run) that was about a sixth of the process's CPU
-    per create (1.36 -> 1.11 ms). These connections are opened when first needed (and again
-    when the database closed one), work as `role` from their first statement like the
-    engine's, and are handed back without a reset: nothing outlives the statement's own
-    transaction on them.
+    Such a statement needs nothing of a pool but a connection, yet a checkout from the
+    engine's pool runs the pool's checkout and return (with its reset) and the tenant hooks,
+    each through the engine's async adapter: with creates over 64 tenants (16 connections,
+    one process, alternating windows of one run) that was about a sixth of the process's CPU
+    per create (1.36 -> 1.11 ms). The driver's own pool was cheaper but still not cheap: it
+    queues connections through an asyncio.Queue and hands each back through a task of its
+    own (asyncio.shield), so a free connection here is taken from a list and given back to
+    it (or to the first request waiting for one).
+
+    Connections are opened when first needed (and again when the database closed one), up to
+    `size`; they work as `role` from their first statement like the engine's, and are given
+    back without a reset: nothing outlives the statement's own transaction on them. A
+    connection whose statement failed other than by a database error (the connection broke,
+    the request was cancelled mid-statement) is closed, not reused. A request waits up to
+    `timeout` for a connection when all are in use.
     """
 
     def __init__(
         self, url: str, *, size: int, timeout: float = 5.0, role: str | None = None
     ) -> None:
-        dsn = driver_url(url)
-        if dsn is None:
-            raise ValueError("the statement pool is for PostgreSQL")
         self.size = size
         self.timeout = timeout
-        self._dsn = dsn
-        self._options = _driver_options(make_url(url).host, timeout=timeout, role=role)
-        self._pool: asyncpg.Pool | None = None
+        self._connect = driver_connector(url, timeout=timeout, role=role)
+        self._idle: list[asyncpg.Connection] = []
+        # Requests waiting for a connection, first come first served; each is handed one,
+        # or None when it may open one.
+        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
+        self._open = 0  # connections open or being opened
         self._busy = 0  # connections handed out or waited for
+        self._closed = True
 
     async def start(self) -> None:
         """Makes the pool ready; it connects on first use (the database may be away now)."""
-        self._pool = await asyncpg.create_pool(
-            self._dsn,
-            min_size=0,
-            max_size=self.size,
-            # Idle connections stay open: re-arming an idle timer on every release costs more
-            # than the few connections it would close.
-            max_inactive_connection_lifetime=0,
-            reset=_keep_session,
-            **self._options,
-        )
+        self._closed = False
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         """Runs `query` on a connection of the pool, waiting up to the timeout for one."""
-        pool = self._pool
-        if pool is None:
-            raise RuntimeError("the statement pool is not started")
-        # With one free, a connection is taken at once; only a wait for one needs the timeout
-        # (and the timer and task that come with it). Opening one has its own timeout.
-        timeout = None if self._busy < self.size else self.timeout
         self._busy += 1
         try:
-            async with pool.acquire(timeout=timeout) as connection:
-                return await connection.fetchrow(query, *args)
+            connection = await self._take()
+            try:
+                record = await connection.fetchrow(query, *args)
+            except asyncpg.PostgresError:
+                # The statement failed at the database; the connection is as good as before.
+                self._give_back(connection)
+                raise
+            except BaseException:
+                self._discard(connection)
+                raise
+            self._give_back(connection)
+            return record
         finally:
             self._busy -= 1
+
+    async def _take(self) -> asyncpg.Connection:
+        if self._closed:
+            raise RuntimeError("the statement pool is not started")
+        idle = self._idle
+        while idle:
+            connection = idle.pop()
+            if not connection.is_closed():
+                return connection
+            self._open -= 1
+        if self._open >= self.size:
+            waiter: asyncio.Future[asyncpg.Connection | None] = (
+                asyncio.get_running_loop().create_future()
+            )
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout(self.timeout):
+                    handed = await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    # Handed a connection (or a free place) as the wait ended: pass it on.
+                    late = waiter.result()
+                    if late is None:
+                        self._open -= 1
+                        self._wake_one()
+                    else:
+                        self._give_back(late)
+                raise
+            if handed is not None and not handed.is_closed():
+                return handed
+            # A place to open a connection in: one was closed (while in use, or now).
+            self._open -= 1
+        self._open += 1
+        try:
+            return await self._connect()
+        except BaseException:
+            self._open -= 1
+            self._wake_one()
+            raise
+
+    def _give_back(self, connection: asyncpg.Connection) -> None:
+        if self._closed or connection.is_closed() or connection.is_in_transaction():
+            self._discard(connection)
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        self._idle.append(connection)
+
+    def _discard(self, connection: asyncpg.Connection) -> None:
+        self._open -= 1
+        connection.terminate()
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Lets the first waiting request open a connection (one was closed, or failed to
+        open), if the pool has room for one."""
+        if self._open >= self.size:
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._open += 1  # its place, taken back by the waiter
+                waiter.set_result(None)
+                return
 
     def in_use(self) -> int:
         return self._busy
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-
-
-async def _keep_session(_connection: asyncpg.Connection) -> None:
-    """Nothing to undo: the pool's statements leave no session state (see StatementPool)."""
+        """Closes the idle connections; those in use are closed as they come back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            self._open -= 1
+            try:
+                await connection.close(timeout=self.timeout)
+            except Exception:
+                connection.terminate()
 
 
 def driver_connector(

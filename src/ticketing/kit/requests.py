@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from functools import lru_cache
@@ -65,7 +65,7 @@ class RequestIdMiddleware:
             await _refuse_headers(send)
             return
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _SANE.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _SANE.match(incoming) else os.urandom(16).hex()
         # Not reset afterwards: each request runs in its own task, and the error handlers
         # that render a 500 run after this middleware has been unwound.
         request_id_var.set(request_id)

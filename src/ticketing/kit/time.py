@@ -14,5 +14,5 @@ def utcnow() -> datetime:
 def isoformat(value: datetime) -> str:
     """`2025-07-10T12:34:56.737Z`; naive values (SQLite) are taken as UTC."""
     if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat(timespec="milliseconds") + "Z"
