@@ -221,10 +221,13 @@ class TokenVerifier:
 
     async def _verify(self, token: str) -> _Verified:
         try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+            # Header and claims from one reading of the token (each reading of a token costs
+            # as much as its signature check).
+            parts = jwt.decode_complete(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
             raise AuthenticationFailure("Malformed bearer token") from exc
+        header: dict[str, Any] = parts["header"]
+        unverified: dict[str, Any] = parts["payload"]
         alg = header.get("alg")
         if alg not in ALLOWED_ALGORITHMS:
             raise AuthenticationFailure("Token signing algorithm is not accepted")
