@@ -4,6 +4,7 @@ audit event for every refusal."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from tests.support import Database, Server, Tenant, new_tenant_config, start_server, stop_server
 from ticketing.auth.dev_issuer import load_or_create_dev_key
+from ticketing.kit.logs import configure_logging
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +80,18 @@ def test_each_request_is_one_json_line(logging_server: Server, database: Databas
     assert audit[0]["subject"] == "reader"
     assert audit[0]["tenant"] == tenant.id
     assert audit[0]["logger"] == "ticketing.audit"
+
+
+def test_the_servers_own_access_line_is_not_even_prepared() -> None:
+    # uvicorn prepares its access line (client address, quoted path) for every response when
+    # its access logger reaches a handler; ticketing.access is the one access log.
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("info")
+        assert root.handlers
+        assert not logging.getLogger("uvicorn.access").hasHandlers()
+        assert logging.getLogger("uvicorn.error").hasHandlers()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)

@@ -48,9 +48,13 @@ def configure_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
-    # ticketing.access logs each request, with more than uvicorn's access line has.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # ticketing.access logs each request, with more than uvicorn's access line has. With no
+    # handler to reach, the server does not even prepare its line (it did, for every
+    # response, while the root logger's handler was reachable, to have it dropped by level).
+    access = logging.getLogger("uvicorn.access")
+    access.handlers[:] = []
+    access.propagate = False
