@@ -108,6 +108,7 @@ class AppState:
                 concurrency=settings.webhooks_concurrency,
                 retry_base=settings.webhooks_retry_base,
                 poll_interval=settings.events_poll_interval,
+                statements=statements,
             ),
         )
 

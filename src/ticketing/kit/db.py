@@ -68,6 +68,10 @@ def create_engine(
     return engine
 
 
+_FETCHROW = asyncpg.Connection.fetchrow
+_FETCH = asyncpg.Connection.fetch
+
+
 class StatementPool:
     """Driver connections (PostgreSQL) for statements that are each their own transaction and
     set the request's tenant themselves: the create function (migration 0005).
@@ -108,12 +112,20 @@ class StatementPool:
         self._closed = False
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        """Runs `query` on a connection of the pool, waiting up to the timeout for one."""
+        """Runs `query` on a connection of the pool, waiting up to the timeout for one; its
+        first row."""
+        return await self._run(_FETCHROW, query, args)
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """As fetchrow; every row."""
+        return await self._run(_FETCH, query, args)  # type: ignore[no-any-return]
+
+    async def _run(self, method: Callable[..., Awaitable[Any]], query: str, args: Any) -> Any:
         self._busy += 1
         try:
             connection = await self._take()
             try:
-                record = await connection.fetchrow(query, *args)
+                record = await method(connection, query, *args)
             except asyncpg.PostgresError:
                 # The statement failed at the database; the connection is as good as before.
                 self._give_back(connection)

@@ -11,6 +11,7 @@ from sqlalchemy import ARRAY, Uuid, and_, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from ticketing.kit.db import StatementPool
 from ticketing.kit.time import utcnow
 from ticketing.models import Webhook, WebhookDelivery
 
@@ -39,9 +40,15 @@ async def active_webhooks(session: AsyncSession, *, tenant_id: uuid.UUID) -> lis
 
 
 async def tenants_with_webhooks(
-    engine: AsyncEngine, *, tenant_ids: list[uuid.UUID]
+    engine: AsyncEngine, *, tenant_ids: list[uuid.UUID], statements: StatementPool | None = None
 ) -> set[uuid.UUID]:
-    """Which of these tenants have an active webhook (any tenant's, so outside the policies)."""
+    """Which of these tenants have an active webhook (any tenant's, so outside the policies).
+
+    On PostgreSQL the question is one statement, asked on the statement pool (`statements`).
+    """
+    if statements is not None:
+        records = await statements.fetch("SELECT * FROM ticketing_webhook_tenants($1)", tenant_ids)
+        return {record[0] for record in records}
     async with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             query: Any = text("SELECT * FROM ticketing_webhook_tenants(:tenants)").bindparams(

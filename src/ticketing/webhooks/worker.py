@@ -32,7 +32,7 @@ from ticketing.events import repository as events
 from ticketing.events.hub import EventHub
 from ticketing.events.public import event_ticket
 from ticketing.events.repository import Event
-from ticketing.kit.db import transaction
+from ticketing.kit.db import StatementPool, transaction
 from ticketing.kit.tenancy import bind_tenant
 from ticketing.kit.time import isoformat, utcnow
 from ticketing.webhooks import repository
@@ -83,8 +83,11 @@ class WebhookWorker:
         retry_base: float,
         poll_interval: float = 1.0,
         backfill_seconds: float = 600.0,
+        statements: StatementPool | None = None,
     ) -> None:
         self.engine = engine
+        # Where single statements run on PostgreSQL (None on SQLite).
+        self.statements = statements
         self.sessionmaker = sessionmaker
         self.hub = hub
         self.allow_private = allow_private
@@ -155,7 +158,7 @@ class WebhookWorker:
             try:
                 # One question for the batch; most tenants have no webhook.
                 subscribed = await repository.tenants_with_webhooks(
-                    self.engine, tenant_ids=list(by_tenant)
+                    self.engine, tenant_ids=list(by_tenant), statements=self.statements
                 )
             except Exception as exc:
                 log.warning("webhooks: reading webhooks failed: %r", exc)
