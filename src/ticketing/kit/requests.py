@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing.kit.errors import PayloadTooLarge
+from ticketing.kit.ids import new_request_id
 from ticketing.kit.responses import unexpected_error_response
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -65,7 +65,7 @@ class RequestIdMiddleware:
             await _refuse_headers(send)
             return
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _SANE.match(incoming) else os.urandom(16).hex()
+        request_id = incoming if incoming and _SANE.match(incoming) else new_request_id()
         # Not reset afterwards: each request runs in its own task, and the error handlers
         # that render a 500 run after this middleware has been unwound.
         request_id_var.set(request_id)

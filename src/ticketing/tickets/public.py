@@ -12,6 +12,9 @@ from ticketing.sla import service as sla_service
 def ticket_public(row: Mapping[str, Any]) -> dict[str, Any]:
     """Renders a ticket row (column name -> value) in the seed's order and names; `slas`
     and `metrics` as they stand now (a clock past its due time reads `breached`)."""
+    created_at = row["created_at"]
+    created = isoformat(created_at)
+    updated_at = row["updated_at"]
     return {
         "id": str(row["id"]),
         "tenant_id": str(row["tenant_id"]),
@@ -27,8 +30,9 @@ def ticket_public(row: Mapping[str, Any]) -> dict[str, Any]:
         "version": row["version"],
         "status_type": row["status_type"],
         "status_category": row["status_category"],
-        "created_at": isoformat(row["created_at"]),
-        "updated_at": isoformat(row["updated_at"]),
+        "created_at": created,
+        # A new ticket's are one and the same.
+        "updated_at": created if updated_at is created_at else isoformat(updated_at),
         "id_serial": row["id_serial"],
         **sla_service.public(row.get("sla"), now=utcnow()),
         "priority": row.get("priority"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +13,7 @@ from ticketing.auth.tokens import Principal
 from ticketing.catalog.service import StaleCatalog, TicketTypeSpec
 from ticketing.kit.db import StatementPool
 from ticketing.kit.errors import Forbidden, HtmlNotFound
+from ticketing.kit.ids import new_uuid
 from ticketing.kit.time import utcnow
 from ticketing.queues import service as routing_service
 from ticketing.tickets import repository
@@ -80,7 +80,7 @@ async def create_ticket(
     )
     values: dict[str, Any] = {
         "tenant_id": access.tenant_id,
-        "id": uuid.uuid4(),
+        "id": new_uuid(),
         "display_prefix": prefix,
         "team_id": team_id,
         "item_type_id": item_type_id,
@@ -91,7 +91,7 @@ async def create_ticket(
         # Set to the uploads' metadata when they are bound (repository.insert_new_ticket).
         "attachments": {},
         "ticket_relation": request.ticket_relation,
-        "etag": uuid.uuid4(),
+        "etag": new_uuid(),
         "version": INITIAL_VERSION,
         "status_type": status.name,
         "status_category": status.category,
