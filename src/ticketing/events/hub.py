@@ -160,7 +160,7 @@ class EventHub:
         self.keep_count = keep_count
         self.cursor = 0
         self._subscribers: dict[uuid.UUID, set[Subscription]] = {}
-        self._listeners: list[Callable[[Event], None]] = []
+        self._listeners: list[Callable[[list[Event]], None]] = []
         self._wake = asyncio.Event()
         self._notify = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -220,8 +220,8 @@ class EventHub:
             if not subscribers:
                 del self._subscribers[subscription.tenant_id]
 
-    def add_listener(self, listener: Callable[[Event], None]) -> None:
-        """Calls `listener` with every event read (any tenant)."""
+    def add_listener(self, listener: Callable[[list[Event]], None]) -> None:
+        """Calls `listener` with the events of every read (any tenant), in position order."""
         self._listeners.append(listener)
 
     def local_commit(self) -> None:
@@ -323,12 +323,11 @@ class EventHub:
         for tenant_id, tenant_events in by_tenant.items():
             for subscription in self._subscribers.get(tenant_id, ()):
                 subscription.offer(tenant_events)
-        for event in events:
-            for listener in self._listeners:
-                try:
-                    listener(event)
-                except Exception:
-                    log.exception("event listener failed")
+        for listener in self._listeners:
+            try:
+                listener(events)
+            except Exception:
+                log.exception("event listener failed")
 
     async def _prune_loop(self) -> None:
         while True:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import asyncpg
@@ -28,8 +29,16 @@ class Event:
     object_id: str
     version: int
     submitted_by: str
-    payload: dict[str, Any]
+    # As read: decoded, or the JSON text (see `payload`).
+    raw_payload: dict[str, Any] | str
     created_at: datetime
+
+    @cached_property
+    def payload(self) -> dict[str, Any]:
+        """The payload, decoded when first used: a busy process reads every tenant's events,
+        and most go to no stream and no webhook."""
+        raw = self.raw_payload
+        return orjson.loads(raw) if isinstance(raw, str) else raw
 
 
 def _dialect(db: Executor | AsyncEngine) -> str:
@@ -50,7 +59,7 @@ def _event(row: Any) -> Event:
         object_id=row[4],
         version=int(row[5]),
         submitted_by=row[6],
-        payload=row[7],
+        raw_payload=row[7],
         created_at=row[8],
     )
 
@@ -104,7 +113,7 @@ async def number_events_on(connection: asyncpg.Connection) -> int:
 async def read_after_on(connection: asyncpg.Connection, *, after: int, limit: int) -> list[Event]:
     """read_after on a driver connection of its own (PostgreSQL)."""
     records = await connection.fetch("SELECT * FROM ticketing_read_events($1, $2)", after, limit)
-    # The driver hands jsonb over as its text.
+    # The driver hands jsonb over as its text, kept as it is until used.
     return [
         Event(
             position=record[0],
@@ -114,7 +123,7 @@ async def read_after_on(connection: asyncpg.Connection, *, after: int, limit: in
             object_id=record[4],
             version=record[5],
             submitted_by=record[6],
-            payload=orjson.loads(record[7]),
+            raw_payload=record[7],
             created_at=record[8],
         )
         for record in records

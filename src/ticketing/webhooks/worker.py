@@ -97,7 +97,9 @@ class WebhookWorker:
         self.poll_interval = poll_interval
         self.backfill_seconds = backfill_seconds
         self.on_outcome: Callable[[str], None] = lambda _outcome: None
-        self._incoming: asyncio.Queue[Event] = asyncio.Queue()
+        # Events read by the hub and not yet made into deliveries, oldest first.
+        self._incoming: list[Event] = []
+        self._arrived = asyncio.Event()
         self._due = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: list[asyncio.Task[None]] = []
@@ -110,7 +112,7 @@ class WebhookWorker:
             follow_redirects=False,
             limits=httpx.Limits(max_connections=self.concurrency),
         )
-        self.hub.add_listener(self._on_event)
+        self.hub.add_listener(self._on_events)
         self._tasks = [
             asyncio.create_task(self._make_deliveries()),
             asyncio.create_task(self._send_due()),
@@ -126,9 +128,16 @@ class WebhookWorker:
         if self._client is not None:
             await self._client.aclose()
 
-    def _on_event(self, event: Event) -> None:
-        if event.kind in KINDS:
-            self._incoming.put_nowait(event)
+    def _on_events(self, events: list[Event]) -> None:
+        wanted = [event for event in events if event.kind in KINDS]
+        if wanted:
+            self._incoming.extend(wanted)
+            self._arrived.set()
+
+    def _again(self, events: list[Event]) -> None:
+        """Puts events whose deliveries could not be made back in front, in order."""
+        self._incoming[:0] = events
+        self._arrived.set()
 
     async def _backfill(self) -> None:
         try:
@@ -138,20 +147,28 @@ class WebhookWorker:
                 batch = await events.read_after(self.engine, after=after, limit=500)
                 if not batch:
                     return
-                for event in batch:
-                    if event.position > self.hub.cursor:
-                        return
-                    if event.created_at.replace(tzinfo=cutoff.tzinfo) >= cutoff:
-                        self._on_event(event)
-                    after = event.position
+                recent = [
+                    event
+                    for event in batch
+                    if event.position <= self.hub.cursor
+                    and event.created_at.replace(tzinfo=cutoff.tzinfo) >= cutoff
+                ]
+                self._on_events(recent)
+                if batch[-1].position >= self.hub.cursor:
+                    return
+                after = batch[-1].position
         except Exception as exc:
             log.warning("webhooks: backfill failed: %r", exc)
 
     async def _make_deliveries(self) -> None:
         while True:
-            batch = [await self._incoming.get()]
-            while not self._incoming.empty() and len(batch) < 500:
-                batch.append(self._incoming.get_nowait())
+            await self._arrived.wait()
+            self._arrived.clear()
+            batch, self._incoming = self._incoming[:500], self._incoming[500:]
+            if self._incoming:
+                self._arrived.set()
+            if not batch:
+                continue
             by_tenant: dict[uuid.UUID, list[Event]] = {}
             for event in batch:
                 by_tenant.setdefault(event.tenant_id, []).append(event)
@@ -163,8 +180,7 @@ class WebhookWorker:
             except Exception as exc:
                 log.warning("webhooks: reading webhooks failed: %r", exc)
                 await asyncio.sleep(self.poll_interval)
-                for event in batch:
-                    self._incoming.put_nowait(event)
+                self._again(batch)
                 continue
             if not subscribed:
                 continue
@@ -178,8 +194,7 @@ class WebhookWorker:
                     # Not lost: the events are read again by the backfill of the next start;
                     # try again shortly meanwhile.
                     await asyncio.sleep(self.poll_interval)
-                    for event in tenant_events:
-                        self._incoming.put_nowait(event)
+                    self._again(tenant_events)
             self._due.set()
 
     async def _deliveries_for(self, tenant_id: uuid.UUID, tenant_events: list[Event]) -> None:
