@@ -16,6 +16,7 @@ import pytest
 from tests.sse_client import SseEvent, SseReader
 from tests.support import Database, Server, Tenant, seed_body, start_server, stop_server
 from tests.ticket_api import QUERY, assert_error, call, created, delete, patch, updated, user_token
+from ticketing.events.hub import HUB_CONNECTION_NAME
 
 UPDATES = "/api/v2/ticketing/ticket/sse/list/updates"
 CHANGES = ("created", "updated", "deleted")
@@ -370,3 +371,23 @@ def test_sigterm_ends_open_streams_with_an_error_event_and_exits_promptly(
         assert reader.ended.wait(5)
         last = reader.snapshot()[-1]
         assert last.event == "error" and last.data["code"] == "STREAM_CLOSED"
+
+
+def test_streams_carry_on_when_the_event_hub_loses_its_database_connection(
+    tenant: Tenant, streams: list[SseReader]
+) -> None:
+    if tenant.db.name != "postgresql":
+        pytest.skip("the event hub has a connection of its own on PostgreSQL only")
+    reader = open_stream(tenant)
+    streams.append(reader)
+    reader.wait_for(lambda events: len(events) >= 1)
+    first = created(tenant.create())["object_id"]
+    reader.wait_for(lambda events: len(changes(events)) >= 1)
+    ended = tenant.db.fetch(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name",
+        name=HUB_CONNECTION_NAME,
+    )
+    assert ended and all(row[0] for row in ended)
+    second = created(tenant.create())["object_id"]
+    events = changes(reader.wait_for(lambda events: len(changes(events)) >= 2))
+    assert [e.data["objectId"] for e in events] == [first, second]

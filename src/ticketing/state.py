@@ -11,7 +11,7 @@ from ticketing.auth.dev_issuer import load_or_create_dev_key
 from ticketing.auth.tokens import DevKeySource, KeySource, OidcKeySource, TokenVerifier
 from ticketing.catalog.service import CatalogCache
 from ticketing.config import Settings
-from ticketing.events.hub import EventHub
+from ticketing.events.hub import HUB_CONNECTION_NAME, EventHub
 from ticketing.kit.db import (
     StatementPool,
     create_engine,
@@ -65,6 +65,7 @@ class AppState:
                     settings.resolved_database_url,
                     timeout=settings.db_timeout,
                     role=settings.db_role or None,
+                    name=HUB_CONNECTION_NAME,
                 )
                 if statements is not None
                 else None

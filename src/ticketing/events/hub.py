@@ -36,6 +36,8 @@ from ticketing.kit.db import DATABASE_ERRORS
 log = logging.getLogger("ticketing.events")
 
 CHANNEL = "ticketing_events"
+# The application_name of each process's hub connection.
+HUB_CONNECTION_NAME = "ticketing event hub"
 BATCH = 500
 # A stream that falls this many events behind is closed (it can resume with Last-Event-ID).
 QUEUE_SIZE = 10_000

@@ -221,13 +221,19 @@ class StatementPool:
 
 
 def driver_connector(
-    url: str, *, timeout: float = 5.0, role: str | None = None
+    url: str, *, timeout: float = 5.0, role: str | None = None, name: str | None = None
 ) -> Callable[[], Awaitable[asyncpg.Connection]]:
-    """Opens driver connections (PostgreSQL) with the engine's connection options."""
+    """Opens driver connections (PostgreSQL) with the engine's connection options; `name` is
+    their application_name (what pg_stat_activity shows)."""
     dsn = driver_url(url)
     if dsn is None:
         raise ValueError("driver connections are for PostgreSQL")
     options = _driver_options(make_url(url).host, timeout=timeout, role=role)
+    if name:
+        options["server_settings"] = {
+            **options.get("server_settings", {}),
+            "application_name": name,
+        }
     return partial(asyncpg.connect, dsn, **options)
 
 
