@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -76,13 +77,15 @@ def app_state(request: Request) -> AppState:
 
 async def authenticate(request: Request) -> Principal:
     """Step 1: a genuine, current token from a trusted issuer."""
-    principal: Principal | None = getattr(request.state, "principal", None)
+    # The request's state (what the framework shows as request.state), as the dict it is.
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    principal: Principal | None = state.get("principal")
     if principal is None:
         principal = await app_state(request).verifier.verify(request.headers.get("authorization"))
-        request.state.principal = principal
-        request.state.subject = principal.username  # for the audit log
+        state["principal"] = principal
+        state["subject"] = principal.username  # for the audit log
         # Whose writes this request's reads must see (ticketing.auth.reads).
-        request.state.caller = caller_key(principal)
+        state["caller"] = caller_key(principal)
     # The database shows this request the token's tenant alone (row-level security).
     bind_tenant(principal.tenant_uuid)
     return principal
