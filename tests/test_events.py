@@ -373,21 +373,35 @@ def test_sigterm_ends_open_streams_with_an_error_event_and_exits_promptly(
         assert last.event == "error" and last.data["code"] == "STREAM_CLOSED"
 
 
-def test_streams_carry_on_when_the_event_hub_loses_its_database_connection(
+def test_streams_carry_on_when_the_event_hub_loses_its_listening_connection(
     tenant: Tenant, streams: list[SseReader]
 ) -> None:
     if tenant.db.name != "postgresql":
-        pytest.skip("the event hub has a connection of its own on PostgreSQL only")
+        pytest.skip("the event hub listens on a connection of its own on PostgreSQL only")
     reader = open_stream(tenant)
     streams.append(reader)
     reader.wait_for(lambda events: len(events) >= 1)
     first = created(tenant.create())["object_id"]
     reader.wait_for(lambda events: len(changes(events)) >= 1)
     ended = tenant.db.fetch(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name",
+        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE application_name = :name",
         name=HUB_CONNECTION_NAME,
     )
-    assert ended and all(row[0] for row in ended)
+    assert ended and all(row[1] for row in ended)
     second = created(tenant.create())["object_id"]
     events = changes(reader.wait_for(lambda events: len(changes(events)) >= 2))
     assert [e.data["objectId"] for e in events] == [first, second]
+    # And the hub listens again, on a new connection.
+    gone = {row[0] for row in ended}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        listening = tenant.db.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = :name",
+            name=HUB_CONNECTION_NAME,
+        )
+        if listening and not {row[0] for row in listening} & gone:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the event hub did not listen again")

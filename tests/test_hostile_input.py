@@ -105,6 +105,25 @@ def test_nesting_within_limit_is_accepted(tenant: Tenant) -> None:
     }
 
 
+def test_nesting_is_refused_from_exactly_one_level_past_the_limit(tenant: Tenant) -> None:
+    def nested(levels: int) -> dict:
+        deep: dict = {}
+        node = deep
+        for _ in range(levels):
+            node["x"] = {}
+            node = node["x"]
+        return deep
+
+    # The body is level 0 and `attachments` level 1: 30 more reach level 31, the deepest a
+    # container may be (32 levels); 31 more are one too many.
+    reasons = [
+        tenant.create(seed_body(attachments=nested(levels))).json()["validationResult"]["reason"]
+        for levels in (30, 31)
+    ]
+    assert list(reasons[0]) == ["attachments.x"]
+    assert reasons[1] == {"body": ["Request body must not nest deeper than 32 levels"]}
+
+
 def test_more_than_1000_ticket_body_keys_is_400(tenant: Tenant) -> None:
     body = seed_body()
     for i in range(1001):

@@ -2,14 +2,9 @@
 
 Streams never query for events themselves: they subscribe here and get what this reader
 reads, so a thousand streams cost one query per wake-up, and an idle stream holds no database
-connection. On PostgreSQL the hub has a driver connection of its own: it LISTENs for other
-processes' wake-ups, sends this process's (coalesced, outside any write transaction, with an
-empty payload: the reader reads by position), and numbers and reads the outbox, one statement
-at a time. A poll every `poll_interval` seconds is the safety net.
-
-Numbering and reading there rather than through the engine's pool: with creates over 64
-tenants the engine's checkout, its async adapter and its JSON decoding of each event's payload
-were about a tenth of the process's CPU per create.
+connection. On PostgreSQL a dedicated connection LISTENs for other processes' wake-ups and
+sends this process's (coalesced, outside any write transaction, with an empty payload: the
+reader reads by position); a poll every `poll_interval` seconds is the safety net.
 """
 
 from __future__ import annotations
@@ -20,8 +15,7 @@ import logging
 import signal
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -36,7 +30,7 @@ from ticketing.kit.db import DATABASE_ERRORS
 log = logging.getLogger("ticketing.events")
 
 CHANNEL = "ticketing_events"
-# The application_name of each process's hub connection.
+# The application_name of each process's listening connection.
 HUB_CONNECTION_NAME = "ticketing event hub"
 BATCH = 500
 # A stream that falls this many events behind is closed (it can resume with Last-Event-ID).
@@ -151,10 +145,8 @@ class EventHub:
         keep_count: int = 10_000,
     ) -> None:
         self.engine = engine
-        # Opens the hub's own connection (PostgreSQL); None: read through the engine.
+        # Opens the listening connection (PostgreSQL; None: no other process to hear from).
         self._connect = connect
-        self._connection: asyncpg.Connection | None = None
-        self._connection_lock = asyncio.Lock()
         self.poll_interval = poll_interval
         self.notify_interval = notify_interval
         self.read_interval = read_interval
@@ -184,9 +176,7 @@ class EventHub:
         self._tasks.append(asyncio.create_task(self._read_loop()))
         self._tasks.append(asyncio.create_task(self._prune_loop()))
         if self._connect is not None:
-            self._tasks.append(asyncio.create_task(self._notify_loop()))
-            # Read (and so connect and listen) at once.
-            self._wake.set()
+            self._tasks.append(asyncio.create_task(self._listen_loop()))
 
     def end_streams(self) -> None:
         for subscribers in self._subscribers.values():
@@ -204,10 +194,6 @@ class EventHub:
                 await task
         self._tasks.clear()
         self.end_streams()
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close(timeout=1)
-            self._connection = None
 
     def subscribe(self, tenant_id: uuid.UUID) -> Subscription:
         """A stream's subscription; it gets every event read after this call."""
@@ -256,44 +242,8 @@ class EventHub:
                 log.exception("event hub: reading failed")
                 await asyncio.sleep(self.poll_interval)
 
-    async def _number_events(self) -> int:
-        if self._connect is None:
-            return await repository.number_events(self.engine)
-        async with self._driver() as connection:
-            return await repository.number_events_on(connection)
-
-    async def _read_after(self, after: int) -> list[Event]:
-        if self._connect is None:
-            return await repository.read_after(self.engine, after=after, limit=BATCH)
-        async with self._driver() as connection:
-            return await repository.read_after_on(connection, after=after, limit=BATCH)
-
-    @asynccontextmanager
-    async def _driver(self) -> AsyncIterator[asyncpg.Connection]:
-        """The hub's own connection, for one statement at a time; opened (and listening) when
-        there is none, dropped after any error (the next use opens a new one)."""
-        assert self._connect is not None
-        async with self._connection_lock:
-            connection = self._connection
-            if connection is None or connection.is_closed():
-                connection = await self._connect()
-                try:
-                    await connection.add_listener(CHANNEL, lambda *_args: self._wake.set())
-                except BaseException:
-                    connection.terminate()
-                    raise
-                self._connection = connection
-                # Whatever was announced while not listening.
-                self._wake.set()
-            try:
-                yield connection
-            except BaseException:
-                self._connection = None
-                connection.terminate()
-                raise
-
     async def _start_cursor(self) -> None:
-        await self._number_events()
+        await repository.number_events(self.engine)
         self.cursor = await repository.last_position(self.engine)
         self._placed = True
 
@@ -302,10 +252,10 @@ class EventHub:
             # Streams and webhooks start with what happens from now on, not the history.
             await self._start_cursor()
         while True:
-            waiting = await self._number_events()
+            waiting = await repository.number_events(self.engine)
             if waiting >= 0:
                 self.waiting = waiting
-            events = await self._read_after(self.cursor)
+            events = await repository.read_after(self.engine, after=self.cursor, limit=BATCH)
             if events:
                 self._dispatch(events)
                 self.cursor = events[-1].position
@@ -341,20 +291,26 @@ class EventHub:
             except Exception as exc:
                 log.warning("event hub: pruning failed: %r", exc)
 
-    async def _notify_loop(self) -> None:
-        """Wakes the other processes' hubs after this process's commits, at most once per
-        `notify_interval`."""
+    async def _listen_loop(self) -> None:
+        assert self._connect is not None
         while True:
-            await self._notify.wait()
-            self._notify.clear()
+            connection: asyncpg.Connection | None = None
             try:
-                async with self._driver() as connection:
+                connection = await self._connect()
+                await connection.add_listener(CHANNEL, lambda *_args: self._wake.set())
+                # Whatever was announced while not listening.
+                self._wake.set()
+                while True:
+                    await self._notify.wait()
+                    self._notify.clear()
                     await connection.execute(f"NOTIFY {CHANNEL}")
+                    await asyncio.sleep(self.notify_interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("event hub: notifying failed: %r", exc)
-                # Their polls find the events meanwhile.
+                log.warning("event hub: listening connection lost: %r", exc)
                 await asyncio.sleep(self.poll_interval)
-                continue
-            await asyncio.sleep(self.notify_interval)
+            finally:
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.close(timeout=1)

@@ -8,7 +8,6 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-import asyncpg
 import orjson
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -104,38 +103,17 @@ async def number_events(engine: AsyncEngine) -> int:
     return int(waiting)
 
 
-async def number_events_on(connection: asyncpg.Connection) -> int:
-    """number_events on a driver connection of its own (PostgreSQL; the statement is its own
-    transaction)."""
-    return int(await connection.fetchval("SELECT ticketing_sequence_events()"))
-
-
-async def read_after_on(connection: asyncpg.Connection, *, after: int, limit: int) -> list[Event]:
-    """read_after on a driver connection of its own (PostgreSQL)."""
-    records = await connection.fetch("SELECT * FROM ticketing_read_events($1, $2)", after, limit)
-    # The driver hands jsonb over as its text, kept as it is until used.
-    return [
-        Event(
-            position=record[0],
-            tenant_id=record[1],
-            kind=record[2],
-            ticket_id=record[3],
-            object_id=record[4],
-            version=record[5],
-            submitted_by=record[6],
-            raw_payload=record[7],
-            created_at=record[8],
-        )
-        for record in records
-    ]
-
-
 async def read_after(engine: AsyncEngine, *, after: int, limit: int) -> list[Event]:
     """Events of every tenant past `after`, in position order (the process-wide reader)."""
     async with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
+            # Payloads as their JSON text, decoded when used (Event.payload).
             rows = await conn.execute(
-                text("SELECT * FROM ticketing_read_events(:after, :limit)"),
+                text(
+                    "SELECT event_position, tenant_id, kind, ticket_id, object_id, version,"
+                    " submitted_by, payload::text, created_at"
+                    " FROM ticketing_read_events(:after, :limit)"
+                ),
                 {"after": after, "limit": limit},
             )
         else:

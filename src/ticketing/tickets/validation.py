@@ -54,11 +54,15 @@ def parse_body(reasons: Reasons, raw: bytes, content_type: str | None) -> Any:
         reasons.add("body", "Request body must be valid JSON")
         return NOT_PARSED
     # JSON carries a NUL only as the escape \u0000: without one in the body, only the
-    # nesting needs looking at.
+    # nesting needs looking at, and only when the body has more opening brackets than the
+    # nesting allowed (fewer cannot nest that deep; brackets inside strings only add to the
+    # count).
     if b"\\u0000" in raw:
         problem = _structure_problem(body, 0)
+    elif isinstance(body, dict | list) and raw.count(b"{") + raw.count(b"[") > MAX_DEPTH:
+        problem = _nesting_problem(body, 0)
     else:
-        problem = _nesting_problem(body, 0) if isinstance(body, dict | list) else None
+        problem = None
     if problem:
         reasons.add("body", problem)
         return NOT_PARSED
