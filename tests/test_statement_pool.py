@@ -45,6 +45,16 @@ async def pid_of(pool: StatementPool) -> int:
     return int(row[0])
 
 
+async def terminate(pid: int) -> None:
+    """Ends a database session from the outside, as an administrator or a failover would."""
+    assert PG_URL
+    admin = await asyncpg.connect(driver_url(PG_URL))
+    try:
+        await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+
 def test_requests_beyond_the_size_wait_their_turn_and_are_all_served() -> None:
     async def body(pool: StatementPool) -> tuple[list[int], set[int], int]:
         rows = await asyncio.gather(
@@ -106,12 +116,7 @@ def test_a_waiting_request_is_served_when_the_connection_it_waits_for_breaks() -
         await asyncio.sleep(0.2)
         waiting = asyncio.create_task(pid_of(pool))
         await asyncio.sleep(0.1)
-        assert PG_URL
-        admin = await asyncpg.connect(driver_url(PG_URL))
-        try:
-            await admin.fetchval("SELECT pg_terminate_backend($1)", first)
-        finally:
-            await admin.close()
+        await terminate(first)
         broken = (await asyncio.gather(sleeping, return_exceptions=True))[0]
         return broken if isinstance(broken, BaseException) else None, await waiting, first
 
@@ -123,12 +128,7 @@ def test_a_waiting_request_is_served_when_the_connection_it_waits_for_breaks() -
 def test_a_connection_the_database_closed_while_idle_is_replaced() -> None:
     async def body(pool: StatementPool) -> tuple[int, int]:
         first = await pid_of(pool)
-        assert PG_URL
-        admin = await asyncpg.connect(driver_url(PG_URL))
-        try:
-            await admin.fetchval("SELECT pg_terminate_backend($1)", first)
-        finally:
-            await admin.close()
+        await terminate(first)
         await asyncio.sleep(0.2)
         return first, await pid_of(pool)
 
