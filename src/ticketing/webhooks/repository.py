@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Uuid, and_, bindparam, select, text, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -40,27 +40,22 @@ async def active_webhooks(session: AsyncSession, *, tenant_id: uuid.UUID) -> lis
 
 
 async def tenants_with_webhooks(
-    engine: AsyncEngine, *, tenant_ids: list[uuid.UUID], statements: StatementPool | None = None
+    engine: AsyncEngine, *, tenant_ids: list[uuid.UUID], statements: StatementPool | None
 ) -> set[uuid.UUID]:
     """Which of these tenants have an active webhook (any tenant's, so outside the policies).
 
-    On PostgreSQL the question is one statement, asked on the statement pool (`statements`).
+    On PostgreSQL (`statements`: the process's statement pool) one statement of a function
+    that reads past the policies; on SQLite (None) a plain query.
     """
     if statements is not None:
         records = await statements.fetch("SELECT * FROM ticketing_webhook_tenants($1)", tenant_ids)
         return {record[0] for record in records}
     async with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            query: Any = text("SELECT * FROM ticketing_webhook_tenants(:tenants)").bindparams(
-                bindparam("tenants", type_=ARRAY(Uuid()))
-            )
-            rows = await conn.execute(query, {"tenants": tenant_ids})
-        else:
-            rows = await conn.execute(
-                select(Webhook.tenant_id)
-                .where(Webhook.tenant_id.in_(tenant_ids), Webhook.active.is_(True))
-                .distinct()
-            )
+        rows = await conn.execute(
+            select(Webhook.tenant_id)
+            .where(Webhook.tenant_id.in_(tenant_ids), Webhook.active.is_(True))
+            .distinct()
+        )
         return {row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])) for row in rows}
 
 
