@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import nh3
 from email_validator import EmailNotValidError, validate_email
+
+from ticketing.kit.html import sanitize
 
 
 class FieldError(ValueError):
@@ -97,8 +98,7 @@ def _clean_text(spec: FieldSpec, value: Any) -> str:
 def _clean_richtext(spec: FieldSpec, value: Any) -> str:
     html = _expect_string(spec, value, "rich text")
     _check_length(spec, html)
-    # nh3's allow-list drops <script>, on* handlers and javascript: URLs.
-    return nh3.clean(html)
+    return sanitize(html)
 
 
 @field_type("number", blank_is_empty=False)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import nh3
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.auth.access import AGENT_ROLES, Access
 from ticketing.events import outbox
 from ticketing.kit.errors import InputValidationFailure, PermissionFailure, Reasons
+from ticketing.kit.html import sanitize
 from ticketing.kit.time import isoformat, utcnow
 from ticketing.models import TicketComment
 from ticketing.sla import service as sla_service
@@ -60,7 +60,7 @@ async def add_comment(
     elif len(text) > MAX_COMMENT:
         reasons.add("body", f"body must be at most {MAX_COMMENT} characters long")
     else:
-        clean = nh3.clean(text)
+        clean = sanitize(text)
         if not clean.strip():
             reasons.add("body", "body is empty once unsafe HTML is removed")
     internal = body.get("internal", False)
