@@ -65,3 +65,59 @@ def test_metrics_count_requests_by_route_template_creates_and_open_streams(
     assert ("ticketing_outbox_pending_events", ()) in after
     # Raw paths never become labels.
     assert not any(re.search(r"CTC-\d", dict(labels).get("route", "")) for _, labels in after)
+
+
+def test_request_figures_render_as_the_client_library_renders_a_histogram() -> None:
+    # The same observations in the library's own histogram and in RequestFigures: the scrape
+    # text of both parses to the same samples (le labels, cumulative buckets, count, sum).
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from ticketing.metrics.registry import LATENCY_BUCKETS, RequestFigures
+
+    observations = [0.001, 0.005, 0.0051, 0.3, 1, 1.0000001, 42, 600, 601, 10_000]
+    library = CollectorRegistry()
+    histogram = Histogram(
+        "ticketing_http_request_duration_seconds",
+        "latency",
+        ["method", "route"],
+        buckets=LATENCY_BUCKETS,
+        registry=library,
+    )
+    ours = CollectorRegistry()
+    figures = RequestFigures()
+    ours.register(figures)
+    for seconds in observations:
+        histogram.labels("GET", "/x").observe(seconds)
+        figures.count("GET", "/x", "200", seconds)
+    figures.creates += 2
+
+    def samples(
+        registry: CollectorRegistry,
+    ) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        found = {}
+        for family in text_string_to_metric_families(generate_latest(registry).decode()):
+            for sample in family.samples:
+                if not sample.name.endswith("_created"):
+                    found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return found
+
+    theirs = samples(library)
+    mine = samples(ours)
+    assert {key: value for key, value in mine.items() if key in theirs} == theirs
+    assert (
+        value(
+            mine,
+            "ticketing_http_request_duration_seconds_bucket",
+            method="GET",
+            route="/x",
+            le="0.005",
+        )
+        == 2
+    )
+    assert value(
+        mine, "ticketing_http_request_duration_seconds_bucket", method="GET", route="/x", le="+Inf"
+    ) == len(observations)
+    assert value(
+        mine, "ticketing_http_requests_total", method="GET", route="/x", status="200"
+    ) == len(observations)
+    assert value(mine, "ticketing_tickets_created_total") == 2
