@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -366,7 +367,11 @@ _CREATE_POSTGRESQL_PARAMS = (
     "sla_breach_at",
     "sla_sweep_at",
 )
-_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(_CREATE_POSTGRESQL_PARAMS) + 1))
+# The counters' names and deltas are sent as array literals in text (see _text_array).
+_AS_TEXT = {"names": "::text::text[]", "deltas": "::text::bigint[]"}
+_PLACEHOLDERS = ", ".join(
+    f"${n}{_AS_TEXT.get(name, '')}" for n, name in enumerate(_CREATE_POSTGRESQL_PARAMS, start=1)
+)
 _CREATE_POSTGRESQL = (
     f"SELECT new_number, new_serial, new_assignee FROM ticketing_create_ticket({_PLACEHOLDERS})"  # noqa: S608 (placeholders only)
 )
@@ -405,6 +410,21 @@ def _tenant_gate(tenant_id: uuid.UUID) -> asyncio.Semaphore:
     return gate
 
 
+def _text_array(elements: Iterable[str]) -> str:
+    """A PostgreSQL array literal of elements already in their literal form.
+
+    The driver sends a Python list as an array after asking, for the list and again for each
+    element, whether it is a sequence (about 25 abstract-class checks a create); the literal
+    is one string, cast to the array type in the statement.
+    """
+    return "{" + ",".join(elements) + "}"
+
+
+def _quoted(name: str) -> str:
+    """A text array element's content inside double quotes: backslash and quote escaped."""
+    return name.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
@@ -431,13 +451,14 @@ def _create_args(
     idempotency: tuple[str, str] | None,
     round_robin: str | None,
 ) -> list[Any]:
+    names = sorted(counters)
     params = {
         **_UNROUTED,
         **values,
         "scope": scope,
         "config_version": config_version,
-        "names": sorted(counters),
-        "deltas": [counters[name] for name in sorted(counters)],
+        "names": _text_array(f'"{_quoted(name)}"' for name in names),
+        "deltas": _text_array(str(counters[name]) for name in names),
         "data": _json(values["data"]),
         "attachments": _json(values["attachments"]),
         "ticket_relation": _json(values["ticket_relation"]),
