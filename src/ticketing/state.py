@@ -70,6 +70,16 @@ class AppState:
                 if statements is not None
                 else None
             ),
+            reader=(
+                StatementPool(
+                    settings.resolved_database_url,
+                    size=1,
+                    timeout=settings.db_timeout,
+                    role=settings.db_role or None,
+                )
+                if statements is not None
+                else None
+            ),
             poll_interval=settings.events_poll_interval,
             read_interval=settings.events_read_interval,
             keep_seconds=settings.events_keep_seconds,

@@ -12,6 +12,7 @@ import orjson
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from ticketing.kit.db import StatementPool
 from ticketing.models import EventHorizon, Notification, TicketEvent
 
 Executor = AsyncSession | AsyncConnection
@@ -92,22 +93,43 @@ async def insert_notifications(db: Executor, *, rows: list[dict[str, Any]]) -> N
         await db.execute(insert(Notification), rows)
 
 
-async def number_events(engine: AsyncEngine) -> int:
+async def number_events(engine: AsyncEngine, statements: StatementPool | None = None) -> int:
     """Gives committed events their positions (PostgreSQL); returns how many events still
-    wait for one (-1 when another process is numbering them right now)."""
+    wait for one (-1 when another process is numbering them right now).
+
+    With `statements` (the process's statement pool) the numbering is one statement there,
+    its own transaction, rather than a transaction of the engine's (see read_after)."""
     if engine.dialect.name != "postgresql":
         return 0
+    if statements is not None:
+        return int(await statements.fetchval("SELECT ticketing_sequence_events()"))
     async with engine.connect() as conn:
         waiting = (await conn.execute(text("SELECT ticketing_sequence_events()"))).scalar_one()
         await conn.commit()
     return int(waiting)
 
 
-async def read_after(engine: AsyncEngine, *, after: int, limit: int) -> list[Event]:
-    """Events of every tenant past `after`, in position order (the process-wide reader)."""
+_READ_EVENTS = (
+    "SELECT event_position, tenant_id, kind, ticket_id, object_id, version,"
+    " submitted_by, payload::text, created_at FROM ticketing_read_events($1, $2)"
+)
+
+
+async def read_after(
+    engine: AsyncEngine, *, after: int, limit: int, statements: StatementPool | None = None
+) -> list[Event]:
+    """Events of every tenant past `after`, in position order (the process-wide reader).
+
+    With `statements` (PostgreSQL: the process's statement pool), one statement there: the
+    event hub reads (and numbers) ten times a second under load, and each read through the
+    engine was a checkout with its tenant hooks, the statement and a reset on return, each
+    through the engine's async adapter (with three servers at 300 creates/s each, numbering
+    and reading through the engine were 13% of a create's CPU)."""
+    if statements is not None:
+        # Payloads as their JSON text, decoded when used (Event.payload).
+        return [_event(record) for record in await statements.fetch(_READ_EVENTS, after, limit)]
     async with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
-            # Payloads as their JSON text, decoded when used (Event.payload).
             rows = await conn.execute(
                 text(
                     "SELECT event_position, tenant_id, kind, ticket_id, object_id, version,"

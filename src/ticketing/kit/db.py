@@ -70,6 +70,7 @@ def create_engine(
 
 _FETCHROW = asyncpg.Connection.fetchrow
 _FETCH = asyncpg.Connection.fetch
+_FETCHVAL = asyncpg.Connection.fetchval
 
 
 class StatementPool:
@@ -115,6 +116,10 @@ class StatementPool:
         """Runs `query` on a connection of the pool, waiting up to the timeout for one; its
         first row."""
         return await self._run(_FETCHROW, query, args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        """As fetchrow; the first column of the first row."""
+        return await self._run(_FETCHVAL, query, args)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         """As fetchrow; every row."""
