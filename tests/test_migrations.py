@@ -112,3 +112,18 @@ def test_create_cost_does_not_grow_with_the_tenants_tickets(database: Database) 
     # time it looks one up: hundreds more buffers at 2,000 tickets. Deeper indexes add a
     # page or two each.
     assert late <= early + 60, (early, late)
+
+
+@pytest.mark.parametrize("database", [BACKENDS[1]], indirect=True)
+def test_the_outbox_numbering_is_planned_on_every_call(database: Database) -> None:
+    """Migration 0016: a generic plan kept by the event hub's session made each numbering
+    slower than the one before (7 -> 118 ms within 30 s of make bench-sse)."""
+
+    async def settings(engine: Any) -> list[str]:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                text("SELECT proconfig FROM pg_proc WHERE proname = 'ticketing_sequence_events'")
+            )
+            return list(found.scalar_one() or [])
+
+    assert "plan_cache_mode=force_custom_plan" in database.run(settings)
