@@ -4,7 +4,8 @@ Streams never query for events themselves: they subscribe here and get what this
 reads, so a thousand streams cost one query per wake-up, and an idle stream holds no database
 connection. On PostgreSQL a dedicated connection LISTENs for other processes' wake-ups and
 sends this process's (coalesced, outside any write transaction, with an empty payload: the
-reader reads by position); a poll every `poll_interval` seconds is the safety net.
+reader reads by position), and a second one numbers and reads the outbox, one statement at a
+time; a poll every `poll_interval` seconds is the safety net.
 """
 
 from __future__ import annotations
