@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from ticketing.kit.lowercase import register_sqlite
 from ticketing.kit.tenancy import scope_connections
 
 # Connections a process may open beyond its pool (see create_engine).
@@ -290,6 +291,7 @@ def _make_sqlite_serial(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        register_sqlite(dbapi_connection)
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    String,
     and_,
     false,
-    func,
+    literal,
     literal_column,
     not_,
     or_,
@@ -27,6 +28,7 @@ from sqlalchemy import (
 from ticketing.catalog.fields import FieldSpec
 from ticketing.catalog.service import TenantCatalog
 from ticketing.kit.errors import Reasons
+from ticketing.kit.lowercase import unicode_lower
 from ticketing.models import HAS_ATTACHMENTS_SQL, Ticket
 from ticketing.relations.repository import children_of
 
@@ -210,24 +212,36 @@ def _int(
 
 
 def _search_clause(search: str, fields: dict[str, FieldSpec]) -> ColumnElement[bool]:
-    needle = search.lower()
     targets = [Ticket.summary, Ticket.object_id]
     targets += [
         Ticket.data[spec.id].as_string()
         for spec in fields.values()
         if spec.type in ("text", "textarea", "richtext")
     ]
-    return or_(*(func.lower(t).contains(needle, autoescape=True) for t in targets))
+    pattern = _lowered(_containing(search))
+    return or_(*(unicode_lower(t).like(pattern, escape="/") for t in targets))
+
+
+def _containing(text: str) -> str:
+    """The LIKE pattern (escaped with `/`) of values that contain `text`."""
+    return "%" + LIKE_SPECIAL.sub(r"/\g<0>", text) + "%"
+
+
+def _lowered(pattern: str) -> ColumnElement[str]:
+    """A pattern lowered by the database, as the values it is matched against are: the
+    database's lower case and Python's differ for some letters (a final sigma, a dotted
+    capital I)."""
+    return unicode_lower(literal(pattern, String()))
 
 
 def search_pattern(search: str) -> str | None:
     """The LIKE pattern (escaped with `/`) that finds a search's candidates in the trigram
     index of migration 0013, or None when the index cannot answer for it: a needle with a
-    character JSON text escapes."""
-    needle = search.lower()
-    if JSON_ESCAPED.search(needle):
+    character JSON text escapes. Not yet lowered: the database lowers it as it lowers what
+    the index holds."""
+    if JSON_ESCAPED.search(search):
         return None
-    return "%" + LIKE_SPECIAL.sub(r"/\g<0>", needle) + "%"
+    return _containing(search)
 
 
 # What JSON text writes otherwise than as itself, and what LIKE reads as wildcards or its
@@ -418,10 +432,10 @@ def _operand(column: Column, value: Any) -> Any:
 
 
 def _like(expression: Any, pattern: str) -> ColumnElement[bool]:
-    lowered = func.lower(expression)
+    lowered = unicode_lower(expression)
     if "%" in pattern:
-        return lowered.like(pattern.lower())
-    return lowered.contains(pattern.lower(), autoescape=True)
+        return lowered.like(_lowered(pattern))
+    return lowered.like(_lowered(_containing(pattern)), escape="/")
 
 
 _COMPARE: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {

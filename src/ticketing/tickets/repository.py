@@ -254,7 +254,7 @@ async def search_candidates(
         return None
     found = (
         await session.execute(
-            select(func.ticketing_search_candidates(pattern, limit + 1).label("ids"))
+            select(func.ticketing_search_candidates(func.lower(pattern), limit + 1).label("ids"))
         )
     ).scalar_one()
     ids = [uuid.UUID(str(i)) for i in found]
