@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 
+from ticketing.catalog.config_file import FieldConfig
 from ticketing.catalog.fields import (
     FIELD_TYPES,
     FieldError,
@@ -195,6 +197,27 @@ def test_number_rejects_non_numbers(value: Any) -> None:
 @pytest.mark.parametrize("value", [-1, -0.001, 100.001, 101])
 def test_number_limits(value: float) -> None:
     rejects(spec("number", min=0, max=100), value)
+
+
+@pytest.mark.parametrize(
+    ("limits", "value", "message"),
+    [
+        ({"min": 0, "max": 10}, -1, "Qty must be at least 0"),
+        ({"min": 0.0, "max": 10.0}, 11, "Qty must be at most 10"),  # loaded as floats earlier
+        ({"min": 0.5, "max": 2.25}, 3, "Qty must be at most 2.25"),
+        ({"min": -1e21}, -1e22, "Qty must be at least -1000000000000000000000"),
+    ],
+)
+def test_number_limits_read_as_written(limits: dict[str, Any], value: float, message: str) -> None:
+    assert rejects(spec("number", label="Qty", **limits), value) == message
+
+
+def test_whole_number_limits_stay_whole_numbers_in_the_configuration() -> None:
+    field = FieldConfig.model_validate(
+        {"id": str(uuid.uuid4()), "name": "Qty", "type": "number", "min": 0, "max": 10.5}
+    )
+    assert field.limits == {"min": 0, "max": 10.5}
+    assert isinstance(field.limits["min"], int)
 
 
 # --------------------------------------------------------------------------- dates

@@ -68,8 +68,9 @@ class FieldConfig(_Strict):
     options: list[OptionConfig] = Field(default_factory=list)
     max_length: int | None = Field(default=None, alias="maxLength", ge=1)
     min_length: int | None = Field(default=None, alias="minLength", ge=0)
-    min: float | None = None
-    max: float | None = None
+    # A whole number stays one (the limits are shown in messages and in discovery).
+    min: int | float | None = None
+    max: int | float | None = None
     # attachment fields: how many files one ticket may carry in the field.
     max_files: int | None = Field(default=None, alias="maxFiles", ge=1, le=100)
 

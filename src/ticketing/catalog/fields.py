@@ -109,10 +109,16 @@ def _clean_number(spec: FieldSpec, value: Any) -> int | float:
         )
     low, high = spec.limits.get("min"), spec.limits.get("max")
     if low is not None and value < low:
-        raise FieldError(f"{spec.label} must be at least {low}")
+        raise FieldError(f"{spec.label} must be at least {_shown(low)}")
     if high is not None and value > high:
-        raise FieldError(f"{spec.label} must be at most {high}")
+        raise FieldError(f"{spec.label} must be at most {_shown(high)}")
     return value
+
+
+def _shown(limit: int | float) -> int | float:
+    """A limit as a message shows it: 10, not 10.0 (limits loaded before they were kept as
+    whole numbers are floats)."""
+    return int(limit) if isinstance(limit, float) and limit.is_integer() else limit
 
 
 def is_iso_date(value: str) -> bool:
