@@ -629,6 +629,17 @@ def test_defaults_visible_in_ticket_type_discovery(tenant: Tenant) -> None:
     assert fields[F_CHECKBOX]["defaultValue"] is False
 
 
+@pytest.mark.parametrize("number", ["1e309", "-1e309", "1" + "0" * 310])
+def test_a_number_past_a_doubles_range_is_named_as_such(tenant: Tenant, number: str) -> None:
+    content = json.dumps(seed_body()).replace('"source"', f'"n": {number}, "source"', 1)
+    response = tenant.create(content=content.encode())
+    assert reason_of(response) == {"body": ["Request body holds a number too large to store"]}
+    assert reason_of(tenant.create(content=b"{...")) == {
+        "body": ["Request body must be valid JSON"]
+    }
+    assert tenant.ticket_count() == 0
+
+
 # --------------------------------------------------------------------------- no side effects
 
 

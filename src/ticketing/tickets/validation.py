@@ -50,8 +50,15 @@ def parse_body(reasons: Reasons, raw: bytes, content_type: str | None) -> Any:
         return NOT_PARSED
     try:
         body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        reasons.add("body", "Request body must be valid JSON")
+    except orjson.JSONDecodeError as exc:
+        # Valid JSON can hold a number past a double's range (1e309): name that, not syntax.
+        too_large = "number is infinity" in str(exc)
+        reasons.add(
+            "body",
+            "Request body holds a number too large to store"
+            if too_large
+            else "Request body must be valid JSON",
+        )
         return NOT_PARSED
     # JSON carries a NUL only as the escape \u0000: without one in the body, only the
     # nesting needs looking at, and only when the body has more opening brackets than the
