@@ -157,7 +157,8 @@ async def _create(port: int, headers: dict[str, str], rate: float, seconds: floa
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (
         f"POST /api/v2/ticketing/ticket/create/james/16910?{QUERY} HTTP/1.1\r\n"
-        f"host: 127.0.0.1\r\ncontent-type: application/json\r\n{head}"
+        f"host: 127.0.0.1\r\naccept: application/json\r\ncontent-type: application/json\r\n"
+        f"{head}"
         f"content-length: {len(body)}\r\n\r\n"
     ).encode() + body
     due: asyncio.Queue[float | None] = asyncio.Queue()

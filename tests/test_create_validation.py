@@ -209,6 +209,44 @@ def test_content_type_with_charset_accepted(tenant: Tenant) -> None:
     ok(tenant.create(content=json.dumps(seed_body()).encode(), headers=headers))
 
 
+def _create_with_accept(tenant: Tenant, accept: str | None) -> httpx.Response:
+    request = tenant.client.build_request(
+        "POST",
+        f"{tenant.base_url}/api/v2/ticketing/ticket/create/james/16910",
+        params={"type": "template", "module": "ticketing"},
+        headers=tenant.headers(),
+        json=seed_body(),
+    )
+    del request.headers["accept"]  # the client's own default too
+    if accept is not None:
+        request.headers["accept"] = accept
+    return tenant.client.send(request)
+
+
+@pytest.mark.parametrize(
+    "accept", [None, "", "text/html", "application/xml, text/plain", "application/json;q=0"]
+)
+def test_accept_is_required_and_must_allow_json(tenant: Tenant, accept: str | None) -> None:
+    reason = reason_of(_create_with_accept(tenant, accept))
+    assert reason == {"accept": ["Header accept must allow application/json"]}
+    assert tenant.ticket_count() == 0
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/json",
+        "APPLICATION/JSON",
+        "*/*",
+        "application/*",
+        "text/html, application/json;q=0.5",
+        "text/html;q=0.9, */*;q=0.1",
+    ],
+)
+def test_accept_that_allows_json_is_served(tenant: Tenant, accept: str) -> None:
+    ok(_create_with_accept(tenant, accept))
+
+
 def test_every_failure_listed_at_once(tenant: Tenant) -> None:
     body = everything_body(**{F_DATE: "not a date", F_NUMBER: "7", F_DROPDOWN: "urgent"})
     del body["ticketBody"][F_TEXT]  # required

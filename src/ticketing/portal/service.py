@@ -47,7 +47,7 @@ CATALOG_TYPE = "user"
 SOURCE = "portal"
 PAGE_SIZE = 25
 SORTS = ("createdAt", "updatedAt", "objectId", "status", "summary")
-_JSON = {"content-type": "application/json"}
+_JSON = {"content-type": "application/json", "accept": "application/json"}
 # The API's sanitizer, less images: the page's CSP loads none from elsewhere, and an image a
 # requester pasted carries no text alternative.
 SHOWN_TAGS = nh3.ALLOWED_TAGS - {"img"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -116,6 +117,36 @@ def _support_flag(reasons: Reasons, value: str | None) -> bool:
     return False
 
 
+# Media ranges an `accept` header may name for the answer this API gives.
+JSON_RANGES = frozenset({"application/json", "application/*", "*/*"})
+
+
+def _check_accept(reasons: Reasons, value: str | None) -> None:
+    """The seed requires `accept`, for application/json: a header that is missing, or that
+    names only other types (or refuses JSON with q=0), is a validation failure."""
+    if value is None or not _accepts_json(value):
+        reasons.add("accept", "Header accept must allow application/json")
+
+
+@lru_cache(maxsize=64)
+def _accepts_json(value: str) -> bool:
+    for member in value.split(","):
+        media_range, *parameters = member.split(";")
+        if media_range.strip().lower() not in JSON_RANGES:
+            continue
+        weights = [p.split("=", 1)[1] for p in parameters if p.strip().lower().startswith("q=")]
+        if not weights or not _is_zero(weights[0]):
+            return True
+    return False
+
+
+def _is_zero(weight: str) -> bool:
+    try:
+        return float(weight) == 0
+    except ValueError:
+        return False
+
+
 def check_query(reasons: Reasons, query: Mapping[str, str]) -> str | None:
     """Checks `type` (catalog type) and `module`; returns the catalog type when valid."""
     catalog_type = query.get("type")
@@ -152,6 +183,7 @@ def validate_create(
     reasons = Reasons()
     catalog_type = check_query(reasons, query)
     is_support_request = _support_flag(reasons, headers.get("issupportrequest"))
+    _check_accept(reasons, headers.get("accept"))
     body = parse_body(reasons, raw_body, headers.get("content-type"))
     if not isinstance(body, dict):
         if body is not NOT_PARSED:
