@@ -277,6 +277,16 @@ def test_missing_or_malformed_headers_are_400(
     body = response.json()
     assert body["error"] is True
     assert body["status"] == 400
+    assert body["code"] == "INPUT_VALIDATION_FAILURE"
+    # Create answers every 400 with the seed's one message; the discovery calls name headers.
+    assert body["message"] == (
+        "There occured an error during ticket data validation"
+        if endpoint == "create"
+        else "Missing or malformed request headers"
+    )
+    assert set(body["validationResult"]["reason"]) == {
+        "x-tenantid" if "x-tenantid" in str(change) else "realmname"
+    }
     assert tenant.ticket_count() == 0
 
 

@@ -100,8 +100,15 @@ def caller_key(principal: Principal) -> str:
 _tenant_uuid = lru_cache(maxsize=4096)(uuid.UUID)
 
 
-def requested_tenant(request: Request, principal: Principal) -> uuid.UUID:
-    """Step 2: `x-tenantid` and `realmname` present, well formed, and in the token's realm."""
+HEADERS_MESSAGE = "Missing or malformed request headers"
+
+
+def requested_tenant(
+    request: Request, principal: Principal, *, message: str | None = HEADERS_MESSAGE
+) -> uuid.UUID:
+    """Step 2: `x-tenantid` and `realmname` present, well formed, and in the token's realm.
+    A failure is 400 with `message` (None: the seed's validation message, as create uses
+    for every 400 it answers)."""
     tenant_header = request.headers.get("x-tenantid")
     realm_header = request.headers.get("realmname")
     reasons = Reasons()
@@ -115,7 +122,7 @@ def requested_tenant(request: Request, principal: Principal) -> uuid.UUID:
             reasons.add("x-tenantid", "Header x-tenantid must be a UUID")
     if not realm_header:
         reasons.add("realmname", "Header realmname is required")
-    reasons.raise_if_any("Missing or malformed request headers")
+    reasons.raise_if_any(message)
     if realm_header != principal.realm:
         raise AuthenticationFailure("The realmname header does not name the token's realm")
     assert tenant_id is not None
