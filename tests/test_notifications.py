@@ -164,6 +164,13 @@ def test_bad_notification_requests_are_400_and_change_nothing(tenant: Tenant) ->
     assert "top" in reason_of(call(tenant, "POST", listing, token=alice, json={"top": 0}))
     assert "type" in reason_of(call(tenant, "POST", listing, token=alice, json={"type": "x"}))
     assert "from" in reason_of(call(tenant, "POST", listing, token=alice, json={"from": "soon"}))
+    dates = reason_of(
+        call(tenant, "POST", listing, token=alice, json={"from": "notadate", "to": "later"})
+    )
+    assert dates == {
+        key: [f"You have entered an invalid date value for {key}, expects a proper date string"]
+        for key in ("from", "to")
+    }
     assert_error(
         call(tenant, "PATCH", "/ticket/notifications/not-an-id", token=alice, json={"read": True}),
         404,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from ticketing.auth.access import Access
+from ticketing.catalog.fields import invalid_date_message
 from ticketing.events import repository as events
 from ticketing.events import sse
 from ticketing.events.hub import EventHub
@@ -85,7 +86,7 @@ def _instant(reasons: Reasons, key: str, value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        reasons.add(key, f"You have entered an invalid date value for {key}")
+        reasons.add(key, invalid_date_message(key))
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
