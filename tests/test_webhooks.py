@@ -245,3 +245,23 @@ def test_webhook_configuration_is_validated() -> None:
             parse_config({"tenants": [{**base, "webhooks": [bad]}]}, source="t")
     with pytest.raises(ConfigError):
         parse_config({"tenants": [{**base, "webhooks": [good, good]}]}, source="t")
+
+
+def _rows(tenant: Tenant, webhook: str = "hook") -> list[dict[str, Any]]:
+    response = deliveries(tenant, webhook)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["value"]  # type: ignore[no-any-return]
+
+
+def test_the_deliveries_count_is_every_delivery_of_the_webhook(
+    make_tenant: Callable[..., Tenant], receiver: Receiver
+) -> None:
+    tenant = with_webhook(make_tenant, receiver, ["ticket.created"])
+    for i in range(3):
+        created(tenant.create(seed_body(summary=f"counted {i}")))
+    wait_until(lambda: len(_rows(tenant)) == 3)
+    query = {"type": "agent", "module": "ticketing"}
+    first = deliveries(tenant, params={**query, "top": "1"}).json()["data"]
+    assert (len(first["value"]), first["count"]) == (1, 3)
+    last = deliveries(tenant, params={**query, "top": "2", "offset": "2"}).json()["data"]
+    assert (len(last["value"]), last["count"]) == (1, 3)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -175,13 +175,21 @@ async def record_attempt(
 
 async def list_deliveries(
     session: AsyncSession, *, tenant_id: uuid.UUID, webhook_id: str, top: int, offset: int
-) -> list[WebhookDelivery]:
-    """A webhook's deliveries, newest event first."""
+) -> tuple[list[WebhookDelivery], int]:
+    """A page of a webhook's deliveries, newest event first, and how many it has in all."""
+    of_webhook = (
+        WebhookDelivery.tenant_id == tenant_id,
+        WebhookDelivery.webhook_id == webhook_id,
+    )
     query = (
         select(WebhookDelivery)
-        .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.webhook_id == webhook_id)
+        .where(*of_webhook)
         .order_by(WebhookDelivery.event_id.desc())
         .limit(top)
         .offset(offset)
     )
-    return list((await session.scalars(query)).all())
+    page = list((await session.scalars(query)).all())
+    total = await session.scalar(
+        select(func.count()).select_from(WebhookDelivery).where(*of_webhook)
+    )
+    return page, int(total or 0)
