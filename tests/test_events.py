@@ -204,6 +204,22 @@ def test_replay_from_before_what_is_kept_sends_reset_then_live_events(
     assert [e.data["objectId"] for e in changes(events)] == [live["object_id"]]
 
 
+def test_replay_from_past_the_newest_event_sends_reset_then_live_events(
+    tenant: Tenant, streams: list[SseReader]
+) -> None:
+    created(tenant.create())
+    newest = tenant.db.fetch("SELECT max(position) FROM ticket_events")[0][0]
+    # An id from another database, or from before a restore: ahead of every event there is.
+    reader = open_stream(tenant, last_event_id=str(newest + 100_000))
+    streams.append(reader)
+    events = reader.wait_for(lambda events: len(events) >= 2)
+    assert [e.event for e in events[:2]] == ["connected", "reset"]
+    assert int(events[0].id or 0) <= newest
+    live = created(tenant.create(seed_body(summary="after reset")))
+    events = reader.wait_for(lambda events: len(changes(events)) >= 1)
+    assert [e.data["objectId"] for e in changes(events)] == [live["object_id"]]
+
+
 def test_bad_stream_requests_are_refused_in_the_envelope(tenant: Tenant) -> None:
     url = f"{tenant.base_url}{UPDATES}"
     client = tenant.client

@@ -164,6 +164,13 @@ def test_bad_notification_requests_are_400_and_change_nothing(tenant: Tenant) ->
     assert "top" in reason_of(call(tenant, "POST", listing, token=alice, json={"top": 0}))
     assert "type" in reason_of(call(tenant, "POST", listing, token=alice, json={"type": "x"}))
     assert "from" in reason_of(call(tenant, "POST", listing, token=alice, json={"from": "soon"}))
+    dates = reason_of(
+        call(tenant, "POST", listing, token=alice, json={"from": "notadate", "to": "later"})
+    )
+    assert dates == {
+        key: [f"You have entered an invalid date value for {key}, expects a proper date string"]
+        for key in ("from", "to")
+    }
     assert_error(
         call(tenant, "PATCH", "/ticket/notifications/not-an-id", token=alice, json={"read": True}),
         404,
@@ -195,6 +202,24 @@ def test_the_notification_stream_sends_the_callers_notifications_only(
     assert notice.id is not None and int(notice.id) > 0
     bob_events = readers["bob"].wait_for(lambda events: len(events) >= 1)
     assert [e.event for e in bob_events] == ["connected"]
+
+
+def test_the_notification_stream_resets_from_past_the_newest_event(
+    tenant: Tenant, streams: list[SseReader]
+) -> None:
+    alice = user_token(tenant, "alice")
+    ticket = created(tenant.create(token=alice))
+    newest = tenant.db.fetch("SELECT max(position) FROM ticket_events")[0][0]
+    headers = tenant.headers(alice, accept="text/event-stream")
+    headers["Last-Event-ID"] = str(newest + 100_000)
+    reader = SseReader(f"{tenant.base_url}{STREAM}", headers, QUERY)
+    streams.append(reader)
+    events = reader.wait_for(lambda events: len(events) >= 2)
+    assert [e.event for e in events[:2]] == ["connected", "reset"]
+    comment(tenant, ticket["object_id"], "after the reset")
+    events = reader.wait_for(lambda events: any(e.event == "notification" for e in events))
+    [notice] = [e for e in events if e.event == "notification"]
+    assert notice.data == notifications(tenant, alice)[0]
 
 
 def test_an_assignee_change_notifies_the_new_assignee() -> None:

@@ -2,14 +2,17 @@
 
 Relations: `ticketRelation` on create, GET/POST/DELETE /ticket/{objectId}/relations, one
 parent per ticket, no cycles in parent or blocks chains (also under concurrent writes), a
-history entry on both tickets, etags untouched, visibility as for reading a ticket. Merges:
-etag rules, `moved_to` and a Done-category status, merged tickets out of default lists and
-counts (which stay exact), a filter that asks for them. The `parent` list filter.
+history entry and a `ticket.updated` event on both tickets, etags untouched, visibility as
+for reading a ticket. Merges: etag rules, `moved_to` and a Done-category status, merged
+tickets out of default lists and counts (which stay exact), a filter that asks for them. The
+`parent` list filter.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +21,9 @@ import httpx
 import pytest
 from sqlalchemy import insert, select, text
 
+from tests.sse_client import SseReader
 from tests.support import Tenant, seed_body
+from tests.test_events import open_stream
 from tests.ticket_api import (
     assert_error,
     call,
@@ -55,6 +60,15 @@ def new(tenant: Tenant, relation: dict[str, str] | None = None, token: str | Non
     """Creates a seed ticket (with `relation` as its ticketRelation); its display ID."""
     ticket = created(tenant.create(seed_body(ticketRelation=relation), token=token))
     return str(ticket["object_id"])
+
+
+@pytest.fixture
+def streams() -> Iterator[list[SseReader]]:
+    """Streams opened by a test, closed after it."""
+    opened: list[SseReader] = []
+    yield opened
+    for reader in opened:
+        reader.close()
 
 
 def relations(tenant: Tenant, object_id: str, token: str | None = None) -> dict[str, Any]:
@@ -312,6 +326,66 @@ def test_relation_changes_are_history_on_both_tickets_and_keep_etags(tenant: Ten
         (2, "relate"),
         (3, "update"),
     ]
+
+
+def _events(tenant: Tenant) -> list[tuple[str, str, int, Any]]:
+    rows = tenant.db.fetch(
+        "SELECT kind, object_id, version, payload FROM ticket_events WHERE tenant_id = :t"
+        " ORDER BY id",
+        t=uuid.UUID(tenant.id),
+    )
+    return [
+        (kind, object_id, version, json.loads(p) if isinstance(p, str) else p)
+        for kind, object_id, version, p in rows
+    ]
+
+
+def test_relation_changes_write_an_update_event_on_both_tickets(
+    tenant: Tenant, streams: list[SseReader]
+) -> None:
+    reader = open_stream(tenant)
+    streams.append(reader)
+    a, b = new(tenant), new(tenant)
+    related(relate(tenant, a, "blocks", b))
+    related(unrelate(tenant, b, "blocked_by", a))
+    c = new(tenant, {"type": "relates_to", "objectId": a})
+
+    rows = _events(tenant)
+    assert [(kind, object_id, version) for kind, object_id, version, _ in rows] == [
+        ("ticket.created", a, 2),
+        ("ticket.created", b, 2),
+        ("ticket.updated", a, 2),
+        ("ticket.updated", b, 2),
+        ("ticket.updated", b, 2),
+        ("ticket.updated", a, 2),
+        ("ticket.created", c, 2),
+        ("ticket.updated", a, 2),
+    ]
+    assert [payload["changes"] for *_, payload in rows[2:6]] == [
+        [{"field": "relation", "old": None, "new": {"type": "blocks", "objectId": b}}],
+        [{"field": "relation", "old": None, "new": {"type": "blocked_by", "objectId": a}}],
+        [{"field": "relation", "old": {"type": "blocked_by", "objectId": a}, "new": None}],
+        [{"field": "relation", "old": {"type": "blocks", "objectId": b}, "new": None}],
+    ]
+    assert rows[7][3]["changes"] == [
+        {"field": "relation", "old": None, "new": {"type": "relates_to", "objectId": c}}
+    ]
+    # The list stream shows each as an update of the ticket as it now is.
+    events = reader.wait_for(lambda events: len([e for e in events if e.event != "heartbeat"]) >= 9)
+    shown = [(e.event, e.data["objectId"]) for e in events if e.event in ("created", "updated")]
+    assert shown == [
+        ("created", a),
+        ("created", b),
+        ("updated", a),
+        ("updated", b),
+        ("updated", b),
+        ("updated", a),
+        ("created", c),
+        ("updated", a),
+    ]
+    last = [e for e in events if e.event == "updated"][-1]
+    assert last.data["ticket"] == get_ticket(tenant, a)
+    assert last.data["version"] == 2
 
 
 def test_a_second_parent_is_400(tenant: Tenant) -> None:

@@ -1,6 +1,7 @@
 """Webhooks with real receivers: signed deliveries, retries until a failing receiver
 recovers, a hanging receiver that does not hold up creates, the deliveries endpoint, and
-the targets refused without TICKETING_WEBHOOKS_ALLOW_PRIVATE."""
+the targets refused without TICKETING_WEBHOOKS_ALLOW_PRIVATE, URLs refused at load and
+failed at delivery, webhooks sent only what happened while they were active."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.support import Tenant, seed_body
+from tests.support import Database, Server, Tenant, seed_body, start_server, stop_server
 from tests.ticket_api import assert_error, call, created, patch, updated
 from ticketing.catalog.config_file import ConfigError, parse_config
 from ticketing.webhooks.targets import TargetRefused, check_target
@@ -240,8 +245,147 @@ def test_webhook_configuration_is_validated() -> None:
         {**good, "events": ["ticket.exploded"]},
         {**good, "events": []},
         {**good, "secret": "short"},
+        # Each of these once passed and then failed every delivery attempt.
+        {**good, "url": "http://[::1/h"},
+        {**good, "url": "http://x.example.com:abc/h"},
+        {**good, "url": "http://example.com:99999/x"},
     ):
         with pytest.raises(ConfigError):
             parse_config({"tenants": [{**base, "webhooks": [bad]}]}, source="t")
     with pytest.raises(ConfigError):
         parse_config({"tenants": [{**base, "webhooks": [good, good]}]}, source="t")
+
+
+def _webhook(receiver: Receiver, **overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "hook",
+        "url": receiver.url,
+        "events": ["ticket.created"],
+        "secret": SECRET,
+        **overrides,
+    }
+
+
+def _load_webhooks(tenant: Tenant, *webhooks: dict[str, Any]) -> None:
+    tenant.db.load({"tenants": [{**tenant.config, "webhooks": list(webhooks)}]})
+
+
+def _rows(tenant: Tenant, webhook: str = "hook") -> list[dict[str, Any]]:
+    response = deliveries(tenant, webhook)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["value"]  # type: ignore[no-any-return]
+
+
+def test_the_deliveries_count_is_every_delivery_of_the_webhook(
+    make_tenant: Callable[..., Tenant], receiver: Receiver
+) -> None:
+    tenant = with_webhook(make_tenant, receiver, ["ticket.created"])
+    for i in range(3):
+        created(tenant.create(seed_body(summary=f"counted {i}")))
+    wait_until(lambda: len(_rows(tenant)) == 3)
+    query = {"type": "agent", "module": "ticketing"}
+    first = deliveries(tenant, params={**query, "top": "1"}).json()["data"]
+    assert (len(first["value"]), first["count"]) == (1, 3)
+    last = deliveries(tenant, params={**query, "top": "2", "offset": "2"}).json()["data"]
+    assert (len(last["value"]), last["count"]) == (1, 3)
+
+
+def _retries(server_url: str) -> float:
+    text = httpx.get(f"{server_url}/metrics").text
+    match = re.search(r'^ticketing_webhook_deliveries_total\{outcome="retry"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_an_unusable_url_is_a_failed_attempt_retried_then_given_up(
+    make_tenant: Callable[..., Tenant], server: Server
+) -> None:
+    """A webhook whose URL the HTTP client cannot use (stored before the configuration
+    refused such URLs): each attempt is recorded as failed, retried with backoff, counted,
+    and given up after 24 hours; the worker carries on."""
+    tenant = make_tenant(
+        webhooks=[
+            {"id": "v6", "url": "http://example.com/h", "events": ["ticket.created"],
+             "secret": SECRET},
+            {"id": "port", "url": "http://example.com/h", "events": ["ticket.created"],
+             "secret": SECRET},
+        ]
+    )  # fmt: skip
+    for webhook, url in (("v6", "http://[::1/h"), ("port", "http://x.example.com:abc/h")):
+        tenant.db.fetch(
+            "UPDATE webhooks SET url = :u WHERE tenant_id = :t AND id = :w",
+            u=url,
+            t=uuid.UUID(tenant.id),
+            w=webhook,
+        )
+    retries = _retries(server.base_url)
+    created(tenant.create())
+    for webhook, error in (("v6", "ValueError"), ("port", "InvalidURL")):
+        wait_until(lambda webhook=webhook: sum(r["attempts"] for r in _rows(tenant, webhook)) >= 2)
+        [row] = _rows(tenant, webhook)
+        assert row["status"] == "pending" and row["nextAttemptAt"] is not None
+        assert all(error in attempt["error"] for attempt in row["log"]), row["log"]
+    assert _retries(server.base_url) >= retries + 4
+    # A day later, the next attempt gives up.
+    day_ago = (
+        "created_at - interval '25 hours'"
+        if tenant.db.name == "postgresql"
+        else "datetime(created_at, '-25 hours')"
+    )
+    tenant.db.fetch(
+        f"UPDATE webhook_deliveries SET created_at = {day_ago} WHERE tenant_id = :t",
+        t=uuid.UUID(tenant.id),
+    )
+    wait_until(lambda: all(_rows(tenant, w)[0]["status"] == "failed" for w in ("v6", "port")))
+    assert "Task exception was never retrieved" not in server.log()
+
+
+def test_a_webhook_is_sent_only_events_from_while_it_was_active(
+    make_tenant: Callable[..., Tenant],
+    receiver: Receiver,
+    database: Database,
+    data_dir: Path,
+) -> None:
+    """Also by a worker that starts and makes the deliveries of the recent events it may
+    have missed."""
+    tenant = make_tenant()
+    before = created(tenant.create(seed_body(summary="before the webhook")))
+    _load_webhooks(tenant, _webhook(receiver))
+    first = created(tenant.create(seed_body(summary="while active")))
+    wait_until(lambda: len(receiver.delivered()) == 1)
+    _load_webhooks(tenant, _webhook(receiver, active=False))
+    retired = created(tenant.create(seed_body(summary="while retired")))
+    _load_webhooks(tenant, _webhook(receiver))
+    restarted = start_server(database_url=database.url, data_dir=data_dir)
+    try:
+        again = created(tenant.create(seed_body(summary="active again")))
+        wait_until(lambda: len(receiver.delivered()) >= 2)
+        time.sleep(2)  # what the new worker's start would add arrives by now
+    finally:
+        stop_server(restarted)
+    sent = [json.loads(r.body)["data"]["objectId"] for r in receiver.delivered()]
+    assert sent == [first["object_id"], again["object_id"]], sent
+    assert before["object_id"] not in sent and retired["object_id"] not in sent
+
+
+def test_a_retired_webhook_is_sent_nothing_more(
+    make_tenant: Callable[..., Tenant], receiver: Receiver
+) -> None:
+    receiver.failures = 10**6
+    tenant = with_webhook(make_tenant, receiver, ["ticket.created"])
+    created(tenant.create())
+    wait_until(lambda: len(receiver.requests) >= 2)
+    _load_webhooks(tenant, _webhook(receiver, active=False))
+    [row] = _rows(tenant)
+    assert row["status"] == "failed"
+    assert row["log"][-1]["error"] == "not sent: the webhook was retired"
+    # A pending delivery of a retired webhook (one made as it was retired) is not claimed.
+    tenant.db.fetch(
+        "UPDATE webhook_deliveries SET status = 'pending',"
+        " next_attempt_at = '2000-01-01 00:00:00.000000' WHERE tenant_id = :t",
+        t=uuid.UUID(tenant.id),
+    )
+    time.sleep(0.5)  # an attempt in flight as it was retired ends
+    sent = len(receiver.requests)
+    time.sleep(3)
+    assert len(receiver.requests) == sent
+    assert _rows(tenant)[0]["status"] == "pending"

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,6 +31,7 @@ from ticketing.sla.config import (
     check_business_hours,
     check_desk_references,
 )
+from ticketing.webhooks.targets import check_url
 
 CatalogType = Literal["template", "agent", "user"]
 CATALOG_TYPES: tuple[CatalogType, ...] = ("template", "agent", "user")
@@ -193,7 +195,11 @@ WebhookEvent = Literal["ticket.created", "ticket.updated", "ticket.deleted", "co
 
 class WebhookConfig(_Strict):
     id: IdString
-    url: Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s/]+(/\S*)?$")]
+    url: Annotated[
+        str,
+        Field(min_length=8, max_length=2000, pattern=r"^https?://[^\s/]+(/\S*)?$"),
+        AfterValidator(check_url),
+    ]
     events: Annotated[list[WebhookEvent], Field(min_length=1)]
     secret: Annotated[str, Field(min_length=16, max_length=500)]
     active: bool = True

@@ -135,12 +135,15 @@ def is_iso_date(value: str) -> bool:
     return True
 
 
+def invalid_date_message(label: str) -> str:
+    """The seed's wording for a value that is not a date."""
+    return f"You have entered an invalid date value for {label}, expects a proper date string"
+
+
 @field_type("date", "datetime", blank_is_empty=False)
 def _clean_date(spec: FieldSpec, value: Any) -> str:
     if not isinstance(value, str) or not is_iso_date(value):
-        raise FieldError(
-            f"You have entered an invalid date value for {spec.label}, expects a proper date string"
-        )
+        raise FieldError(invalid_date_message(spec.label))
     return value
 
 

@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.catalog import repository
 from ticketing.catalog.config_file import ConfigFile, TenantConfig
-from ticketing.models import Offer, Team, Tenant, TenantDesk, TicketField, TicketType, Webhook
+from ticketing.kit.time import utcnow
+from ticketing.models import Offer, Team, Tenant, TenantDesk, TicketField, TicketType
 from ticketing.queues import repository as queue_repository
 from ticketing.sla.config import desk_settings
+from ticketing.webhooks import repository as webhooks_repository
 
 Outcome = Literal["created", "updated", "unchanged"]
 
@@ -27,8 +29,9 @@ async def load_config(session: AsyncSession, config: ConfigFile) -> list[tuple[s
     """Creates or updates every tenant of the file in the caller's transaction.
 
     Teams, ticket types and offers are upserted by id; a ticket type's fields are replaced
-    by the file's list. Entries missing from the file are kept (retire an offer with
-    `active: false`). A tenant whose configuration is unchanged is not touched.
+    by the file's list. Entries missing from the file are kept (retire an offer or a webhook
+    with `active: false`; a retired webhook's pending deliveries are not sent). A tenant
+    whose configuration is unchanged is not touched.
     """
     outcomes: list[tuple[str, Outcome]] = []
     for tenant_config in config.tenants:
@@ -107,16 +110,17 @@ async def _load_tenant(session: AsyncSession, config: TenantConfig) -> Outcome:
                 active=offer.active,
             )
         )
+    now = utcnow()
     for webhook in config.webhooks:
-        await session.merge(
-            Webhook(
-                tenant_id=config.id,
-                id=webhook.id,
-                url=webhook.url,
-                events=list(webhook.events),
-                secret=webhook.secret,
-                active=webhook.active,
-            )
+        await webhooks_repository.save_webhook(
+            session,
+            tenant_id=config.id,
+            webhook_id=webhook.id,
+            url=webhook.url,
+            events=list(webhook.events),
+            secret=webhook.secret,
+            active=webhook.active,
+            now=now,
         )
     await session.flush()
     await _load_desk(session, config)

@@ -145,14 +145,25 @@ async def read_after(
         return [_event(row) for row in rows.all()]
 
 
+def _last_position_query(dialect: str) -> Any:
+    if dialect == "postgresql":
+        # Past the tenant policies: positions are numbered across tenants.
+        return text("SELECT ticketing_last_event_position()")
+    return select(func.coalesce(func.max(TicketEvent.position), 0))
+
+
 async def last_position(engine: AsyncEngine) -> int:
     """The newest position given to any event."""
     async with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            query: Any = text("SELECT ticketing_last_event_position()")
-        else:
-            query = select(func.coalesce(func.max(TicketEvent.position), 0))
+        query = _last_position_query(engine.dialect.name)
         return int((await conn.execute(query)).scalar_one())
+
+
+async def newest_position(session: AsyncSession) -> int:
+    """The newest position given to any event, as `session` sees the outbox (on SQLite a
+    second connection would wait for the session's transaction)."""
+    query = _last_position_query(_dialect(session))
+    return int((await session.execute(query)).scalar_one())
 
 
 async def tenant_events(

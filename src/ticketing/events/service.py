@@ -81,6 +81,35 @@ def parse_last_event_id(headers: Mapping[str, str]) -> int | None:
     return int(value)
 
 
+async def resume(
+    session: AsyncSession,
+    *,
+    subscription: Subscription,
+    last_event_id: int | None,
+) -> tuple[list[Event], int, str | None]:
+    """Where a stream with `subscription` starts: the events to replay, the position it has
+    sent up to, and why it must send `reset` (None: it need not).
+
+    Without `Last-Event-ID` the stream starts live. From before what is kept, or from past
+    the newest event there is (an id from another database, or a restored one), the client
+    cannot be told what it missed: `reset`, then live events. An id past this process's
+    reader but not past the newest event is one another process has already sent: nothing
+    to replay, and live events from after it.
+    """
+    start = subscription.start
+    if last_event_id is None:
+        return [], start, None
+    horizon = await repository.pruned_through(session, tenant_id=subscription.tenant_id)
+    if last_event_id < horizon:
+        return [], start, "Events since Last-Event-ID are gone"
+    if last_event_id > start and last_event_id > await repository.newest_position(session):
+        return [], start, "Last-Event-ID is past the newest event"
+    replay = await repository.tenant_events(
+        session, tenant_id=subscription.tenant_id, after=last_event_id, through=start
+    )
+    return replay, last_event_id, None
+
+
 def parse_flag(query: Mapping[str, str], name: str) -> bool:
     """A `true`/`false` query parameter (absent: false)."""
     value = query.get(name)
@@ -113,7 +142,6 @@ async def list_updates(
         raise ValueError("the subscription is for another tenant")
     snapshot = parse_flag(request.query_params, "snapshot")
     last_event_id = parse_last_event_id(request.headers)
-    start = subscription.start
     opening: list[tuple[str, Any]] = [
         (
             "connected",
@@ -127,17 +155,11 @@ async def list_updates(
     if snapshot:
         page = await listing.list_tickets(session, access=access, raw_body=b"", content_type=None)
         opening.append(("snapshot", {"tickets": page["value"], "total": page["count"]}))
-    replay: list[Event] = []
-    last_sent = start
-    if last_event_id is not None:
-        horizon = await repository.pruned_through(session, tenant_id=access.tenant_id)
-        if last_event_id < horizon:
-            opening.append(("reset", {"reason": "Events since Last-Event-ID are gone"}))
-        else:
-            replay = await repository.tenant_events(
-                session, tenant_id=access.tenant_id, after=last_event_id, through=start
-            )
-            last_sent = last_event_id
+    replay, last_sent, reset = await resume(
+        session, subscription=subscription, last_event_id=last_event_id
+    )
+    if reset is not None:
+        opening.append(("reset", {"reason": reset}))
 
     def render(event: Event) -> bytes:
         name = LIST_EVENTS.get(event.kind)

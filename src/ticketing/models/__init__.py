@@ -516,6 +516,9 @@ class Webhook(Base):
     events: Mapped[list[Any]]
     secret: Mapped[str] = mapped_column(String(500))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # When it was last created or activated: it receives the events from then on (NULL:
+    # loaded before this was recorded, every event).
+    active_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
 

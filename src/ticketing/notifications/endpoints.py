@@ -139,7 +139,7 @@ async def mark_notification(request: Request, notificationId: str) -> Response:
 @router.get(
     "/ticket/sse/notifications",
     summary="My notifications as they are made (Server-Sent Events)",
-    responses=stream_response("connected", "notification", "heartbeat", "error"),
+    responses=stream_response("connected", "notification", "reset", "heartbeat", "error"),
     response_class=StreamingResponse,
     openapi_extra={"parameters": [*_PARAMETERS, LAST_EVENT_ID]},
 )

@@ -12,11 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from ticketing.auth.access import Access
-from ticketing.events import repository as events
+from ticketing.catalog.fields import invalid_date_message
 from ticketing.events import sse
 from ticketing.events.hub import EventHub
 from ticketing.events.repository import Event
-from ticketing.events.service import parse_last_event_id
+from ticketing.events.service import parse_last_event_id, resume
 from ticketing.kit.errors import InputValidationFailure, NotFound, Reasons
 from ticketing.kit.time import isoformat
 from ticketing.models import Notification
@@ -85,7 +85,7 @@ def _instant(reasons: Reasons, key: str, value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        reasons.add(key, f"You have entered an invalid date value for {key}")
+        reasons.add(key, invalid_date_message(key))
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -163,20 +163,14 @@ async def stream(
     heartbeat: float,
 ) -> AsyncIterator[bytes]:
     """The caller's notifications as they are made (`connected`, `notification`,
-    `heartbeat`, `error`); resumes after `Last-Event-ID`."""
+    `heartbeat`, `error`); resumes after `Last-Event-ID`, or sends `reset` when it cannot
+    (see ticketing.events.service.resume)."""
     last_event_id = parse_last_event_id(request.headers)
     subscription = hub.subscribe(access.tenant_id)
     try:
-        replay: list[Event] = []
-        last_sent = subscription.start
-        if last_event_id is not None:
-            replay = await events.tenant_events(
-                session,
-                tenant_id=access.tenant_id,
-                after=last_event_id,
-                through=subscription.start,
-            )
-            last_sent = last_event_id
+        replay, last_sent, reset = await resume(
+            session, subscription=subscription, last_event_id=last_event_id
+        )
     except BaseException:
         hub.unsubscribe(subscription)
         raise
@@ -189,19 +183,22 @@ async def stream(
             if row.get("recipient") in mine
         )
 
+    opening: list[tuple[str, Any]] = [
+        (
+            "connected",
+            {
+                "clientId": str(uuid.uuid4()),
+                "tenantId": str(access.tenant_id),
+                "heartbeatSeconds": int(heartbeat) if heartbeat.is_integer() else heartbeat,
+            },
+        )
+    ]
+    if reset is not None:
+        opening.append(("reset", {"reason": reset}))
     return sse.run_stream(
         hub,
         subscription,
-        opening=[
-            (
-                "connected",
-                {
-                    "clientId": str(uuid.uuid4()),
-                    "tenantId": str(access.tenant_id),
-                    "heartbeatSeconds": int(heartbeat) if heartbeat.is_integer() else heartbeat,
-                },
-            )
-        ],
+        opening=opening,
         replay=replay,
         last_sent=last_sent,
         render=render,

@@ -3,19 +3,21 @@
 Every relation write and every merge of a tenant takes the tenant's relation lock first
 (repository.lock_relation_writes), then locks the tickets it reads, then (merges) the
 counters: the order updates and deletes take row and counter locks in, so none of them can
-wait on another in a circle. Relation changes record a history entry on both tickets and
-leave their etags and versions alone.
+wait on another in a circle. Relation changes record a history entry and an event
+(`ticket.updated`) on both tickets and leave their etags and versions alone.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ticketing.auth.access import Access
+from ticketing.events import outbox
 from ticketing.kit.errors import InputValidationFailure, NotFound, Reasons, TicketingError
 from ticketing.kit.time import utcnow
 from ticketing.relations import repository
@@ -82,6 +84,39 @@ def _stored(name: str, this: uuid.UUID, other: uuid.UUID) -> tuple[uuid.UUID, st
     return other, view.stored, this
 
 
+async def _record_change(
+    db: Executor,
+    *,
+    ticket: Mapping[str, Any],
+    action: str,
+    by: dict[str, Any],
+    at: datetime,
+    relation: dict[str, str],
+    added: bool,
+) -> None:
+    """A ticket's history entry and event for a relation added to or removed from it (as the
+    ticket sees it). The event is a `ticket.updated` of the ticket as it is, at its version:
+    streams, webhooks and notifications learn of the change like of any other."""
+    changes = [
+        {
+            "field": "relation",
+            "old": None if added else relation,
+            "new": relation if added else None,
+        }
+    ]
+    await tickets.append_history(
+        db,
+        tenant_id=ticket["tenant_id"],
+        ticket_id=ticket["id"],
+        version=ticket["version"],
+        action=action,
+        at=at,
+        by=by,
+        changes=changes,
+    )
+    await outbox.record(db, kind=outbox.TICKET_UPDATED, ticket=ticket, actor=by, changes=changes)
+
+
 async def _record_both(
     db: Executor,
     *,
@@ -92,26 +127,19 @@ async def _record_both(
     other: Mapping[str, Any],
     added: bool,
 ) -> None:
-    """A history entry on each ticket, naming the relation as that ticket sees it."""
+    """A history entry and an event on each ticket, naming the relation as that ticket
+    sees it."""
     now = utcnow()
     by = actor(access.principal)
     for ticket, seen_as, related in ((this, name, other), (other, INVERSE[name], this)):
-        relation = {"type": seen_as, "objectId": related["object_id"]}
-        await tickets.append_history(
+        await _record_change(
             db,
-            tenant_id=access.tenant_id,
-            ticket_id=ticket["id"],
-            version=ticket["version"],
+            ticket=ticket,
             action=action,
-            at=now,
             by=by,
-            changes=[
-                {
-                    "field": "relation",
-                    "old": None if added else relation,
-                    "new": relation if added else None,
-                }
-            ],
+            at=now,
+            relation={"type": seen_as, "objectId": related["object_id"]},
+            added=added,
         )
 
 
@@ -162,8 +190,8 @@ async def _relate(
 class NewTicketRelation:
     """The `ticketRelation` of a create, written in the create's transaction: the related
     ticket is looked up and share-locked first (so it cannot be deleted before the create
-    commits), the relation and the related ticket's history entry once the ticket exists.
-    The new ticket's own create entry names the relation."""
+    commits), the relation and the related ticket's history entry and event once the ticket
+    exists. The new ticket's own create entry and event name the relation."""
 
     def __init__(self, access: Access, relation: dict[str, str]) -> None:
         self.access = access
@@ -197,21 +225,14 @@ class NewTicketRelation:
             at=now,
             by=by,
         )
-        await tickets.append_history(
+        await _record_change(
             conn,
-            tenant_id=self.access.tenant_id,
-            ticket_id=self.target["id"],
-            version=self.target["version"],
+            ticket=self.target,
             action="relate",
-            at=now,
             by=by,
-            changes=[
-                {
-                    "field": "relation",
-                    "old": None,
-                    "new": {"type": INVERSE[name], "objectId": object_id},
-                }
-            ],
+            at=now,
+            relation={"type": INVERSE[name], "objectId": object_id},
+            added=True,
         )
 
 

@@ -586,8 +586,6 @@ async def insert_new_ticket(
             )
         if files is not None:
             await files.bind(conn, values["id"])
-        if companion is not None:
-            await companion.after(conn, ticket_id=values["id"], object_id=object_id)
         await outbox.record(
             conn,
             kind=outbox.TICKET_CREATED,
@@ -595,6 +593,10 @@ async def insert_new_ticket(
             actor=changed_by,
             changes=changes,
         )
+        if companion is not None:
+            # After the created event, as on PostgreSQL (the create function writes it): the
+            # related ticket's event follows the new ticket's.
+            await companion.after(conn, ticket_id=values["id"], object_id=object_id)
     outbox.committed()
     return number, id_serial, assignee
 

@@ -46,7 +46,7 @@ async def webhook_deliveries(request: Request, webhookId: str) -> Response:
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.READ)
         require_catalog_query(request.query_params)
-        found = await service.deliveries(
+        page = await service.deliveries(
             session, access=access, webhook_id=webhookId, query=request.query_params
         )
     return JsonResponse(
@@ -54,6 +54,6 @@ async def webhook_deliveries(request: Request, webhookId: str) -> Response:
             "success": True,
             "status": 200,
             "webhookId": webhookId,
-            "data": {"value": found, "count": len(found)},
+            "data": page,
         }
     )

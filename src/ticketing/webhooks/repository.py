@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ticketing.kit.db import StatementPool
-from ticketing.kit.time import utcnow
+from ticketing.kit.time import isoformat, utcnow
 from ticketing.models import Webhook, WebhookDelivery
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -68,6 +68,43 @@ async def get_webhook(
     return webhook
 
 
+async def save_webhook(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    webhook_id: str,
+    url: str,
+    events: list[str],
+    secret: str,
+    active: bool,
+    now: datetime,
+) -> None:
+    """Creates or updates one of the tenant's webhooks. A new webhook, or one activated
+    again, is active since `now` (it receives the events from then on). Retiring one ends
+    its pending deliveries: failed, with an attempt that says so."""
+    webhook = await get_webhook(session, tenant_id=tenant_id, webhook_id=webhook_id)
+    if webhook is None:
+        webhook = Webhook(tenant_id=tenant_id, id=webhook_id, active=False)
+        session.add(webhook)
+    was_active = webhook.active
+    webhook.url, webhook.events, webhook.secret, webhook.active = url, events, secret, active
+    if active and not was_active:
+        webhook.active_since = now
+    if was_active and not active:
+        pending = await session.scalars(
+            select(WebhookDelivery).where(
+                WebhookDelivery.tenant_id == tenant_id,
+                WebhookDelivery.webhook_id == webhook_id,
+                WebhookDelivery.status == PENDING,
+            )
+        )
+        retired = {"at": isoformat(now), "error": "not sent: the webhook was retired"}
+        for delivery in pending:
+            delivery.status = FAILED
+            delivery.log = [*delivery.log, retired]
+    await session.flush()
+
+
 async def add_deliveries(session: AsyncSession, *, rows: list[dict[str, Any]]) -> None:
     """Adds deliveries; one already there for the same webhook and event is kept as it is."""
     if not rows:
@@ -78,9 +115,9 @@ async def add_deliveries(session: AsyncSession, *, rows: list[dict[str, Any]]) -
 
 
 async def claim_due(engine: AsyncEngine, *, limit: int, lease_seconds: float) -> list[Claimed]:
-    """Takes up to `limit` due deliveries of every tenant for one attempt each: they are not
-    due again for `lease_seconds` (another worker takes them then, if this one died).
-    On PostgreSQL, concurrent workers skip each other's rows."""
+    """Takes up to `limit` due deliveries of every tenant's active webhooks for one attempt
+    each: they are not due again for `lease_seconds` (another worker takes them then, if this
+    one died). On PostgreSQL, concurrent workers skip each other's rows."""
     async with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             rows = (
@@ -112,7 +149,9 @@ async def claim_due(engine: AsyncEngine, *, limit: int, lease_seconds: float) ->
                         ),
                     )
                     .where(
-                        WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now
+                        WebhookDelivery.status == PENDING,
+                        WebhookDelivery.next_attempt_at <= now,
+                        Webhook.active.is_(True),
                     )
                     .order_by(WebhookDelivery.next_attempt_at)
                     .limit(limit)
@@ -158,16 +197,20 @@ async def record_attempt(
     status: str,
     next_attempt_at: datetime,
 ) -> None:
-    """Writes an attempt's result and what happens next."""
+    """Writes an attempt's result and what happens next (nothing more happens to a delivery
+    ended meanwhile: its webhook was retired during the attempt)."""
     delivery = await session.scalar(
         select(WebhookDelivery).where(_key(claimed.tenant_id, claimed.webhook_id, claimed.event_id))
     )
     if delivery is None:
         return
     delivery.attempts = claimed.attempts + 1
+    delivery.log = [*delivery.log, attempt]
+    if delivery.status != PENDING:
+        await session.flush()
+        return
     delivery.status = status
     delivery.next_attempt_at = next_attempt_at
-    delivery.log = [*delivery.log, attempt]
     if status == DELIVERED:
         delivery.delivered_at = utcnow()
     await session.flush()
@@ -175,13 +218,21 @@ async def record_attempt(
 
 async def list_deliveries(
     session: AsyncSession, *, tenant_id: uuid.UUID, webhook_id: str, top: int, offset: int
-) -> list[WebhookDelivery]:
-    """A webhook's deliveries, newest event first."""
+) -> tuple[list[WebhookDelivery], int]:
+    """A page of a webhook's deliveries, newest event first, and how many it has in all."""
+    of_webhook = (
+        WebhookDelivery.tenant_id == tenant_id,
+        WebhookDelivery.webhook_id == webhook_id,
+    )
     query = (
         select(WebhookDelivery)
-        .where(WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.webhook_id == webhook_id)
+        .where(*of_webhook)
         .order_by(WebhookDelivery.event_id.desc())
         .limit(top)
         .offset(offset)
     )
-    return list((await session.scalars(query)).all())
+    page = list((await session.scalars(query)).all())
+    total = await session.scalar(
+        select(func.count()).select_from(WebhookDelivery).where(*of_webhook)
+    )
+    return page, int(total or 0)

@@ -49,8 +49,9 @@ def _paging(query: Mapping[str, str]) -> tuple[int, int]:
 
 async def deliveries(
     session: AsyncSession, *, access: Access, webhook_id: str, query: Mapping[str, str]
-) -> list[dict[str, Any]]:
-    """A webhook's deliveries, newest event first, each with its attempts (admins only)."""
+) -> dict[str, Any]:
+    """A page of a webhook's deliveries, newest event first, each with its attempts, and how
+    many there are in all (admins only)."""
     if ADMIN_ROLE not in access.principal.roles:
         raise PermissionFailure("You do not have the required permissions to read webhooks")
     top, offset = _paging(query)
@@ -59,7 +60,7 @@ async def deliveries(
     )
     if webhook is None:
         raise NotFound(f"Webhook {webhook_id} not found")
-    found = await repository.list_deliveries(
+    found, total = await repository.list_deliveries(
         session, tenant_id=access.tenant_id, webhook_id=webhook_id, top=top, offset=offset
     )
-    return [public(d) for d in found]
+    return {"value": [public(d) for d in found], "count": total}

@@ -7,6 +7,27 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+import httpx
+
+
+def check_url(url: str) -> str:
+    """`url` if webhooks can be posted to it: http(s), a host, a port from 1 to 65535, and
+    a URL the HTTP client takes; else ValueError saying what is wrong."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"not a usable URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http or https URL with a host")
+    if port == 0:
+        raise ValueError("the port must be from 1 to 65535")
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a usable URL: {exc}") from None
+    return url
+
 
 class TargetRefused(Exception):
     """The URL's host resolves to an address webhooks may not reach."""

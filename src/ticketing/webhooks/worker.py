@@ -4,11 +4,13 @@ Deliveries are rows (`webhook_deliveries`), one per webhook and event, made from
 the process's hub reads; every process makes them and the key keeps one. A delivery is taken
 for an attempt with a lease (on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so any number of
 workers share the work), posted with a timeout and bounded concurrency, and recorded: 2xx is
-delivered; anything else is tried again after an exponentially growing, jittered delay until
-24 hours have passed. A worker that dies mid-attempt leaves the lease to expire, and the
-delivery is tried again: at least once. On start a worker also makes the deliveries of the
-last `backfill_seconds` of events, in case a process died between reading an event and
-recording its deliveries.
+delivered; anything else (another status, a timeout, any error) is tried again after an
+exponentially growing, jittered delay until 24 hours have passed. A worker that dies
+mid-attempt leaves the lease to expire, and the delivery is tried again: at least once.
+On start a worker also makes the deliveries of the last `backfill_seconds` of events, in
+case a process died between reading an event and recording its deliveries. A webhook is
+only sent the events that happened while it was active (`Webhook.active_since`), and only
+active webhooks' deliveries are claimed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -35,6 +37,7 @@ from ticketing.events.repository import Event
 from ticketing.kit.db import StatementPool, transaction
 from ticketing.kit.tenancy import bind_tenant
 from ticketing.kit.time import isoformat, utcnow
+from ticketing.models import Webhook
 from ticketing.webhooks import repository
 from ticketing.webhooks.signing import signature
 from ticketing.webhooks.targets import TargetRefused, check_target
@@ -66,6 +69,19 @@ def webhook_body(event: Event) -> bytes:
             "data": data,
         }
     )
+
+
+def _aware(at: datetime) -> datetime:
+    # SQLite gives back times without their zone; they are UTC.
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _while_active(webhook: Webhook, event: Event) -> bool:
+    """Whether the event happened while the webhook was active (since it was created or
+    last activated): a webhook is sent nothing from before, also when a worker that starts
+    makes the deliveries of the recent events it may have missed."""
+    since = webhook.active_since
+    return since is None or _aware(event.created_at) >= _aware(since)
 
 
 class WebhookWorker:
@@ -218,7 +234,7 @@ class WebhookWorker:
                 }
                 for event in tenant_events
                 for webhook in webhooks
-                if event.kind in webhook.events
+                if event.kind in webhook.events and _while_active(webhook, event)
             ]
             await repository.add_deliveries(session, rows=rows)
 
@@ -273,6 +289,17 @@ class WebhookWorker:
             except httpx.TimeoutException:
                 attempt["error"] = f"timed out after {self.timeout:g} s"
             except httpx.HTTPError as exc:
+                attempt["error"] = f"{type(exc).__name__}: {exc}"[:500]
+            except Exception as exc:
+                # Anything else (a URL the client cannot use, say) is a failed attempt too:
+                # recorded, retried with the backoff and given up after 24 hours, rather than
+                # ending this task and leaving the delivery to be claimed again at every lease.
+                log.warning(
+                    "webhooks: attempt of %s event %s failed: %r",
+                    delivery.webhook_id,
+                    delivery.event_id,
+                    exc,
+                )
                 attempt["error"] = f"{type(exc).__name__}: {exc}"[:500]
             attempt["ms"] = round((time.perf_counter() - started) * 1000, 1)
         delivered = status_code is not None and 200 <= status_code < 300
