@@ -357,7 +357,8 @@ def test_an_agent_sets_their_own_availability_only(desk: Tenant) -> None:
     other = call(
         desk, "PUT", f"/queue/{QUEUE}/users/{AGENTS[1]}", token=agent, json={"availability": "away"}
     )
-    assert_error(other, 401, "USER_PERMISSION_FAILURE")
+    body = assert_error(other, 401, "USER_PERMISSION_FAILURE")
+    assert "another member's availability" in body["message"]
     users = {
         u["userId"]: u["availability"]
         for u in call(desk, "GET", f"/queue/{QUEUE}/users").json()["data"]["value"]
@@ -368,6 +369,27 @@ def test_an_agent_sets_their_own_availability_only(desk: Tenant) -> None:
         AGENTS[2]: "available",
         AGENTS[3]: "available",
     }
+
+
+def test_a_user_in_a_queue_may_not_set_their_own_availability(
+    make_tenant: Callable[..., Tenant],
+) -> None:
+    overrides = desk_overrides()
+    overrides["queues"][1]["members"] = ["l2@example.com", "alice@example.com"]
+    desk = make_tenant(**overrides)
+    response = call(
+        desk,
+        "PUT",
+        f"/queue/{OTHER_QUEUE}/users/alice@example.com",
+        token=user_token(desk, "alice"),
+        json={"availability": "away"},
+    )
+    body = assert_error(response, 401, "USER_PERMISSION_FAILURE")
+    assert body["message"] == (
+        "You do not have the required permissions to change your own availability"
+    )
+    members = call(desk, "GET", f"/queue/{OTHER_QUEUE}/users").json()["data"]["value"]
+    assert {m["userId"]: m["availability"] for m in members}["alice@example.com"] == "available"
 
 
 def test_queue_endpoint_errors(desk: Tenant) -> None:

@@ -306,8 +306,9 @@ async def set_availability(
     principal = access.principal
     own = user_id in (principal.username, principal.submitter)
     if ADMIN_ROLE not in principal.roles and not (own and principal.roles & AGENT_ROLES):
+        whose = "your own" if own else "another member's"
         raise PermissionFailure(
-            "You do not have the required permissions to change another member's availability"
+            f"You do not have the required permissions to change {whose} availability"
         )
     queue = _queue(access, queue_id)
     body = _body_object(body)
