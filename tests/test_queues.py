@@ -203,6 +203,54 @@ def test_moving_to_another_queue_checks_the_assignee_against_the_new_queue(desk:
     assert (moved["queueId"], moved["assignee"]) == (OTHER_QUEUE, "l2@example.com")
 
 
+def _history(desk: Tenant, object_id: str) -> list[dict[str, Any]]:
+    return desk.get(f"/ticket/{object_id}/history").json()["data"]["value"]  # type: ignore[no-any-return]
+
+
+def test_moving_to_a_queue_the_assignee_is_not_in_unassigns_the_ticket(desk: Tenant) -> None:
+    ticket = created(desk.create())
+    assignee = ticket["assignee"]
+    assert (ticket["queueId"], assignee in AGENTS) == (QUEUE, True)
+    moved = updated(
+        patch(desk, ticket["object_id"], {"etag": ticket["etag"], "queueId": OTHER_QUEUE})
+    )
+    # Issue 10: the assignee is "a member of the queue"; round robin assigns at creation
+    # only, so the move leaves the ticket unassigned.
+    assert (moved["queueId"], moved["assignee"]) == (OTHER_QUEUE, None)
+    assert _history(desk, ticket["object_id"])[-1]["changes"] == [
+        {"field": "queueId", "old": QUEUE, "new": OTHER_QUEUE},
+        {"field": "assignee", "old": assignee, "new": None},
+    ]
+    # A ticket with no queue has no assignee either.
+    back = updated(patch(desk, ticket["object_id"], {"etag": moved["etag"], "queueId": QUEUE}))
+    assert back["assignee"] is None
+    again = updated(patch(desk, ticket["object_id"], {"etag": back["etag"], "assignee": assignee}))
+    assert again["assignee"] == assignee
+    nowhere = updated(patch(desk, ticket["object_id"], {"etag": again["etag"], "queueId": None}))
+    assert (nowhere["queueId"], nowhere["assignee"]) == (None, None)
+    assert _history(desk, ticket["object_id"])[-1]["changes"] == [
+        {"field": "queueId", "old": QUEUE, "new": None},
+        {"field": "assignee", "old": assignee, "new": None},
+    ]
+
+
+def test_moving_to_a_queue_the_assignee_is_in_keeps_them(
+    make_tenant: Callable[..., Tenant],
+) -> None:
+    overrides = desk_overrides()
+    overrides["queues"][1]["members"] = ["l2@example.com", *AGENTS]
+    desk = make_tenant(**overrides)
+    ticket = created(desk.create())
+    assert ticket["assignee"] in AGENTS
+    moved = updated(
+        patch(desk, ticket["object_id"], {"etag": ticket["etag"], "queueId": OTHER_QUEUE})
+    )
+    assert (moved["queueId"], moved["assignee"]) == (OTHER_QUEUE, ticket["assignee"])
+    assert _history(desk, ticket["object_id"])[-1]["changes"] == [
+        {"field": "queueId", "old": QUEUE, "new": OTHER_QUEUE}
+    ]
+
+
 def test_changing_the_priority_field_changes_the_priority(desk: Tenant) -> None:
     ticket = created(desk.create())
     assert ticket["priority"] == "high"
@@ -309,7 +357,8 @@ def test_an_agent_sets_their_own_availability_only(desk: Tenant) -> None:
     other = call(
         desk, "PUT", f"/queue/{QUEUE}/users/{AGENTS[1]}", token=agent, json={"availability": "away"}
     )
-    assert_error(other, 401, "USER_PERMISSION_FAILURE")
+    body = assert_error(other, 401, "USER_PERMISSION_FAILURE")
+    assert "another member's availability" in body["message"]
     users = {
         u["userId"]: u["availability"]
         for u in call(desk, "GET", f"/queue/{QUEUE}/users").json()["data"]["value"]
@@ -320,6 +369,27 @@ def test_an_agent_sets_their_own_availability_only(desk: Tenant) -> None:
         AGENTS[2]: "available",
         AGENTS[3]: "available",
     }
+
+
+def test_a_user_in_a_queue_may_not_set_their_own_availability(
+    make_tenant: Callable[..., Tenant],
+) -> None:
+    overrides = desk_overrides()
+    overrides["queues"][1]["members"] = ["l2@example.com", "alice@example.com"]
+    desk = make_tenant(**overrides)
+    response = call(
+        desk,
+        "PUT",
+        f"/queue/{OTHER_QUEUE}/users/alice@example.com",
+        token=user_token(desk, "alice"),
+        json={"availability": "away"},
+    )
+    body = assert_error(response, 401, "USER_PERMISSION_FAILURE")
+    assert body["message"] == (
+        "You do not have the required permissions to change your own availability"
+    )
+    members = call(desk, "GET", f"/queue/{OTHER_QUEUE}/users").json()["data"]["value"]
+    assert {m["userId"]: m["availability"] for m in members}["alice@example.com"] == "available"
 
 
 def test_queue_endpoint_errors(desk: Tenant) -> None:

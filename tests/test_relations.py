@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ import httpx
 import pytest
 from sqlalchemy import insert, select, text
 
+from tests.desk_support import desk_overrides, metrics_of, slas_by_kind
 from tests.sse_client import SseReader
 from tests.support import Tenant, seed_body
 from tests.test_events import open_stream
@@ -634,6 +635,44 @@ def test_merge_moves_the_ticket_and_leaves_it_readable(tenant: Tenant) -> None:
     assert (target_history["version"], target_history["action"]) == (2, "merge")
     assert target_history["changes"] == [{"field": "mergedFrom", "old": None, "new": "CTC-0001"}]
     assert get_ticket(tenant, "CTC-0002") == target
+
+
+def test_a_merge_stops_the_sla_clocks_as_an_update_to_done_does(
+    make_tenant: Callable[..., Tenant],
+) -> None:
+    desk = make_tenant(**desk_overrides())
+    source, target, twin = (created(desk.create()) for _ in range(3))
+    response = merge(
+        desk, source["object_id"], {"into": target["object_id"], "etag": source["etag"]}
+    )
+    assert response.status_code == 200, response.text
+    merged = response.json()["ticket"]
+    resolved = updated(patch(desk, twin["object_id"], {"etag": twin["etag"], "status": "Resolved"}))
+    # Issue 10: resolution is met "by entering the Done category", also by a merge.
+    for ticket in (merged, resolved):
+        assert ticket["status_category"] == "Done Category"
+        assert {
+            k: (s["state"], s["stoppedAt"] is not None) for k, s in slas_by_kind(ticket).items()
+        } == {
+            "response": ("met", True),
+            "resolution": ("met", True),
+        }
+        assert set(metrics_of(ticket)) == {"first_response_seconds", "resolution_seconds"}
+    assert get_ticket(desk, source["object_id"]) == merged
+    # The merge's history entry carries the clock changes an update to Done records.
+    merge_entry = history(desk, source["object_id"])[-1]
+    update_entry = history(desk, twin["object_id"])[-1]
+    assert merge_entry["action"] == "merge"
+    assert {c["field"] for c in merge_entry["changes"]} - {"moved_to"} == {
+        c["field"] for c in update_entry["changes"]
+    }
+    # Nothing is left for the breach sweeper to find on the merged ticket.
+    rows = desk.db.fetch(
+        "SELECT sla_due_at, sla_sweep_at FROM tickets WHERE tenant_id = :t AND object_id = :o",
+        t=uuid.UUID(desk.id),
+        o=source["object_id"],
+    )
+    assert rows == [(None, None)]
 
 
 def test_merged_tickets_leave_default_lists_and_counts_stay_exact(tenant: Tenant) -> None:

@@ -151,7 +151,75 @@ def test_an_agents_public_comment_meets_the_response_clock(desk: Tenant) -> None
     entry = history(desk, object_id)[-1]
     assert entry["action"] == "comment"
     assert "sla.response" in sla_fields(entry)
+    # Issue 3: a comment does not change the ticket's etag (nor its version); the history
+    # entry keeps the version the ticket is at.
+    assert (after["etag"], after["version"]) == (ticket["etag"], ticket["version"])
+    assert (after["updated_at"], entry["version"]) == (ticket["updated_at"], ticket["version"])
+
+
+def test_the_etag_read_before_an_agents_first_comment_still_updates_the_ticket(
+    desk: Tenant,
+) -> None:
+    ticket = created(desk.create(token=user_token(desk)))
+    object_id = ticket["object_id"]
+    response = call(
+        desk,
+        "POST",
+        f"/ticket/{object_id}/comments",
+        token=agent_token(desk, AGENTS[0]),
+        json={"body": "<p>On it</p>"},
+    )
+    assert response.status_code == 200, response.text
+    met = slas_by_kind(get_ticket(desk, object_id))["response"]
+    assert met["state"] == "met"
+    # The integrator's next write, with the etag it read before the comment.
+    after = updated(
+        patch(desk, object_id, {"etag": ticket["etag"], "status": "In Progress", "priority": "low"})
+    )
     assert after["version"] == ticket["version"] + 1
+    # The update moved the clocks from the comment's: the response stays met at the comment.
+    slas = slas_by_kind(after)
+    assert (slas["response"]["state"], slas["response"]["stoppedAt"]) == ("met", met["stoppedAt"])
+    assert slas["response"]["targetMinutes"] == met["targetMinutes"]
+    assert slas["resolution"]["targetMinutes"] == RESOLUTION["low"]
+    entries = history(desk, object_id)
+    assert [(e["version"], e["action"]) for e in entries] == [
+        (ticket["version"], "create"),
+        (ticket["version"], "comment"),
+        (ticket["version"] + 1, "update"),
+    ]
+    assert "sla.response" not in sla_fields(entries[-1])
+
+
+def test_a_conditional_get_does_not_hide_a_clock_met_by_a_comment(desk: Tenant) -> None:
+    ticket = created(desk.create())
+    object_id = ticket["object_id"]
+
+    def conditional_get(etag: str) -> httpx.Response:
+        return desk.client.get(
+            f"{desk.base_url}/api/v2/ticketing/ticket/{object_id}",
+            params={"type": "agent", "module": "ticketing"},
+            headers=desk.headers(**{"If-None-Match": f'"{etag}"'}),
+        )
+
+    assert conditional_get(ticket["etag"]).status_code == 304
+    response = call(
+        desk,
+        "POST",
+        f"/ticket/{object_id}/comments",
+        token=agent_token(desk, AGENTS[0]),
+        json={"body": "<p>On it</p>"},
+    )
+    assert response.status_code == 200, response.text
+    # Same etag, but a copy cached before the comment shows the response clock running: the
+    # answer is the ticket as it now is, under the same ETag.
+    fresh = conditional_get(ticket["etag"])
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.headers["etag"] == f'"{ticket["etag"]}"'
+    assert slas_by_kind(fresh.json()["ticket"])["response"]["state"] == "met"
+    # The next version is cached as usual again.
+    after = updated(patch(desk, object_id, {"etag": ticket["etag"], "summary": "Changed"}))
+    assert conditional_get(after["etag"]).status_code == 304
 
 
 def test_moving_in_progress_meets_response_and_done_meets_resolution_reopen_resumes(

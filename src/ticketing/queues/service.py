@@ -100,7 +100,8 @@ async def check_routing_update(
 ) -> RoutingUpdate:
     """Validates `assignee` (a member of the ticket's queue, as it will be), `queueId` (a
     queue of the tenant) and `priority` (a known priority) of an update body; only agents
-    and admins route tickets."""
+    and admins route tickets. A new queue without an `assignee` in the body unassigns an
+    assignee who is not a member of it."""
     update = RoutingUpdate()
     if not body:
         return update
@@ -126,18 +127,32 @@ async def check_routing_update(
         assignee = body["assignee"]
         if assignee is not None and not _is_user_id(assignee):
             reasons.add("assignee", "assignee must be a username or email address, or null")
-        elif assignee is not None and (
-            queue_id is None
-            or await repository.get_member(
-                session, tenant_id=access.tenant_id, queue_id=queue_id, user_id=assignee
-            )
-            is None
-        ):
+        elif assignee is not None and not await _is_member(session, access, queue_id, assignee):
             where = f"queue {queue_id}" if queue_id else "a queue (the ticket has none)"
             reasons.add("assignee", f"{assignee} is not a member of {where}")
         else:
             apply_change(update, "assignee", "assignee", ticket["assignee"], assignee)
+    elif (
+        "queue_id" in update.values
+        and ticket["assignee"] is not None
+        and not await _is_member(session, access, queue_id, ticket["assignee"])
+    ):
+        # The assignee must be a member of the ticket's queue: one who is not a member of
+        # the new queue is unassigned (round robin assigns new tickets only, issue 10).
+        apply_change(update, "assignee", "assignee", ticket["assignee"], None)
     return update
+
+
+async def _is_member(
+    session: AsyncSession, access: Access, queue_id: str | None, user_id: str
+) -> bool:
+    """Whether a user is a member of a queue (nobody is a member of no queue)."""
+    if queue_id is None:
+        return False
+    member = await repository.get_member(
+        session, tenant_id=access.tenant_id, queue_id=queue_id, user_id=user_id
+    )
+    return member is not None
 
 
 def apply_change(update: RoutingUpdate, column: str, name: str, old: Any, new: Any) -> None:
@@ -291,8 +306,9 @@ async def set_availability(
     principal = access.principal
     own = user_id in (principal.username, principal.submitter)
     if ADMIN_ROLE not in principal.roles and not (own and principal.roles & AGENT_ROLES):
+        whose = "your own" if own else "another member's"
         raise PermissionFailure(
-            "You do not have the required permissions to change another member's availability"
+            f"You do not have the required permissions to change {whose} availability"
         )
     queue = _queue(access, queue_id)
     body = _body_object(body)

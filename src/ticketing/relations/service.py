@@ -330,8 +330,9 @@ async def merge_ticket(
     headers: Mapping[str, str],
 ) -> dict[str, Any]:
     """Merges a ticket into another if the caller's etag is current: the ticket moves to the
-    other (`moved_to`) in the first Done-category status of its workflow and leaves the
-    default lists; the other ticket records the merge. Returns the merged ticket."""
+    other (`moved_to`) in the first Done-category status of its workflow, its SLA clocks
+    stopped as an update to that status stops them, and leaves the default lists; the other
+    ticket records the merge. Returns the merged ticket."""
     await lifecycle.find_ticket(session, access=access, object_id=object_id)
     body = _json_object(raw_body, headers.get("content-type"))
     reasons = Reasons()
@@ -367,20 +368,24 @@ async def merge_ticket(
 
     data = dict(current["data"])
     data["lastUpdatedBy"] = last_updated_by(access.principal)
+    values = {
+        "moved_to": into,
+        "status_type": done["name"],
+        "status_category": done["category"],
+        "data": data,
+    }
+    # Entering the Done category moves the clocks as an update to that status does.
+    clocks = lifecycle.move_clocks(access, current, values=values)
     updated = await lifecycle.write_version(
         session,
         access=access,
         current=current,
-        values={
-            "moved_to": into,
-            "status_type": done["name"],
-            "status_category": done["category"],
-            "data": data,
-        },
+        values={**values, **clocks.values},
         action="merge",
         changes=[
             {"field": "moved_to", "old": None, "new": into},
             {"field": "status", "old": current["status_type"], "new": done["name"]},
+            *clocks.changes,
         ],
     )
     if updated is None:

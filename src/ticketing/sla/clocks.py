@@ -369,6 +369,18 @@ def next_due(state: State | None) -> datetime | None:
     return min(running, default=None)
 
 
+def stopped_after(state: State | None, moment: datetime) -> bool:
+    """Whether some clock stopped after `moment` (a naive moment is taken as UTC)."""
+    if state is None:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return any(
+        clock["stoppedAt"] is not None and _parse(clock["stoppedAt"]) > moment
+        for clock in state["clocks"]
+    )
+
+
 def unrecorded_breaches(state: State, *, now: datetime) -> list[str]:
     """The ids of the clocks breached at `now` whose breach is not recorded yet."""
     now = _moment(now)

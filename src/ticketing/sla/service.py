@@ -131,6 +131,13 @@ def on_agent_public_comment(
     return _update(state, changes, at)
 
 
+def changed_in_place(state: dict[str, Any] | None, *, since: datetime) -> bool:
+    """Whether a clock stopped after `since` (the moment the ticket's version was written):
+    only an agent's public comment stops a clock without writing a new version, so this
+    tells whether the clocks changed under the ticket's current etag."""
+    return clocks.stopped_after(state, since)
+
+
 def record_breaches(state: dict[str, Any], *, at: datetime) -> SlaUpdate:
     """Records every breach of the clocks not recorded yet (the sweeper's write)."""
     changes: Changes = []

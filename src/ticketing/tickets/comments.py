@@ -41,8 +41,9 @@ async def add_comment(
     raw_body: bytes,
     content_type: str | None,
 ) -> dict[str, Any]:
-    """Adds a comment; the ticket's etag and version do not change, unless it is an agent's
-    public comment that moves the ticket's SLA clocks."""
+    """Adds a comment; the ticket's etag and version never change. An agent's first public
+    comment meets the response clock: the clocks change in place, with a history entry and
+    a `ticket.updated` event, and the etag stays (issue 3)."""
     ticket = await find_ticket(session, access=access, object_id=object_id)
     reasons = Reasons()
     body = parse_body(reasons, raw_body, content_type)
@@ -69,8 +70,8 @@ async def add_comment(
     reasons.raise_if_any()
     if internal and not access.principal.roles & AGENT_ROLES:
         raise PermissionFailure("You do not have the required permissions to add internal comments")
-    # An agent's public answer meets the response clock: a new version of the ticket, so its
-    # row is locked before the comment row references it.
+    # An agent's public answer meets the response clock: the ticket's clocks are written, so
+    # its row is locked before the comment row references it.
     moves_clocks = not internal and bool(access.principal.roles & AGENT_ROLES) and ticket.get("sla")
     if moves_clocks:
         ticket = await find_ticket(session, access=access, object_id=object_id, for_update=True)
@@ -91,7 +92,12 @@ async def add_comment(
         if update.changes:
             # The comment's event carries the ticket as the comment left it.
             ticket = await write_clock_change(
-                session, access=access, current=ticket, update=update, action="comment"
+                session,
+                access=access,
+                current=ticket,
+                update=update,
+                action="comment",
+                at=comment.created_at,
             )
     public = comment_public(comment, object_id)
     await outbox.record(

@@ -236,7 +236,7 @@ async def get_ticket(request: Request, objectId: str) -> Response:
     ticket = await run_read(request, read)
     _check_query(request)
     etag = etag_header(ticket["etag"])
-    if lifecycle.if_none_match_hits(request.headers.get("if-none-match"), ticket["etag"]):
+    if lifecycle.not_modified(request.headers.get("if-none-match"), ticket):
         return Response(status_code=304, headers={"ETag": etag})
     public = ticket_public(ticket)
     return JsonResponse(

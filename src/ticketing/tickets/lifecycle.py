@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import RowMapping
@@ -186,15 +187,14 @@ async def update_ticket(
     if not changes:
         return ticket_public(current)
     data["lastUpdatedBy"] = last_updated_by(access.principal)
-    clocks = sla_service.on_change(
-        desk,
-        current,
-        at=utcnow(),
-        status=(values["status_type"], values["status_category"])
-        if "status_type" in values
-        else None,
-        priority=route.priority,
-    )
+    if current["sla"] is not None and ("status_type" in values or route.priority is not None):
+        # A comment can stop a clock without a new etag, so the clocks are moved from the
+        # row as it is now, locked until this write commits.
+        locked = await find_ticket(session, access=access, object_id=object_id, for_update=True)
+        if locked["etag"] != current["etag"]:
+            raise precondition.stale()
+        current = locked
+    clocks = move_clocks(access, current, values=values, priority=route.priority)
     changes += clocks.changes
     updated = await _write_version(
         session,
@@ -219,6 +219,22 @@ async def update_ticket(
             },
         )
     return ticket_public(dict(updated))
+
+
+def move_clocks(
+    access: Access,
+    current: Mapping[str, Any],
+    *,
+    values: Mapping[str, Any],
+    priority: str | None = None,
+) -> sla_service.SlaUpdate:
+    """How a write of `values` (a new `status_type` / `status_category`) and a new priority
+    move a ticket's SLA clocks (issue 10: response met on entering In-Progress, resolution
+    on entering Done, pauses, reopens); shared by updates and merges."""
+    status = (values["status_type"], values["status_category"]) if "status_type" in values else None
+    return sla_service.on_change(
+        access.catalog.desk, current, at=utcnow(), status=status, priority=priority
+    )
 
 
 async def delete_ticket(
@@ -255,21 +271,47 @@ async def write_clock_change(
     current: dict[str, Any],
     update: sla_service.SlaUpdate,
     action: str,
+    at: datetime,
 ) -> dict[str, Any]:
-    """Writes the next version of a ticket (locked by the caller) for a change of its SLA
-    clocks alone (an agent's public comment), with its `ticket.updated` event; returns the
-    row as it now is."""
-    updated = await _write_version(
+    """Writes a change of a ticket's SLA clocks alone (an agent's public comment meeting the
+    response clock) in place: the ticket keeps its etag, version and `updated_at` (issue 3:
+    a comment does not change the etag), the history gets the next entry of the current
+    version, as a relation change does, and a `ticket.updated` event carries the ticket with
+    its new clocks. The caller holds the row lock; returns the row as it now is."""
+    updated = await repository.update_ticket(
         session,
-        access=access,
-        current=current,
+        tenant_id=access.tenant_id,
+        ticket_id=current["id"],
+        expected_etag=current["etag"],
         values=update.values,
-        action=action,
-        changes=update.changes,
     )
     if updated is None:  # the caller holds the row lock, so nobody else can have written
         raise PreconditionFailed()
-    return dict(updated)
+    by = actor(access.principal)
+    await repository.append_history(
+        session,
+        tenant_id=access.tenant_id,
+        ticket_id=current["id"],
+        version=current["version"],
+        action=action,
+        at=at,
+        by=by,
+        changes=update.changes,
+    )
+    ticket = dict(updated)
+    await outbox.record(
+        session, kind=outbox.TICKET_UPDATED, ticket=ticket, actor=by, changes=update.changes
+    )
+    return ticket
+
+
+def not_modified(header: str | None, ticket: Mapping[str, Any]) -> bool:
+    """Whether a conditional GET may answer 304: If-None-Match names the ticket's etag and
+    its clocks have not changed in place since that version was written (a comment that
+    met the response clock keeps the etag, so a copy cached before it would be stale)."""
+    return if_none_match_hits(header, ticket["etag"]) and not sla_service.changed_in_place(
+        ticket.get("sla"), since=ticket["updated_at"]
+    )
 
 
 async def _write_version(

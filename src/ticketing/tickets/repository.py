@@ -169,8 +169,10 @@ async def append_history(
     by: dict[str, Any],
     changes: list[dict[str, Any]],
 ) -> None:
-    """Records a change that leaves the ticket at `version` (a relation change): the next
-    entry of that version. Callers serialise these per tenant (relations' advisory lock)."""
+    """Records a change that leaves the ticket at `version` (a relation change, or a comment
+    meeting a clock): the next entry of that version. Callers serialise these per ticket:
+    relation writes hold the tenant's relation lock and share locks on the tickets, a
+    comment holds the ticket's row lock."""
     entries = aliased(TicketHistory)
     following = (
         select(func.coalesce(func.max(entries.entry), 0) + 1)
