@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
-from tests.support import NEEDED_WITHIN, Tenant, standard_tenant
+from sqlalchemy import select, update
+
+from tests.support import NEEDED_WITHIN, Database, Tenant, standard_tenant
 from tests.ticket_api import call
+from ticketing.kit.time import isoformat, utcnow
+from ticketing.models import Ticket
+from ticketing.sla.service import columns
 
 QUEUE = "33654"
 OTHER_QUEUE = "40000"
@@ -111,3 +117,27 @@ def slas_by_kind(ticket: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def metrics_of(ticket: dict[str, Any]) -> dict[str, Any]:
     return {m["name"]: m["value"] for m in ticket["metrics"]}
+
+
+def due_in(db: Database, ticket_id: str, seconds: float) -> datetime:
+    """Moves a ticket's SLA clocks earlier, as if it had been created sooner, so that the
+    first one falls due `seconds` from now; returns that due time. A test of what happens at
+    a due time then waits seconds, not the minute of the shortest policy. The stored state
+    is rewritten as the service writes it (`ticketing.sla.service.columns`); the sweeper and
+    every read work on it as they would have."""
+
+    async def go(engine: Any) -> datetime:
+        key = uuid.UUID(ticket_id)
+        async with engine.begin() as conn:
+            state = (await conn.execute(select(Ticket.sla).where(Ticket.id == key))).scalar_one()
+            clocks = state["clocks"]
+            first = min(datetime.fromisoformat(c["dueAt"]) for c in clocks)
+            earlier = first - (utcnow() + timedelta(seconds=seconds))
+            for clock in clocks:
+                for name in ("startedAt", "dueAt"):
+                    clock[name] = isoformat(datetime.fromisoformat(clock[name]) - earlier)
+            values = columns(state, at=utcnow())
+            await conn.execute(update(Ticket).where(Ticket.id == key).values(**values))
+        return first - earlier
+
+    return db.run(go)  # type: ignore[no-any-return]
