@@ -34,10 +34,16 @@ def _filtered(
         query = query.where(Notification.kind == kind)
     if object_id is not None:
         query = query.where(Notification.object_id == object_id)
+    # The date range is compared on an expression the index cannot answer: SQLite 3.40 was
+    # seen to return a row whose created_at is past `until` when it searched
+    # ix_notifications_recipient for the recipients' IN list and the range together (the
+    # same comparison row by row was false, and the database passed its integrity check).
+    # Tenant and recipient still narrow the rows through the index.
+    created_at = func.coalesce(Notification.created_at, Notification.created_at)
     if since is not None:
-        query = query.where(Notification.created_at >= since)
+        query = query.where(created_at >= since)
     if until is not None:
-        query = query.where(Notification.created_at <= until)
+        query = query.where(created_at <= until)
     return query
 
 
