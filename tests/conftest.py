@@ -12,6 +12,7 @@ import pytest
 
 from tests.attachment_api import file_tenant_config
 from tests.portal_client import PortalClient
+from tests.sse_client import SseReader
 from tests.support import (
     Database,
     Server,
@@ -121,3 +122,12 @@ def portal(server: Server) -> Iterator[Callable[[], PortalClient]]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def streams() -> Iterator[list[SseReader]]:
+    """Event streams a test opened, closed after it."""
+    opened: list[SseReader] = []
+    yield opened
+    for reader in opened:
+        reader.close()

@@ -38,15 +38,6 @@ def open_stream(
     )
 
 
-@pytest.fixture
-def streams() -> Iterator[list[SseReader]]:
-    """Streams opened by a test, closed after it."""
-    opened: list[SseReader] = []
-    yield opened
-    for reader in opened:
-        reader.close()
-
-
 def changes(events: list[SseEvent]) -> list[SseEvent]:
     return [e for e in events if e.event in CHANGES]
 

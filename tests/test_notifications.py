@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from tests.desk_support import AGENTS, agent_token, desk_overrides
 from tests.sse_client import SseReader
@@ -53,14 +51,6 @@ def comment(tenant: Tenant, object_id: str, text: str, internal: bool = False) -
         json={"body": f"<p>{text}</p>", "internal": internal},
     )
     assert response.status_code == 200, response.text
-
-
-@pytest.fixture
-def streams() -> Iterator[list[SseReader]]:
-    opened: list[SseReader] = []
-    yield opened
-    for reader in opened:
-        reader.close()
 
 
 def test_a_comment_notifies_the_submitter_and_watchers_but_not_its_author(

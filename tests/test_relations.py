@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -61,15 +61,6 @@ def new(tenant: Tenant, relation: dict[str, str] | None = None, token: str | Non
     """Creates a seed ticket (with `relation` as its ticketRelation); its display ID."""
     ticket = created(tenant.create(seed_body(ticketRelation=relation), token=token))
     return str(ticket["object_id"])
-
-
-@pytest.fixture
-def streams() -> Iterator[list[SseReader]]:
-    """Streams opened by a test, closed after it."""
-    opened: list[SseReader] = []
-    yield opened
-    for reader in opened:
-        reader.close()
 
 
 def relations(tenant: Tenant, object_id: str, token: str | None = None) -> dict[str, Any]:

@@ -68,6 +68,18 @@ def sla_fields(entry: dict[str, Any]) -> set[str]:
     return {c["field"] for c in entry["changes"] if c["field"].startswith("sla.")}
 
 
+def answer_as_agent(desk: Tenant, object_id: str) -> None:
+    """An agent's public comment on the ticket."""
+    response = call(
+        desk,
+        "POST",
+        f"/ticket/{object_id}/comments",
+        token=agent_token(desk, AGENTS[0]),
+        json={"body": "<p>On it</p>"},
+    )
+    assert response.status_code == 200, response.text
+
+
 def test_create_starts_both_clocks_of_the_default_policy(desk: Tenant) -> None:
     ticket = created(desk.create())  # neededWithin <2week: high
     slas = slas_by_kind(ticket)
@@ -135,14 +147,7 @@ def test_an_agents_public_comment_meets_the_response_clock(desk: Tenant) -> None
         )
         assert response.status_code == 200, response.text
     assert slas_by_kind(get_ticket(desk, object_id))["response"]["state"] == "running"
-    response = call(
-        desk,
-        "POST",
-        f"/ticket/{object_id}/comments",
-        token=agent_token(desk, AGENTS[0]),
-        json={"body": "<p>On it</p>"},
-    )
-    assert response.status_code == 200, response.text
+    answer_as_agent(desk, object_id)
     after = get_ticket(desk, object_id)
     slas = slas_by_kind(after)
     assert (slas["response"]["state"], slas["response"]["breached"]) == ("met", False)
@@ -163,14 +168,7 @@ def test_the_etag_read_before_an_agents_first_comment_still_updates_the_ticket(
 ) -> None:
     ticket = created(desk.create(token=user_token(desk)))
     object_id = ticket["object_id"]
-    response = call(
-        desk,
-        "POST",
-        f"/ticket/{object_id}/comments",
-        token=agent_token(desk, AGENTS[0]),
-        json={"body": "<p>On it</p>"},
-    )
-    assert response.status_code == 200, response.text
+    answer_as_agent(desk, object_id)
     met = slas_by_kind(get_ticket(desk, object_id))["response"]
     assert met["state"] == "met"
     # The integrator's next write, with the etag it read before the comment.
@@ -204,14 +202,7 @@ def test_a_conditional_get_does_not_hide_a_clock_met_by_a_comment(desk: Tenant) 
         )
 
     assert conditional_get(ticket["etag"]).status_code == 304
-    response = call(
-        desk,
-        "POST",
-        f"/ticket/{object_id}/comments",
-        token=agent_token(desk, AGENTS[0]),
-        json={"body": "<p>On it</p>"},
-    )
-    assert response.status_code == 200, response.text
+    answer_as_agent(desk, object_id)
     # Same etag, but a copy cached before the comment shows the response clock running: the
     # answer is the ticket as it now is, under the same ETag.
     fresh = conditional_get(ticket["etag"])
