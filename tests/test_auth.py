@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support import DEV_ISSUER, Tenant, seed_body
 from ticketing.auth.dev_issuer import DevKey, issuer_for, mint_token
+from ticketing.auth.tokens import TOKEN_SEGMENTS
 
 PERMISSION_FAILURE = {
     "error": True,
@@ -212,6 +214,41 @@ BAD_AUTHORIZATION: dict[str, Callable[[Tenant], str | None]] = {
 }
 
 
+def _respelled(token: str, segment: int, spelling: Callable[[str], str]) -> str:
+    """The token with one of its three segments spelled differently."""
+    parts = token.split(".")
+    parts[segment] = spelling(parts[segment])
+    return ".".join(parts)
+
+
+def _padded(segment: str) -> str:
+    """The segment with the `=` padding base64 would give it."""
+    return segment + "=" * (-len(segment) % 4)
+
+
+# A genuine token with characters outside base64url, or padding no encoder writes, in one of
+# its segments: refused as a malformed token, never read leniently.
+BAD_AUTHORIZATION.update(
+    {
+        f"{name}-in-{part}": (
+            lambda t, segment=segment, spelling=spelling: (
+                "Bearer " + _respelled(t.token(), segment, spelling)
+            )
+        )
+        for segment, part in enumerate(("header", "payload", "signature"))
+        for name, spelling in {
+            "bang": lambda s: s[:8] + "!" + s[9:],
+            "plus": lambda s: s[:8] + "+" + s[9:],
+            "slash": lambda s: s[:8] + "/" + s[9:],
+            "space": lambda s: s[:8] + " " + s[9:],
+            "three-pads": lambda s: _padded(s) + "===" if len(s) % 4 == 0 else s + "===",
+            "pad-in-middle": lambda s: s[:8] + "=" + s[8:],
+            "one-extra-character": lambda s: s + "A" if len(s) % 4 == 0 else s + "AAAAA",
+        }.items()
+    }
+)
+
+
 def _tampered(tenant: Tenant) -> str:
     """A genuine token whose payload was swapped for one granting tenant_admin."""
     head, _, signature = tenant.token().split(".")
@@ -237,6 +274,55 @@ def test_valid_dev_token_is_accepted(tenant: Tenant, endpoint: str) -> None:
     response = call(tenant, endpoint, tenant.headers())
     assert response.status_code == 200, response.text
     assert response.json()["success"] is True
+
+
+def test_token_with_padded_segments_is_accepted(tenant: Tenant) -> None:
+    # Some issuers keep base64's `=` padding on the signature (the signed header and payload
+    # are signed as they are spelled); a segment padded to a multiple of four is read.
+    token = tenant.token()
+    padded = _respelled(token, 2, _padded)
+    assert padded != token
+    response = tenant.create(token=padded)
+    assert response.status_code == 200, response.text
+
+
+def test_token_segments_are_read_as_the_jwt_library_reads_them() -> None:
+    # The verifier reads segments with its own faster check; it refuses and accepts exactly
+    # what PyJWT's own reading does, with the same messages.
+    def reading(read: Callable[[bytes, str], bytes], segment: bytes) -> tuple[str, Any]:
+        try:
+            return "read", read(segment, "payload")
+        except jwt.DecodeError as exc:
+            return "refused", str(exc)
+
+    rng = random.Random(20261130)
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/!. \n\x00\xff"
+    segments = [
+        b"",
+        b"=",
+        b"==",
+        b"A",
+        b"AA",
+        b"AA=",
+        b"AA==",
+        b"AA===",
+        b"AAA=",
+        b"AB==",
+        b"AAAAA",
+    ]
+    for _ in range(20_000):
+        if rng.random() < 0.5:
+            raw = bytes(rng.randrange(256) for _ in range(rng.randint(0, 12)))
+            segment = base64.urlsafe_b64encode(raw)
+            if rng.random() < 0.5:
+                segment = segment.rstrip(b"=")
+        else:
+            segment = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        segments.append(segment)
+    for segment in segments:
+        assert reading(TOKEN_SEGMENTS, segment) == reading(
+            jwt.PyJWS._decode_base64url_segment, segment
+        ), segment
 
 
 def test_expiry_within_default_leeway_is_accepted(tenant: Tenant) -> None:
