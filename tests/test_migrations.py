@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,59 @@ def test_the_outbox_numbering_is_planned_on_every_call(database: Database) -> No
             return list(found.scalar_one() or [])
 
     assert "plan_cache_mode=force_custom_plan" in database.run(settings)
+
+
+@pytest.mark.parametrize("database", [BACKENDS[1]], indirect=True)
+def test_numbering_an_event_leaves_its_payload_in_place(database: Database) -> None:
+    """Migration 0018: the numbering of an event updates its row. A created event's payload
+    (the seed's ticket, its changes and the actor: about 2 KB) was compressed and kept in the
+    row, so every numbering copied it and left a dead copy behind; on a server without
+    autovacuum the outbox doubled and creates slowed by a third within three minutes
+    (`make bench-soak --server machine`). The payload now goes to the table's TOAST storage
+    when the event is written, the numbering copies only a pointer to it, and it reads back
+    whole."""
+    database.load({"tenants": [standard_tenant(tenant_uuid(9181), "bench9181")]})
+    tenant = str(tenant_uuid(9181))
+
+    async def create_and_number(engine: Any) -> tuple[int, int, int, Any, Any]:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            toast = (
+                await conn.execute(
+                    text(
+                        "SELECT reltoastrelid::regclass::text FROM pg_class"
+                        " WHERE oid = 'ticket_events'::regclass"
+                    )
+                )
+            ).scalar_one()
+
+            async def chunks() -> int:
+                return int((await conn.exec_driver_sql(f"SELECT count(*) FROM {toast}")).scalar())
+
+            before = await chunks()
+            await conn.exec_driver_sql(f"SET ROLE {APP_ROLE}")
+            await conn.exec_driver_sql(_create_statement(9181))
+            await conn.exec_driver_sql("RESET ROLE")
+            written = await chunks()
+            for _ in range(100):
+                await conn.execute(text("SELECT ticketing_sequence_events()"))
+                position, summary = (
+                    await conn.execute(
+                        text(
+                            "SELECT position, payload->'ticket'->>'summary' FROM ticket_events"
+                            " WHERE tenant_id = CAST(:tenant AS uuid) ORDER BY id DESC LIMIT 1"
+                        ),
+                        {"tenant": tenant},
+                    )
+                ).one()
+                if position is not None:
+                    return before, written, await chunks(), position, summary
+                await asyncio.sleep(0.05)
+            raise AssertionError("the event was not numbered")
+
+    before, written, numbered, position, summary = database.run(create_and_number)
+    assert position is not None
+    # The create's event wrote its payload out of line; its numbering wrote none.
+    assert written > before, (before, written)
+    assert numbered == written, (written, numbered)
+    assert summary == "Hardware request - new laptop"
