@@ -17,6 +17,7 @@ from tests.ticket_api import (
     call,
     created,
     get_ticket,
+    numbered,
     patch,
     reason_of,
     user_token,
@@ -199,6 +200,7 @@ def test_the_notification_stream_resets_from_past_the_newest_event(
 ) -> None:
     alice = user_token(tenant, "alice")
     ticket = created(tenant.create(token=alice))
+    numbered(tenant, ticket)
     newest = tenant.db.fetch("SELECT max(position) FROM ticket_events")[0][0]
     headers = tenant.headers(alice, accept="text/event-stream")
     headers["Last-Event-ID"] = str(newest + 100_000)

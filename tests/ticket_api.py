@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 import httpx
@@ -61,6 +63,22 @@ def reason_of(response: httpx.Response) -> dict[str, list[str]]:
 def created(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     return response.json()["ticket"]  # type: ignore[no-any-return]
+
+
+def numbered(tenant: Tenant, ticket: dict[str, Any], timeout: float = 10) -> int:
+    """The outbox position of the ticket's created event, once an event hub has numbered it
+    (a server numbers committed events a few times a second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = tenant.db.fetch(
+            "SELECT position FROM ticket_events"
+            " WHERE ticket_id = :t AND kind = 'ticket.created' AND position IS NOT NULL",
+            t=uuid.UUID(ticket["id"]),
+        )
+        if found:
+            return int(found[0][0])
+        assert time.monotonic() < deadline, "the created event was not numbered"
+        time.sleep(0.05)
 
 
 def create_everything(tenant: Tenant, token: str | None = None, **fields: Any) -> dict[str, Any]:
