@@ -268,8 +268,7 @@ class TokenVerifier:
 
     async def _verify(self, token: str) -> _Verified:
         try:
-            # Header and claims from one reading of the token (each reading of a token costs
-            # as much as its signature check).
+            # Header and claims from one reading of the token, to find its issuer's key.
             parts = _TOKENS.decode_complete(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
             raise AuthenticationFailure("Malformed bearer token") from exc
