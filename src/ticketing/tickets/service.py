@@ -13,7 +13,7 @@ from ticketing.auth.tokens import Principal
 from ticketing.catalog.service import StaleCatalog, TicketTypeSpec
 from ticketing.kit.db import StatementPool
 from ticketing.kit.errors import Forbidden, HtmlNotFound
-from ticketing.kit.ids import new_uuid
+from ticketing.kit.ids import new_ordered_uuid, new_uuid
 from ticketing.kit.time import utcnow
 from ticketing.queues import service as routing_service
 from ticketing.tickets import repository
@@ -80,7 +80,7 @@ async def create_ticket(
     )
     values: dict[str, Any] = {
         "tenant_id": access.tenant_id,
-        "id": new_uuid(),
+        "id": new_ordered_uuid(now),
         "display_prefix": prefix,
         "team_id": team_id,
         "item_type_id": item_type_id,
