@@ -6,9 +6,10 @@
 -- (PGOPTIONS from create_bench.py).
 -- Tenant ids are md5('bench-tenant-' || n) for n in 1..:tenants, as create_bench.py loads them.
 -- The ticket id is a version-7 UUID (the time in milliseconds, then random bits), as the
--- service makes it (ticketing.kit.ids.new_ordered_uuid).
+-- service makes it (ticketing.kit.ids.new_ordered_uuid): a random UUID's last 19 hex digits
+-- (its variant digit among them) after the time and the version digit.
 \set n random(1, :tenants)
-SELECT new_number, new_serial FROM ticketing_create_ticket(md5('bench-tenant-' || (:n)::text)::uuid::text, md5('bench-tenant-' || (:n)::text)::uuid, 1, ARRAY['#status' || chr(58) || 'Open', 'CTC'], ARRAY[1, 1]::bigint[], (lpad(to_hex(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') || '7' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 3) || substr(replace(gen_random_uuid()::text, '-', ''), 17, 16))::uuid, 'CTC', 'james', '16910', '23629', 'api', 'Hardware request - new laptop',
+SELECT new_number, new_serial FROM ticketing_create_ticket(md5('bench-tenant-' || (:n)::text)::uuid::text, md5('bench-tenant-' || (:n)::text)::uuid, 1, ARRAY['#status' || chr(58) || 'Open', 'CTC'], ARRAY[1, 1]::bigint[], (lpad(to_hex(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') || '7' || substr(replace(gen_random_uuid()::text, '-', ''), 14))::uuid, 'CTC', 'james', '16910', '23629', 'api', 'Hardware request - new laptop',
         '{"ab13e5d1-9b9d-4c3e-8fc4-e86912c8cb53": "Need a replacement laptop", "7f111983-1013-41be-a056-989fff018bb5": "<p>Current laptop battery no longer holds charge.</p>", "711ea9e6-1b73-4070-9eb2-941803f7f5d4": "<2week", "offerId": "23629", "ccWatchers": [], "toWatchers": [], "submittedBy": "user@example.com", "lastUpdatedBy": {"lastName": "Doe", "username": "user@example.com", "firstName": "Jane"}}'::jsonb,
         '{}'::jsonb, NULL, gen_random_uuid(), 2, 'Open', 'To-do Category', 'user@example.com', false, now(),
         '{"username": "user@example.com", "email": "user@example.com", "firstName": "Jane", "lastName": "Doe"}'::jsonb,
