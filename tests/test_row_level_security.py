@@ -662,3 +662,72 @@ def test_a_database_that_cannot_take_the_tenant_is_reported_unavailable(
     assert error is not None
     assert database_unavailable(error), repr(error)
     assert len(attempts) == 2
+
+
+def _psql_as(database: Database, login: str, sql: str) -> subprocess.CompletedProcess[str]:
+    """Runs `sql` with psql as the database login `login` (trust authentication)."""
+    url = database.url.replace("postgres@", f"{login}@", 1)
+    assert url != database.url
+    return subprocess.run(
+        ["psql", url, "-v", "ON_ERROR_STOP=1", "-Atc", sql],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_no_login_but_the_service_role_may_call_the_schemas_functions(
+    database: Database, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    functions = database.fetch(
+        "SELECT p.oid::regprocedure::text, p.prosecdef, p.proconfig,"
+        " has_function_privilege('public', p.oid, 'EXECUTE'),"
+        " has_function_privilege(:role, p.oid, 'EXECUTE')"
+        " FROM pg_proc AS p WHERE p.pronamespace = 'public'::regnamespace ORDER BY 1",
+        role=APP_ROLE,
+    )
+    ours = [row for row in functions if row[0].startswith("ticketing_")]
+    assert {row[0].split("(")[0] for row in ours} >= {
+        "ticketing_read_events",
+        "ticketing_claim_deliveries",
+        "ticketing_create_ticket",
+        "ticketing_webhook_tenants",
+    }
+    # Every function of the schema, the extension's too: PUBLIC may execute none of them.
+    assert [row[0] for row in functions if row[3]] == []
+    # The service role may execute each of ours.
+    assert [row[0] for row in ours if not row[4]] == []
+    # Each SECURITY DEFINER function searches the catalog and the schema only, temporary
+    # objects last.
+    definers = [row for row in ours if row[1]]
+    assert len(definers) >= 8
+    for name, _definer, config, _public, _service in definers:
+        assert "search_path=pg_catalog, public, pg_temp" in (config or []), name
+
+
+def test_another_database_login_cannot_read_events_or_claim_deliveries(
+    database: Database, two_tenants: tuple[Tenant, Tenant]
+) -> None:
+    login = f"ticketing_intruder_{uuid.uuid4().hex[:8]}"
+    database.fetch(f'CREATE ROLE "{login}" LOGIN')
+    # As PostgreSQL's default public schema allows every login: only the functions' own
+    # grants stand in the way.
+    database.fetch(f'GRANT USAGE ON SCHEMA public TO "{login}"')
+    try:
+        for call_ in (
+            "SELECT count(*) FROM ticketing_read_events(0, 100000)",
+            "SELECT count(*) FROM ticketing_claim_deliveries(100, 1)",
+            "SELECT ticketing_last_event_position()",
+            "SELECT count(*) FROM ticketing_webhook_tenants(NULL)",
+        ):
+            result = _psql_as(database, login, call_)
+            assert result.returncode != 0, (call_, result.stdout)
+            assert "permission denied for function ticketing_" in result.stderr, result.stderr
+        # A login that is a member of the service role may (as the service does).
+        database.fetch(f'GRANT "{APP_ROLE}" TO "{login}"')
+        allowed = _psql_as(database, login, "SELECT ticketing_last_event_position() >= 0")
+        assert allowed.returncode == 0, allowed.stderr
+        assert allowed.stdout.strip() == "t"
+    finally:
+        database.fetch(f'DROP OWNED BY "{login}"')
+        database.fetch(f'DROP ROLE IF EXISTS "{login}"')

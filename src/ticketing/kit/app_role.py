@@ -86,6 +86,52 @@ def provide(connection: Connection, role: str) -> None:
             f"SELECT pg_get_serial_sequence('{table}', '{column}')"
         ).scalar()
         connection.exec_driver_sql(f'GRANT USAGE ON SEQUENCE {sequence} TO "{role}"')
+    for function in owned_functions(connection):
+        connection.exec_driver_sql(f'GRANT EXECUTE ON FUNCTION {function} TO "{role}"')
+
+
+# SECURITY DEFINER functions run with the owner's rights: they look names up in the schema
+# and the catalog only, never in a schema named after the caller ("$user") or in temporary
+# objects the caller made (pg_temp listed last, never first).
+_PINNED_PATH = "pg_catalog, {schema}, pg_temp"
+
+
+def owned_functions(connection: Connection) -> list[str]:
+    """The functions of the current schema that the connected user owns, as regprocedure
+    text (name and argument types)."""
+    rows = connection.exec_driver_sql(
+        "SELECT p.oid::regprocedure::text FROM pg_proc AS p "
+        "WHERE p.pronamespace = to_regnamespace(current_schema())::oid "
+        "AND pg_has_role(current_user, p.proowner, 'USAGE') ORDER BY 1"
+    ).all()
+    return [str(row[0]) for row in rows]
+
+
+def secure_functions(connection: Connection) -> None:
+    """Nobody but the owner and the roles granted it may call the schema's functions, and
+    every SECURITY DEFINER function searches a pinned path. Idempotent; run by every
+    `ticketing migrate`, after the migrations that create or replace functions.
+
+    PostgreSQL lets PUBLIC execute every new function: any login of the database could then
+    call the owner's functions that read or claim rows across tenants (the event outbox,
+    webhook deliveries with their secrets). The service role is granted what it calls by
+    `provide`.
+    """
+    schema = connection.exec_driver_sql("SELECT quote_ident(current_schema())").scalar()
+    connection.exec_driver_sql(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC"
+    )
+    for function in owned_functions(connection):
+        connection.exec_driver_sql(f"REVOKE ALL ON FUNCTION {function} FROM PUBLIC")
+    definers = connection.exec_driver_sql(
+        "SELECT p.oid::regprocedure::text FROM pg_proc AS p "
+        "WHERE p.pronamespace = to_regnamespace(current_schema())::oid AND p.prosecdef "
+        "AND pg_has_role(current_user, p.proowner, 'USAGE') ORDER BY 1"
+    ).all()
+    for (function,) in definers:
+        connection.exec_driver_sql(
+            f"ALTER FUNCTION {function} SET search_path = {_PINNED_PATH.format(schema=schema)}"
+        )
 
 
 async def problem(engine: AsyncEngine) -> str | None:
@@ -122,6 +168,17 @@ async def problem(engine: AsyncEngine) -> str | None:
                         {"t": table, "p": privilege},
                     )
                 ).scalar()
+            ]
+            missing += [
+                f"EXECUTE on {function}"
+                for (function,) in await conn.execute(
+                    text(
+                        "SELECT p.oid::regprocedure::text FROM pg_proc AS p "
+                        "WHERE p.pronamespace = to_regnamespace(current_schema())::oid "
+                        "AND p.proname LIKE 'ticketing\\_%' "
+                        "AND NOT has_function_privilege(p.oid, 'EXECUTE') ORDER BY 1"
+                    )
+                )
             ]
     except DBAPIError as exc:
         return str(exc.orig).strip().splitlines()[0]

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketing.config import APP_ROLE
 from ticketing.kit.app_role import provide as provide_app_role
+from ticketing.kit.app_role import secure_functions
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # Serialises `migrate` across processes that start together against one PostgreSQL.
@@ -36,6 +37,8 @@ def _upgrade(connection: Connection, app_role: str | None) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+    if connection.dialect.name == "postgresql":
+        secure_functions(connection)
     if connection.dialect.name == "postgresql" and app_role:
         provide_app_role(connection, app_role)
 
