@@ -294,6 +294,23 @@ def test_queue_list_and_members(desk: Tenant) -> None:
     assert {m["availability"] for m in members["value"]} == {"available"}
 
 
+def test_requesters_may_not_read_queues_or_their_members(desk: Tenant) -> None:
+    requester = user_token(desk)
+    for path in ("/queue/list", f"/queue/{QUEUE}/users", "/queue/nope/users"):
+        response = call(desk, "GET", path, token=requester)
+        assert_error(response, 401, "USER_PERMISSION_FAILURE")
+        assert response.json()["message"] == (
+            "You do not have the required permissions to read queues"
+        )
+        assert "@example.com" not in response.text
+    # Agents and admins read both.
+    for token in (agent_token(desk, AGENTS[0]), admin_token(desk)):
+        assert call(desk, "GET", "/queue/list", token=token).status_code == 200
+        assert call(desk, "GET", f"/queue/{QUEUE}/users", token=token).status_code == 200
+    # A requester's own queues stay readable (none: an empty list).
+    assert call(desk, "GET", "/queue/current", token=requester).json()["data"]["count"] == 0
+
+
 def test_current_queues_are_the_callers(desk: Tenant) -> None:
     response = call(desk, "GET", "/queue/current", token=agent_token(desk, AGENTS[0]))
     assert response.status_code == 200, response.text

@@ -209,8 +209,16 @@ def _queue(access: Access, queue_id: str) -> QueueSpec:
     return queue
 
 
+def _require_agent(access: Access) -> None:
+    # Queues and their members (agents' emails and availability) are the desk's own
+    # business: requesters see their tickets, not who works them.
+    if not access.principal.roles & AGENT_ROLES:
+        raise PermissionFailure("You do not have the required permissions to read queues")
+
+
 def list_queues(access: Access) -> list[dict[str, Any]]:
-    """The tenant's queues."""
+    """The tenant's queues (agents and admins only)."""
+    _require_agent(access)
     return [queue_public(q) for q in access.catalog.desk.queues.values()]
 
 
@@ -233,7 +241,8 @@ async def current_queues(session: AsyncSession, *, access: Access) -> list[dict[
 async def list_members(
     session: AsyncSession, *, access: Access, queue_id: str
 ) -> list[dict[str, Any]]:
-    """A queue's members with their availability."""
+    """A queue's members with their availability (agents and admins only)."""
+    _require_agent(access)
     queue = _queue(access, queue_id)
     members = await repository.list_members(session, tenant_id=access.tenant_id, queue_id=queue.id)
     return [member_public(m) for m in members]
