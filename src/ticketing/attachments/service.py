@@ -37,6 +37,7 @@ from ticketing.attachments.validation import Requested
 from ticketing.auth.access import Access
 from ticketing.auth.tokens import Principal
 from ticketing.kit.errors import InputValidationFailure, PayloadTooLarge, TicketingError
+from ticketing.kit.numbers import parse_digits
 from ticketing.kit.requests import request_id_var
 from ticketing.kit.time import isoformat, utcnow
 from ticketing.models import Attachment
@@ -234,11 +235,7 @@ async def receive_upload(request: Request, *, policy: AttachmentPolicy, spool_di
     if media_type != b"multipart/form-data" or not boundary:
         raise _file_problem("Send the file as multipart/form-data, in a part named file")
     declared = request.headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isdigit()
-        and int(declared) > policy.max_size + (MULTIPART_SLACK)
-    ):
+    if (parse_digits(declared) or 0) > policy.max_size + MULTIPART_SLACK:
         raise PayloadTooLarge(f"Files must not exceed {policy.max_size} bytes")
     receiver = _Receiver(policy, spool_dir)
     try:
@@ -379,19 +376,20 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first_text, dash, last_text = spec.strip().partition("-")
     first_text, last_text = first_text.strip(), last_text.strip()
+    first_number, last_number = parse_digits(first_text), parse_digits(last_text)
     if (
         not dash
-        or not (first_text.isdigit() or first_text == "")
-        or not (last_text.isdigit() or last_text == "")
+        or (first_number is None and first_text != "")
+        or (last_number is None and last_text != "")
     ):
         return None
-    if first_text == "":
-        if last_text == "" or int(last_text) == 0:
+    if first_number is None:
+        if last_number is None or last_number == 0:
             raise RangeNotSatisfiable(size)
-        return max(0, size - int(last_text)), size - 1
-    first = int(first_text)
-    last = min(int(last_text), size - 1) if last_text else size - 1
-    if first >= size or (last_text and int(last_text) < first):
+        return max(0, size - last_number), size - 1
+    first = first_number
+    last = min(last_number, size - 1) if last_number is not None else size - 1
+    if first >= size or (last_number is not None and last_number < first):
         raise RangeNotSatisfiable(size)
     return first, last
 
@@ -593,7 +591,7 @@ async def receive_form(
         raise InputValidationFailure({"body": ["Send the form as multipart/form-data"]})
     declared = request.headers.get("content-length")
     too_large = PayloadTooLarge(f"The form must not exceed {max_bytes} bytes")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if (parse_digits(declared) or 0) > max_bytes:
         raise too_large
     receiver = _FormReceiver(policy, spool_dir, file_parts=file_parts)
     received = 0

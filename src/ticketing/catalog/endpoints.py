@@ -12,6 +12,7 @@ from ticketing.auth.reads import run_read
 from ticketing.catalog.schemas import OffersPage, TicketTypesPage
 from ticketing.catalog.service import OfferSpec, TicketTypeSpec
 from ticketing.kit.errors import Reasons
+from ticketing.kit.numbers import parse_digits
 from ticketing.kit.responses import JsonResponse
 from ticketing.kit.schemas import CATALOG_QUERY, ERROR_RESPONSES, TICKETING_HEADERS, query_parameter
 from ticketing.tickets.validation import check_query, require_catalog_query
@@ -83,9 +84,8 @@ def _int_param(
     raw = query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
+    value = parse_digits(raw)
+    if value is None:
         value = low - 1
     if value < low or (high is not None and value > high):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"

@@ -15,6 +15,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from ticketing.kit.html import sanitize
+from ticketing.kit.numbers import parse_digits
 
 
 class FieldError(ValueError):
@@ -123,7 +124,7 @@ def _shown(limit: int | float) -> int | float:
 
 def is_iso_date(value: str) -> bool:
     """ISO-8601 calendar date or date-time (`2025-07-10`, `2025-07-10T12:34:56.789Z`)."""
-    if not 8 <= len(value) <= 40 or not value[:4].isdigit():
+    if not 8 <= len(value) <= 40 or parse_digits(value[:4]) is None:
         return False
     try:
         if len(value) <= 10:

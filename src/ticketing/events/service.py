@@ -17,6 +17,7 @@ from ticketing.events.hub import EventHub, Subscription
 from ticketing.events.public import event_ticket
 from ticketing.events.repository import Event
 from ticketing.kit.errors import InputValidationFailure
+from ticketing.kit.numbers import parse_digits
 from ticketing.tickets import listing
 
 # What each ticket event is called on the list-updates stream.
@@ -74,11 +75,12 @@ def parse_last_event_id(headers: Mapping[str, str]) -> int | None:
     if value is None or value.strip() == "":
         return None
     value = value.strip()
-    if not value.isdigit() or len(value) > 18:
+    position = parse_digits(value)
+    if position is None:
         raise InputValidationFailure(
             {"Last-Event-ID": ["Last-Event-ID must be an event id sent by this stream"]}
         )
-    return int(value)
+    return position
 
 
 async def resume(

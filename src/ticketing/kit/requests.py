@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ticketing.kit.direct import DirectRequest
 from ticketing.kit.errors import PayloadTooLarge
 from ticketing.kit.ids import new_request_id
+from ticketing.kit.numbers import parse_digits
 from ticketing.kit.responses import unexpected_error_response
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -167,7 +168,7 @@ def query_params(request: Request) -> QueryParams:
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """Reads the request body, refusing (413) anything over `limit` bytes before reading it all."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if (parse_digits(declared) or 0) > limit:
         raise PayloadTooLarge(f"Request body must not exceed {limit} bytes")
     chunks: list[bytes] = []
     size = 0

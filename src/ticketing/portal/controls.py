@@ -85,7 +85,7 @@ def _read_multiline(spec: FieldSpec, posted: Sequence[str]) -> Any:
     return value if value.strip() else _blank(spec)
 
 
-_INTEGER = re.compile(r"^[+-]?\d{1,18}$")
+_INTEGER = re.compile(r"^[+-]?[0-9]{1,18}$")
 
 
 @register("number", macro="single_line")

@@ -40,6 +40,7 @@ from ticketing.kit.errors import (
     TenantNotFound,
     TicketingError,
 )
+from ticketing.kit.numbers import parse_digits
 from ticketing.kit.requests import read_body
 from ticketing.portal import service
 from ticketing.portal.controls import html_input_type
@@ -675,7 +676,7 @@ async def update(request: Request, object_id: str) -> Response:
     routed = {name: _first(form, f"was-{name}") for name in ROUTING_INPUTS}
     etag = _first(form, "etag")
     version_text = _first(form, "version")
-    version = int(version_text) if version_text.isdigit() and len(version_text) < 10 else 0
+    version = parse_digits(version_text, max_digits=9) or 0
     changes: dict[str, Any] = {
         "etag": etag,
         "status": agent_input["status"] or None,

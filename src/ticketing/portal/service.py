@@ -32,6 +32,7 @@ from ticketing.catalog.service import OfferSpec, StaleCatalog, TenantCatalog, Ti
 from ticketing.events import service as events
 from ticketing.kit.db import transaction
 from ticketing.kit.errors import Forbidden, NotFound, ServiceUnavailable, TenantNotFound
+from ticketing.kit.numbers import parse_digits
 from ticketing.kit.tenancy import bind_tenant
 from ticketing.portal.controls import OMIT, control_for, input_name
 from ticketing.portal.schemas import DemoUser, FieldView, Page, ShownValue
@@ -794,7 +795,7 @@ def list_request(query: Mapping[str, str], context: FilterChoices | None = None)
     """Reads search, sort, order, page and (given what they offer) the queue filters from
     a page's query string."""
     page_text = query.get("page", "1")
-    page = int(page_text) if page_text.isdigit() and 0 < len(page_text) <= 6 else 1
+    page = parse_digits(page_text, max_digits=6) or 1
     filters = {}
     for queue_filter in QUEUE_FILTERS if context is not None else ():
         assert context is not None

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.auth.access import Access
 from ticketing.kit.errors import InputValidationFailure, NotFound, PermissionFailure, Reasons
+from ticketing.kit.numbers import parse_digits
 from ticketing.kit.time import isoformat
 from ticketing.models import WebhookDelivery
 from ticketing.webhooks import repository
@@ -38,10 +39,10 @@ def _paging(query: Mapping[str, str]) -> tuple[int, int]:
         raw = query.get(name)
         if raw is None:
             values[name] = default
-        elif not raw.isdigit() or not low <= int(raw) <= high:
+        elif (number := parse_digits(raw)) is None or not low <= number <= high:
             reasons.add(name, f"{name} must be a whole number from {low} to {high}")
         else:
-            values[name] = int(raw)
+            values[name] = number
     if reasons.reason:
         raise InputValidationFailure(reasons.reason)
     return values["top"], values["offset"]
