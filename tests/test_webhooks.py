@@ -25,6 +25,7 @@ import pytest
 from tests.support import Database, Server, Tenant, seed_body, start_server, stop_server
 from tests.ticket_api import assert_error, call, created, patch, updated
 from ticketing.catalog.config_file import ConfigError, parse_config
+from ticketing.webhooks import targets
 from ticketing.webhooks.targets import TargetRefused, check_target
 
 SECRET = "a-secret-of-sixteen-or-more"
@@ -220,9 +221,21 @@ def test_loopback_and_private_targets_are_refused_unless_allowed() -> None:
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]/x",
         "ftp://example.com/x",
+        # IPv6 forms that embed an IPv4 address, public or not: NAT64, 6to4, Teredo,
+        # IPv4-mapped and IPv4-compatible.
+        "http://[64:ff9b::7f00:1]/x",
+        "http://[64:ff9b::808:808]/x",
+        "http://[64:ff9b:1::a00:1]/x",
+        "http://[2002:7f00:1::]/x",
+        "http://[2002:808:808::]/x",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "http://[::ffff:10.0.0.1]/x",
+        "http://[::127.0.0.1]/x",
     ):
         assert asyncio.run(refused(url)), url
     assert not asyncio.run(refused("https://93.184.215.14/hook"))
+    assert not asyncio.run(refused("https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/hook"))
     asyncio.run(check_target("http://127.0.0.1/x", allow_private=True))
 
 
@@ -319,7 +332,7 @@ def test_an_unusable_url_is_a_failed_attempt_retried_then_given_up(
         )
     retries = _retries(server.base_url)
     created(tenant.create())
-    for webhook, error in (("v6", "ValueError"), ("port", "InvalidURL")):
+    for webhook, error in (("v6", "ValueError"), ("port", "not a usable URL")):
         wait_until(lambda webhook=webhook: sum(r["attempts"] for r in _rows(tenant, webhook)) >= 2)
         [row] = _rows(tenant, webhook)
         assert row["status"] == "pending" and row["nextAttemptAt"] is not None
@@ -389,3 +402,76 @@ def test_a_retired_webhook_is_sent_nothing_more(
     time.sleep(3)
     assert len(receiver.requests) == sent
     assert _rows(tenant)[0]["status"] == "pending"
+
+
+def test_a_delivery_connects_to_the_address_that_was_checked(receiver: Receiver) -> None:
+    """DNS rebinding: the name resolves to one address when checked and to another a moment
+    later. The post goes to the checked address, resolved once, with the URL's host name in
+    `Host`."""
+    # A second receiver on another loopback address stands for where rebinding would send it.
+    other = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", "0")))
+            other.requests.append(Received(dict(self.headers.items()), b"", 200))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    port = int(receiver.url.rsplit(":", 1)[1].split("/", 1)[0])
+    try:
+        rebound = ThreadingHTTPServer(("127.0.0.3", port), Handler)
+    except OSError:
+        rebound = ThreadingHTTPServer(("127.0.0.3", 0), Handler)
+    threading.Thread(target=rebound.serve_forever, daemon=True).start()
+    answers = [["127.0.0.1"], ["127.0.0.3"]]
+    asked: list[tuple[str, int]] = []
+
+    async def rebinding(host: str, port_: int) -> list[str]:
+        asked.append((host, port_))
+        return answers[min(len(asked), len(answers)) - 1]
+
+    async def send() -> httpx.Response:
+        async with httpx.AsyncClient(timeout=5) as client:
+            return await targets.post(
+                client,
+                f"http://hooks.example.test:{port}/receive",
+                content=b"{}",
+                headers={"content-type": "application/json"},
+                allow_private=True,
+                resolver=rebinding,
+            )
+
+    try:
+        response = asyncio.run(send())
+    finally:
+        rebound.shutdown()
+        rebound.server_close()
+    assert response.status_code == 200
+    assert asked == [("hooks.example.test", port)]
+    assert len(receiver.requests) == 1 and other.requests == []
+    sent = [(k.lower(), v) for k, v in receiver.requests[0].headers.items()]
+    assert [v for k, v in sent if k == "host"] == [f"hooks.example.test:{port}"]
+
+
+def test_a_name_that_resolves_to_a_private_address_is_refused_before_connecting() -> None:
+    async def private(_host: str, _port: int) -> list[str]:
+        return ["93.184.215.14", "10.0.0.7"]
+
+    async def send() -> None:
+        async with httpx.AsyncClient(timeout=5) as client:
+            await targets.post(
+                client,
+                "https://hooks.example.test/receive",
+                content=b"{}",
+                headers={},
+                allow_private=False,
+                resolver=private,
+            )
+
+    with pytest.raises(TargetRefused, match=r"10\.0\.0\.7"):
+        asyncio.run(send())

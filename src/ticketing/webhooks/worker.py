@@ -38,9 +38,9 @@ from ticketing.kit.db import StatementPool, transaction
 from ticketing.kit.tenancy import bind_tenant
 from ticketing.kit.time import isoformat, utcnow
 from ticketing.models import Webhook
-from ticketing.webhooks import repository
+from ticketing.webhooks import repository, targets
 from ticketing.webhooks.signing import signature
-from ticketing.webhooks.targets import TargetRefused, check_target
+from ticketing.webhooks.targets import Resolver, TargetRefused, system_resolver
 
 log = logging.getLogger("ticketing.webhooks")
 
@@ -121,6 +121,8 @@ class WebhookWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._attempts: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
+        # How target hosts are resolved (once per attempt; see targets.check_target).
+        self.resolver: Resolver = system_resolver
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(
@@ -266,13 +268,15 @@ class WebhookWorker:
             attempt: dict[str, Any] = {"at": isoformat(utcnow())}
             status_code: int | None = None
             try:
-                await check_target(delivery.url, allow_private=self.allow_private)
                 body = delivery.body.encode()
                 timestamp = str(int(time.time()))
                 assert self._client is not None
-                response = await self._client.post(
+                response = await targets.post(
+                    self._client,
                     delivery.url,
                     content=body,
+                    allow_private=self.allow_private,
+                    resolver=self.resolver,
                     headers={
                         "content-type": "application/json",
                         "user-agent": "ticketing-webhooks",
