@@ -193,6 +193,14 @@ class AttachmentPolicyConfig(_Strict):
 WebhookEvent = Literal["ticket.created", "ticket.updated", "ticket.deleted", "comment.created"]
 
 
+class RichTextConfig(_Strict):
+    """How rich text fields and comments are kept (ticketing.kit.html)."""
+
+    # Keep <img> sources on other sites: off by default, since rendering them tells the
+    # other site who read the ticket.
+    remote_images: bool = False
+
+
 class WebhookConfig(_Strict):
     id: IdString
     url: Annotated[
@@ -214,6 +222,7 @@ class TenantConfig(_Strict):
     ticket_types: list[TicketTypeConfig] = Field(default_factory=list)
     offers: list[OfferConfig] = Field(default_factory=list)
     attachments: AttachmentPolicyConfig | None = None
+    rich_text: RichTextConfig | None = None
     # Service desk (ticketing.sla.config).
     business_hours: dict[str, OpeningHours] | None = None
     holidays: list[date] = Field(default_factory=list)

@@ -34,6 +34,8 @@ class FieldSpec:
     default_value: Any
     options: tuple[dict[str, Any], ...] = ()
     limits: dict[str, Any] = field(default_factory=dict)
+    # Whether rich text keeps images from other sites (the tenant's `rich_text` setting).
+    remote_images: bool = False
 
     @property
     def option_values(self) -> tuple[str, ...]:
@@ -99,7 +101,7 @@ def _clean_text(spec: FieldSpec, value: Any) -> str:
 def _clean_richtext(spec: FieldSpec, value: Any) -> str:
     html = _expect_string(spec, value, "rich text")
     _check_length(spec, html)
-    return sanitize(html)
+    return sanitize(html, remote_images=spec.remote_images)
 
 
 @field_type("number", blank_is_empty=False)

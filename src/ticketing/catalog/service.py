@@ -134,6 +134,7 @@ async def compile_catalog(session: AsyncSession, *, tenant_id: uuid.UUID) -> Ten
                 default_value=field_row.default_value,
                 options=tuple(field_row.options),
                 limits=dict(field_row.limits),
+                remote_images=desk.remote_images,
             )
         )
     types: dict[str, TicketTypeSpec] = {}

@@ -116,6 +116,7 @@ def desk_settings(tenant: Any) -> dict[str, Any]:
             if t.priority_field or t.default_priority or t.queue
         },
         "offers": {o.id: o.sla_id for o in tenant.offers if o.sla_id is not None},
+        "remote_images": tenant.rich_text is not None and tenant.rich_text.remote_images,
     }
 
 

@@ -58,6 +58,8 @@ class DeskSettings:
     queues: Mapping[str, QueueSpec] = field(default_factory=dict)
     routing: Mapping[str, TypeRouting] = field(default_factory=dict)
     offer_policies: Mapping[str, str] = field(default_factory=dict)
+    # Rich text and comments keep images from other sites (kit.html).
+    remote_images: bool = False
 
     def routing_of(self, ticket_type_id: str) -> TypeRouting:
         return self.routing.get(ticket_type_id, NO_ROUTING)
@@ -103,6 +105,7 @@ def compile_desk(settings: Mapping[str, Any] | None) -> DeskSettings:
     return DeskSettings(
         policies=policies,
         default_policy=next((p.id for p in policies.values() if p.default), None),
+        remote_images=bool(settings.get("remote_images", False)),
         business_hours=None if hours is None else {d: (h[0], h[1]) for d, h in hours.items()},
         holidays=tuple(date.fromisoformat(d) for d in settings.get("holidays", ())),
         queues={

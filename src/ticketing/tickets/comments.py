@@ -61,7 +61,7 @@ async def add_comment(
     elif len(text) > MAX_COMMENT:
         reasons.add("body", f"body must be at most {MAX_COMMENT} characters long")
     else:
-        clean = sanitize(text)
+        clean = sanitize(text, remote_images=access.catalog.desk.remote_images)
         if not clean.strip():
             reasons.add("body", "body is empty once unsafe HTML is removed")
     internal = body.get("internal", False)
