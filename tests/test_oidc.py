@@ -40,6 +40,7 @@ from tests.support import (
     stop_server,
 )
 from ticketing.auth.dev_issuer import load_or_create_dev_key, mint_token
+from ticketing.auth.tokens import cache_lifetime
 
 # --- the identity provider -------------------------------------------------------------------
 
@@ -91,9 +92,15 @@ class Realm:
     jwks_hits: int = 0
     # "ok", "jwks-500", "discovery-503", "jwks-garbage", "jwks-refused"
     mode: str = "ok"
+    # Sent with the JWKS when set.
+    cache_control: str | None = None
 
     def publish(self, *keys: SigningKey) -> None:
         self.keys = list(keys)
+
+    def drop(self, key: SigningKey) -> None:
+        """Stops publishing `key`, as a provider does with a compromised one."""
+        self.keys = [k for k in self.keys if k.kid != key.kid]
 
 
 class IdentityProvider:
@@ -155,7 +162,8 @@ class IdentityProvider:
                 if realm.mode == "jwks-garbage":
                     return self.reply(request, 200, b"<html>maintenance</html>", "text/html")
                 jwks = {"keys": [k.public_jwk() for k in realm.keys]}
-                return self.reply(request, 200, json.dumps(jwks).encode())
+                headers = {"Cache-Control": realm.cache_control} if realm.cache_control else {}
+                return self.reply(request, 200, json.dumps(jwks).encode(), headers=headers)
         self.reply(request, 404, b'{"error": "Realm does not exist"}')
 
     @staticmethod
@@ -164,9 +172,12 @@ class IdentityProvider:
         status: int,
         body: bytes,
         content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> None:
         request.send_response(status)
         request.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            request.send_header(name, value)
         request.send_header("Content-Length", str(len(body)))
         request.end_headers()
         request.wfile.write(body)
@@ -187,12 +198,20 @@ def idp() -> Iterator[IdentityProvider]:
 
 
 def _oidc_server(
-    database: Database, idp: IdentityProvider, data_dir: Path, interval: str
+    database: Database,
+    idp: IdentityProvider,
+    data_dir: Path,
+    interval: str,
+    env: dict[str, str] | None = None,
 ) -> Server:
     return start_server(
         database_url=database.url,
         data_dir=data_dir,
-        env={"TICKETING_OIDC_BASE_URL": idp.base, "TICKETING_JWKS_REFRESH_INTERVAL": interval},
+        env={
+            "TICKETING_OIDC_BASE_URL": idp.base,
+            "TICKETING_JWKS_REFRESH_INTERVAL": interval,
+            **(env or {}),
+        },
     )
 
 
@@ -215,6 +234,22 @@ def rate_limited_server(
 ) -> Iterator[Server]:
     """A server trusting the test's identity provider, refetching at most once a minute."""
     server = _oidc_server(database, idp, oidc_data_dir, "60")
+    yield server
+    stop_server(server)
+
+
+# The expiring server's key cache: keys live MAX_AGE seconds, a failing provider's last good
+# keys GRACE seconds more, and a realm's JWKS is fetched at most once per INTERVAL seconds.
+MAX_AGE, GRACE, INTERVAL = 2.0, 2.0, 1.0
+
+
+@pytest.fixture(scope="module")
+def expiring_server(
+    database: Database, idp: IdentityProvider, oidc_data_dir: Path
+) -> Iterator[Server]:
+    """A server whose cached keys expire within seconds."""
+    env = {"TICKETING_JWKS_MAX_AGE": str(MAX_AGE), "TICKETING_JWKS_STALE_GRACE": str(GRACE)}
+    server = _oidc_server(database, idp, oidc_data_dir, str(INTERVAL), env)
     yield server
     stop_server(server)
 
@@ -277,13 +312,18 @@ class OidcTenant:
         )
 
 
-@pytest.fixture
-def oidc_tenant(database: Database, idp: IdentityProvider, http: httpx.Client) -> OidcTenant:
+def new_oidc_tenant(database: Database, idp: IdentityProvider, http: httpx.Client) -> OidcTenant:
     """A fresh tenant in a fresh realm that publishes nothing yet."""
     config = new_tenant_config()
     database.load({"tenants": [config]})
     realm = idp.realm(config["realm"])
     return OidcTenant(config["id"], realm, idp.issuer(realm.name), http)
+
+
+@pytest.fixture
+def oidc_tenant(database: Database, idp: IdentityProvider, http: httpx.Client) -> OidcTenant:
+    """A fresh tenant in a fresh realm that publishes nothing yet."""
+    return new_oidc_tenant(database, idp, http)
 
 
 def assert_authentication_failure(response: httpx.Response) -> None:
@@ -586,3 +626,212 @@ def test_provider_unknown_realm_is_authentication_failure(
         headers={**oidc_tenant.headers(token), "realmname": bogus},
     )
     assert_authentication_failure(response)
+
+
+# --- cached keys expire ----------------------------------------------------------------------
+
+
+def sleep_until(deadline: float) -> None:
+    time.sleep(max(0.0, deadline - time.monotonic()))
+
+
+def warnings_naming(server: Server, issuer: str) -> list[dict[str, Any]]:
+    """The server's warnings about `issuer`'s keys, from its JSON log."""
+    found = []
+    for line in server.log().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if (
+            isinstance(entry, dict)
+            and entry.get("level") == "warning"
+            and entry.get("issuer") == issuer
+            and issuer in entry.get("message", "")
+        ):
+            found.append(entry)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "lifetime"),
+    [
+        (None, 600),
+        ("", 600),
+        ("max-age=1", 1),
+        ("public, max-age=300, must-revalidate", 300),
+        ("max-age=3600", 600),  # never longer than the setting
+        ("Max-Age=5", 5),  # directive names are case-insensitive
+        ('max-age="7"', 7),
+        ("max-age=5, max-age=50", 5),  # the most restrictive wins
+        ("max-age=abc", 0),  # invalid freshness is stale
+        ("max-age=-5", 0),
+        ("max-age=1.5", 0),
+        ("max-age=", 0),
+        ("no-store", 0),
+        ("no-cache", 0),
+        ("public, NO-CACHE, max-age=100", 0),
+        ('no-cache="set-cookie"', 600),  # only about the named header fields
+        ('private="x, max-age=1", max-age=100', 100),  # a comma inside quotes splits nothing
+        ("s-maxage=1", 600),  # for shared caches
+        ("max-age=1,,public", 1),
+    ],
+)
+def test_cache_control_can_only_shorten_the_keys_lifetime(
+    cache_control: str | None, lifetime: float
+) -> None:
+    assert cache_lifetime(cache_control, 600) == lifetime
+
+
+def _dropped_key_is_refused_after(server: Server, tenant: OidcTenant, age: float) -> None:
+    """Publishes two keys, uses both, drops one: it is trusted until `age` seconds after the
+    fetch and refused after, while the other one keeps working."""
+    dropped, kept = SigningKey.rsa(), SigningKey.p256()
+    tenant.realm.publish(dropped, kept)
+    assert tenant.offers(server, tenant.token(dropped)).status_code == 200
+    fetched = time.monotonic()  # the fetch was made before this: the keys expire before
+    assert tenant.offers(server, tenant.token(kept)).status_code == 200
+    assert tenant.realm.jwks_hits == 1
+
+    tenant.realm.drop(dropped)
+    sleep_until(fetched + age + 0.1)
+    assert_authentication_failure(tenant.offers(server, tenant.token(dropped)))
+    response = tenant.offers(server, tenant.token(kept))
+    assert response.status_code == 200, response.text
+    assert tenant.realm.jwks_hits == 2, tenant.realm.jwks_hits
+
+
+def test_a_key_the_provider_drops_is_refused_once_the_cache_expires(
+    expiring_server: Server, oidc_tenant: OidcTenant
+) -> None:
+    # TICKETING_JWKS_MAX_AGE=2; the provider sends no Cache-Control.
+    _dropped_key_is_refused_after(expiring_server, oidc_tenant, MAX_AGE)
+
+
+def test_a_shorter_cache_control_max_age_is_honoured(
+    oidc_server: Server, oidc_tenant: OidcTenant
+) -> None:
+    # TICKETING_JWKS_MAX_AGE is the default 600 s; the provider says 1 s.
+    oidc_tenant.realm.cache_control = "public, max-age=1"
+    _dropped_key_is_refused_after(oidc_server, oidc_tenant, 1.0)
+
+
+def test_a_longer_cache_control_max_age_does_not_extend_the_setting(
+    expiring_server: Server, oidc_tenant: OidcTenant
+) -> None:
+    # The provider says an hour; TICKETING_JWKS_MAX_AGE=2 wins.
+    oidc_tenant.realm.cache_control = "max-age=3600"
+    _dropped_key_is_refused_after(expiring_server, oidc_tenant, MAX_AGE)
+
+
+def test_no_store_refetches_at_the_next_verification(
+    oidc_server: Server, oidc_tenant: OidcTenant
+) -> None:
+    # `no-store` counts as max-age 0; this server's refresh interval is 0.
+    oidc_tenant.realm.cache_control = "no-store"
+    dropped, kept = SigningKey.rsa(), SigningKey.rsa()
+    oidc_tenant.realm.publish(dropped, kept)
+    assert oidc_tenant.offers(oidc_server, oidc_tenant.token(dropped)).status_code == 200
+    oidc_tenant.realm.drop(dropped)
+    assert_authentication_failure(oidc_tenant.offers(oidc_server, oidc_tenant.token(dropped)))
+    assert oidc_tenant.offers(oidc_server, oidc_tenant.token(kept)).status_code == 200
+
+
+def test_no_store_still_fetches_at_most_once_per_refresh_interval(
+    rate_limited_server: Server, oidc_tenant: OidcTenant
+) -> None:
+    oidc_tenant.realm.cache_control = "no-store, no-cache, max-age=0"
+    key = SigningKey.rsa()
+    oidc_tenant.realm.publish(key)
+    for _ in range(5):
+        response = oidc_tenant.offers(rate_limited_server, oidc_tenant.token(key))
+        assert response.status_code == 200, response.text
+    assert oidc_tenant.realm.jwks_hits == 1, oidc_tenant.realm.jwks_hits
+
+
+def test_keys_are_fetched_once_per_max_age_not_per_request(
+    expiring_server: Server, oidc_tenant: OidcTenant
+) -> None:
+    key = SigningKey.rsa()
+    oidc_tenant.realm.publish(key)
+    started = time.monotonic()
+    for _ in range(10):
+        response = oidc_tenant.offers(expiring_server, oidc_tenant.token(key))
+        assert response.status_code == 200, response.text
+    assert time.monotonic() - started < MAX_AGE, "the requests took longer than the max-age"
+    assert oidc_tenant.realm.jwks_hits == 1, oidc_tenant.realm.jwks_hits
+
+    # Once the keys expire, concurrent requests share one refresh.
+    sleep_until(started + MAX_AGE + 0.1)
+
+    def send(_: int) -> int:
+        return oidc_tenant.offers(expiring_server, oidc_tenant.token(key)).status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(send, range(12)))
+    assert statuses == [200] * 12
+    assert oidc_tenant.realm.jwks_hits == 2, oidc_tenant.realm.jwks_hits
+
+
+# What names the error in the warning, per way of failing.
+ERROR_NAMES = {
+    "jwks-500": "500 Internal Server Error",
+    "discovery-503": "503 Service Unavailable",
+    "jwks-garbage": "JSONDecodeError",
+    "jwks-refused": "ConnectError",
+}
+
+
+def _failed_refresh_keeps_keys_for_the_grace_time(
+    server: Server, tenant: OidcTenant, mode: str
+) -> None:
+    key = SigningKey.rsa()
+    tenant.realm.publish(key)
+    assert tenant.offers(server, tenant.token(key)).status_code == 200
+    fetched = time.monotonic()  # the keys expire before fetched + MAX_AGE
+    tenant.realm.mode = mode
+
+    # Expired, the refresh fails: the last good keys still verify, within the grace time.
+    sleep_until(fetched + MAX_AGE + 0.1)
+    response = tenant.offers(server, tenant.token(key))
+    assert response.status_code == 200, (mode, response.text)
+    assert tenant.realm.discovery_hits == 2, (mode, tenant.realm.discovery_hits)
+    # More requests within the refresh interval do not ask the failing provider again.
+    for _ in range(5):
+        assert tenant.offers(server, tenant.token(key)).status_code == 200, mode
+    assert tenant.realm.discovery_hits == 2, (mode, tenant.realm.discovery_hits)
+    # One warning for the one failed refresh, naming the issuer and the error.
+    deadline = time.monotonic() + 5
+    while not (warnings := warnings_naming(server, tenant.issuer)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(warnings) == 1, (mode, warnings)
+    assert ERROR_NAMES[mode] in warnings[0]["error"], (mode, warnings[0])
+    assert ERROR_NAMES[mode] in warnings[0]["message"], (mode, warnings[0])
+
+    # Past the grace time, the next failed refresh leaves the issuer's tokens refused with 503.
+    sleep_until(fetched + MAX_AGE + GRACE + 0.1)
+    response = tenant.offers(server, tenant.token(key))
+    assert response.status_code == 503, (mode, response.text)
+    assert response.json()["error"] is True
+    assert response.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert tenant.realm.discovery_hits == 3, (mode, tenant.realm.discovery_hits)
+
+    # The provider back, the next refresh the interval allows brings the service back.
+    tenant.realm.mode = "ok"
+    time.sleep(INTERVAL + 0.1)
+    response = tenant.offers(server, tenant.token(key))
+    assert response.status_code == 200, (mode, response.text)
+
+
+def test_a_failed_refresh_keeps_the_last_good_keys_for_the_grace_time(
+    expiring_server: Server, database: Database, idp: IdentityProvider, http: httpx.Client
+) -> None:
+    # One realm per way of failing, run side by side so the waits overlap.
+    tenants = {mode: new_oidc_tenant(database, idp, http) for mode in DOWN_MODES}
+    with ThreadPoolExecutor(max_workers=len(tenants)) as pool:
+        runs = [
+            pool.submit(_failed_refresh_keeps_keys_for_the_grace_time, expiring_server, t, m)
+            for m, t in tenants.items()
+        ]
+        for run in runs:
+            run.result()

@@ -67,9 +67,23 @@ class Settings(BaseSettings):
     )
     jwks_refresh_interval: float = Field(
         default=30.0,
-        description="Least number of seconds between two JWKS fetches caused by unknown kids.",
+        description="Least number of seconds between two JWKS fetches of one issuer (for an "
+        "unknown kid, for expired keys, or to retry a failed fetch).",
     )
     jwks_timeout: float = Field(default=5.0, description="Seconds to wait for the JWKS endpoint.")
+    jwks_max_age: float = _seconds(
+        600.0,
+        "Seconds an issuer's fetched keys are trusted before the next verification refetches "
+        "them (less when the JWKS's Cache-Control max-age is shorter; at least "
+        "jwks_refresh_interval), so a key the provider withdraws is refused after that.",
+        zero_allowed=True,
+    )
+    jwks_stale_grace: float = _seconds(
+        3600.0,
+        "Seconds after its keys expired that an issuer whose provider fails to answer keeps "
+        "being verified with its last good keys; after that its tokens are 503.",
+        zero_allowed=True,
+    )
     clock_skew: int = Field(default=30, description="Leeway in seconds for exp and nbf.")
     log_level: str = Field(default="info", description="Least level logged.")
     json_logs: bool = Field(default=True, description="Log JSON lines to stderr.")

@@ -139,7 +139,10 @@ def build_verifier(settings: Settings) -> TokenVerifier:
     if settings.oidc_base_url:
         base = settings.oidc_base_url
         keys = OidcKeySource(
-            refresh_interval=settings.jwks_refresh_interval, timeout=settings.jwks_timeout
+            refresh_interval=settings.jwks_refresh_interval,
+            timeout=settings.jwks_timeout,
+            max_age=settings.jwks_max_age,
+            stale_grace=settings.jwks_stale_grace,
         )
     else:
         base = settings.dev_issuer_url

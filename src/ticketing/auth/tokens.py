@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import logging
 import re
 import time
 import uuid
@@ -145,24 +146,79 @@ class DevKeySource:
 
 MAX_ISSUERS = 1000
 
+log = logging.getLogger("ticketing.auth")
+
+
+def cache_lifetime(cache_control: str | None, max_age: float) -> float:
+    """Seconds a JWKS answered with this `Cache-Control` may be used: `max_age`, or less.
+
+    The most restrictive directive wins (RFC 9111 4.2.1): each `max-age` that is shorter,
+    and 0 for `no-store`, an unqualified `no-cache` and a `max-age` that is not a number of
+    seconds (a cache is to treat invalid freshness as stale). A provider can only shorten
+    the time a key is trusted, never lengthen it. `s-maxage` is for shared caches and is
+    not ours; directives are compared case-insensitively and quoted values may hold commas.
+    """
+    lifetime = max_age
+    for directive in _DIRECTIVE.findall(cache_control or ""):
+        name, has_value, value = directive.partition("=")
+        name, value = name.strip().lower(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if name == "no-store" or (name == "no-cache" and not has_value):
+            lifetime = 0.0
+        elif name == "max-age":
+            lifetime = min(lifetime, float(value) if value.isascii() and value.isdigit() else 0.0)
+    return lifetime
+
+
+# One element of an HTTP list: anything up to a comma that is not inside a quoted string.
+_DIRECTIVE = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+')
+
+
+class _ProviderFailure(Exception):
+    """The provider did not answer with a usable JWKS."""
+
 
 @dataclass
 class _IssuerKeys:
     keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
-    fetched_at: float = float("-inf")
+    # The keys above came from a successful fetch and are fresh until then.
+    expires_at: float = float("-inf")
+    # When the last fetch, successful or not, ended.
+    attempted_at: float = float("-inf")
+    # The last fetch's error, when it failed: the keys above are older than it.
+    failure: str | None = None
+    fetches: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class OidcKeySource:
     """Keys published by an OIDC provider: discovery -> jwks_uri, cached per issuer.
 
-    An unknown kid triggers a refetch, at most once per `refresh_interval` seconds per
-    issuer, so that key rotation needs no restart and bogus kids cannot hammer the provider.
+    An issuer's keys are fresh for `max_age` seconds (less when the JWKS's Cache-Control
+    says so); the first verification after that refetches them, so a key the provider has
+    withdrawn is refused from then on. An unknown kid refetches too, so that rotation needs
+    no restart. Either way an issuer's JWKS is fetched at most once per `refresh_interval`
+    seconds (keys stay fresh at least that long), so neither bogus kids nor load can hammer
+    the provider; requests that arrive during a fetch wait for it and share its answer.
+
+    When a refresh fails (the provider unreachable, an error status, not a JWKS) the last
+    good keys keep verifying until `stale_grace` seconds after they expired, and a warning
+    names the issuer and the error; after that the issuer's tokens are 503, as with no keys.
     """
 
-    def __init__(self, *, refresh_interval: float, timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        refresh_interval: float,
+        timeout: float,
+        max_age: float,
+        stale_grace: float,
+    ) -> None:
         self._refresh_interval = refresh_interval
         self._timeout = timeout
+        self._max_age = max_age
+        self._stale_grace = stale_grace
         self._issuers: dict[str, _IssuerKeys] = {}
 
     async def key_for(self, issuer: str, kid: str | None) -> jwt.PyJWK | None:
@@ -172,34 +228,78 @@ class OidcKeySource:
                 # Made-up realms must not grow the cache without bound: forget the oldest.
                 del self._issuers[next(iter(self._issuers))]
             entry = self._issuers[issuer] = _IssuerKeys()
-        key = _pick(entry.keys, kid)
-        if key is not None:
-            return key
-        async with entry.lock:
+        now = time.monotonic()
+        if now < entry.expires_at or (entry.lock.locked() and self._in_grace(entry, now)):
+            # Fresh keys; or a refresh of a failing provider's keys is under way, and this
+            # request need not wait for it while their grace time lasts.
             key = _pick(entry.keys, kid)
             if key is not None:
                 return key
-            if time.monotonic() - entry.fetched_at < self._refresh_interval:
-                return None
-            entry.keys = await self._fetch(issuer)
-            entry.fetched_at = time.monotonic()
-            return _pick(entry.keys, kid)
+        fetches = entry.fetches
+        async with entry.lock:
+            # A fetch that ended while this request waited answers for it too.
+            if (
+                entry.fetches == fetches
+                and time.monotonic() - entry.attempted_at >= self._refresh_interval
+            ):
+                await self._refresh(issuer, entry)
+            if entry.failure is None:
+                return _pick(entry.keys, kid)
+            # The provider failed the last time it was asked.
+            key = _pick(entry.keys, kid) if self._in_grace(entry, time.monotonic()) else None
+            if key is None:
+                raise ServiceUnavailable("The identity provider cannot be reached")
+            return key
 
-    async def _fetch(self, issuer: str) -> dict[str, jwt.PyJWK]:
+    def _in_grace(self, entry: _IssuerKeys, now: float) -> bool:
+        return entry.failure is not None and now < entry.expires_at + self._stale_grace
+
+    async def _refresh(self, issuer: str, entry: _IssuerKeys) -> None:
+        try:
+            keys, lifetime = await self._fetch(issuer)
+        except _ProviderFailure as exc:
+            entry.attempted_at = now = time.monotonic()
+            entry.failure = str(exc)
+            if entry.expires_at == float("-inf"):
+                outcome = "none of its keys are known: its tokens are refused (503)"
+            elif self._in_grace(entry, now):
+                left = entry.expires_at + self._stale_grace - now
+                outcome = f"its last good keys are kept for another {left:.0f} s"
+            else:
+                outcome = "its last good keys are past their grace time: its tokens are refused"
+            log.warning(
+                "JWKS refresh for %s failed (%s); %s",
+                issuer,
+                entry.failure,
+                outcome,
+                extra={"issuer": issuer, "error": entry.failure},
+            )
+        else:
+            entry.attempted_at = now = time.monotonic()
+            entry.keys, entry.failure = keys, None
+            entry.expires_at = now + max(lifetime, self._refresh_interval)
+        finally:
+            entry.fetches += 1
+
+    async def _fetch(self, issuer: str) -> tuple[dict[str, jwt.PyJWK], float]:
+        """The issuer's keys and how many seconds they may be used."""
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
                 discovery = await client.get(f"{issuer}/.well-known/openid-configuration")
                 if discovery.status_code in (400, 404, 410):
-                    return {}  # the provider has no such realm: the token's issuer is unknown
+                    # The provider has no such realm: the token's issuer is unknown.
+                    return {}, self._max_age
                 discovery.raise_for_status()
                 jwks_uri = discovery.json()["jwks_uri"]
                 response = await client.get(jwks_uri)
                 response.raise_for_status()
                 jwks = response.json()
+                if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+                    raise ValueError("the answer is not a JWKS")
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            raise ServiceUnavailable("The identity provider cannot be reached") from exc
+            raise _ProviderFailure(f"{type(exc).__name__}: {exc}") from exc
         keys: dict[str, jwt.PyJWK] = {}
-        for data in jwks.get("keys", []) if isinstance(jwks, dict) else []:
+        for data in jwks["keys"]:
             if not isinstance(data, dict) or data.get("use", "sig") != "sig":
                 continue
             try:
@@ -207,7 +307,7 @@ class OidcKeySource:
             except jwt.PyJWTError:
                 continue  # a key type or algorithm this service does not verify with
             keys[str(data.get("kid", ""))] = jwk
-        return keys
+        return keys, cache_lifetime(response.headers.get("cache-control"), self._max_age)
 
 
 def _pick(keys: dict[str, jwt.PyJWK], kid: str | None) -> jwt.PyJWK | None:
