@@ -108,6 +108,8 @@ class IdentityProvider:
 
     def __init__(self) -> None:
         self.realms: dict[str, Realm] = {}
+        # Every path asked for, in order.
+        self.requests: list[str] = []
         self.lock = threading.Lock()
         self.closed_port = free_port()  # nothing listens here
         provider = self
@@ -135,6 +137,7 @@ class IdentityProvider:
     def handle(self, request: BaseHTTPRequestHandler) -> None:
         parts = request.path.split("?")[0].strip("/").split("/")
         with self.lock:
+            self.requests.append(request.path)
             if (
                 len(parts) == 4
                 and parts[0] == "realms"
@@ -835,3 +838,33 @@ def test_a_failed_refresh_keeps_the_last_good_keys_for_the_grace_time(
         ]
         for run in runs:
             run.result()
+
+
+def test_only_the_configured_tenants_realms_are_ever_fetched(
+    oidc_server: Server, oidc_tenant: OidcTenant, idp: IdentityProvider
+) -> None:
+    """A token can name any realm under the provider; only realms of tenants the database
+    holds are fetched, and a realm name outside Keycloak's characters (`..`, `?`, `#`, `%`)
+    never reaches a URL."""
+    key = SigningKey.rsa()
+    oidc_tenant.realm.publish(key)
+    for _ in range(50):
+        made_up = f"made-up-{uuid.uuid4().hex[:12]}"
+        idp.realm(made_up).publish(key)  # the provider would answer for it
+        token = key.sign(oidc_tenant.claims(iss=idp.issuer(made_up)))
+        assert_authentication_failure(oidc_tenant.offers(oidc_server, token))
+    for hostile in ("..", "../..", "a?b=c", "a#b", "%2e%2e", "a/../b", ".hidden", "a b", "é"):
+        token = key.sign(oidc_tenant.claims(iss=f"{idp.base}/realms/{hostile}"))
+        response = oidc_tenant.offers(oidc_server, token)
+        assert_authentication_failure(response)
+        assert response.json()["message"] == "Token issuer is not trusted"
+    with idp.lock:
+        asked = list(idp.requests)
+    assert [path for path in asked if "made-up-" in path] == []
+    assert not any(
+        path.startswith("/.well-known") or ".." in path or "%2e" in path.lower() for path in asked
+    ), asked
+    # The configured tenant's realm is fetched and its tokens work.
+    assert oidc_tenant.offers(oidc_server, oidc_tenant.token(key)).status_code == 200
+    with idp.lock:
+        assert any(p.startswith(f"/realms/{oidc_tenant.realm.name}/") for p in idp.requests)

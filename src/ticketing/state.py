@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ticketing.attachments.storage import BlobStore, open_store
 from ticketing.auth.dev_issuer import load_or_create_dev_key
-from ticketing.auth.tokens import DevKeySource, KeySource, OidcKeySource, TokenVerifier
+from ticketing.auth.tokens import (
+    DevKeySource,
+    KeySource,
+    OidcKeySource,
+    RealmDirectory,
+    TokenVerifier,
+)
+from ticketing.catalog import repository as catalog_repository
 from ticketing.catalog.service import CatalogCache
 from ticketing.config import Settings
 from ticketing.events.hub import HUB_CONNECTION_NAME, EventHub
@@ -106,7 +114,9 @@ class AppState:
             settings=settings,
             engine=engine,
             sessionmaker=sessionmaker,
-            verifier=build_verifier(settings),
+            verifier=build_verifier(
+                settings, realms=lambda: catalog_repository.tenant_realms(engine, statements)
+            ),
             catalogs=CatalogCache(),
             blobs=blob_store(settings),
             hub=hub,
@@ -133,10 +143,17 @@ def blob_store(settings: Settings) -> BlobStore:
     )
 
 
-def build_verifier(settings: Settings) -> TokenVerifier:
-    """Trusts the configured OIDC provider, or the development issuer when there is none."""
+def build_verifier(
+    settings: Settings, realms: Callable[[], Awaitable[set[str]]] | None = None
+) -> TokenVerifier:
+    """Trusts the configured OIDC provider, or the development issuer when there is none.
+    With a provider, `realms` lists the configured tenants' realms: no other realm's keys
+    are fetched."""
     keys: KeySource
+    directory = None
     if settings.oidc_base_url:
+        if realms is not None:
+            directory = RealmDirectory(realms)
         base = settings.oidc_base_url
         keys = OidcKeySource(
             refresh_interval=settings.jwks_refresh_interval,
@@ -148,5 +165,9 @@ def build_verifier(settings: Settings) -> TokenVerifier:
         base = settings.dev_issuer_url
         keys = DevKeySource(load_or_create_dev_key(settings.dev_key_path))
     return TokenVerifier(
-        issuer_base=base, keys=keys, leeway=settings.clock_skew, audience=settings.oidc_audience
+        issuer_base=base,
+        keys=keys,
+        leeway=settings.clock_skew,
+        audience=settings.oidc_audience,
+        realms=directory,
     )

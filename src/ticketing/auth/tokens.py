@@ -8,6 +8,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -327,6 +328,39 @@ class _Verified:
     expires: float
 
 
+# A realm name as Keycloak allows it: letters, digits, `.`, `_` and `-`, not starting with a
+# dot. Anything else in a token's issuer is refused before it can reach a URL.
+REALM_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}", re.ASCII)
+
+
+class RealmDirectory:
+    """The realms of the configured tenants, read from the database and cached.
+
+    Only their issuers' keys are ever fetched from the identity provider: a token naming any
+    other realm is refused without a request leaving the service. The list is read again
+    when a realm it lacks shows up, so a tenant loaded a moment ago is known at once; one
+    read at a time, and requests that arrive during a read wait for the next one that starts
+    after them, so made-up realms cost one small query at a time, never a query each.
+    """
+
+    def __init__(self, load: Callable[[], Awaitable[set[str]]]) -> None:
+        self._load = load
+        self._realms: frozenset[str] = frozenset()
+        self._started = 0  # reads started
+        self._lock = asyncio.Lock()
+
+    async def knows(self, realm: str) -> bool:
+        if realm in self._realms:
+            return True
+        # A read that starts after this point answers for this request.
+        wanted = self._started + 1
+        async with self._lock:
+            if self._started < wanted:
+                self._started += 1
+                self._realms = frozenset(await self._load())
+        return realm in self._realms
+
+
 class TokenVerifier:
     """Checks signature, algorithm, issuer, exp and nbf; returns the caller's Principal.
 
@@ -344,8 +378,11 @@ class TokenVerifier:
         keys: KeySource,
         leeway: int = 30,
         audience: str | None = None,
+        realms: RealmDirectory | None = None,
     ) -> None:
         self._realms_prefix = issuer_for(issuer_base, "")
+        # None: every realm under the base is trusted (the development issuer: no fetches).
+        self._realms = realms
         self._keys = keys
         self._leeway = leeway
         self._audience = audience
@@ -379,7 +416,11 @@ class TokenVerifier:
             raise AuthenticationFailure("Token signing algorithm is not accepted")
         issuer = unverified.get("iss")
         realm = self._realm_of(issuer)
-        if realm is None or not isinstance(issuer, str):
+        if (
+            realm is None
+            or not isinstance(issuer, str)
+            or (self._realms is not None and not await self._realms.knows(realm))
+        ):
             raise AuthenticationFailure("Token issuer is not trusted")
         kid = header.get("kid")
         key = await self._keys.key_for(issuer, kid if isinstance(kid, str) else None)
@@ -416,7 +457,7 @@ class TokenVerifier:
         if not isinstance(issuer, str) or not issuer.startswith(self._realms_prefix):
             return None
         realm = issuer[len(self._realms_prefix) :]
-        return realm if realm and "/" not in realm else None
+        return realm if REALM_NAME.fullmatch(realm) else None
 
 
 def _bearer(authorization: str | None) -> str:

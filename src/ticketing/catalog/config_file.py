@@ -216,7 +216,9 @@ class WebhookConfig(_Strict):
 class TenantConfig(_Strict):
     id: uuid.UUID
     name: Name
-    realm: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^/\s]+$")]
+    # Keycloak's characters for a realm name (ticketing.auth.tokens.REALM_NAME): it becomes
+    # part of the identity provider's URLs.
+    realm: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")]
     prefix: Prefix
     teams: list[TeamConfig] = Field(default_factory=list)
     ticket_types: list[TicketTypeConfig] = Field(default_factory=list)

@@ -6,8 +6,9 @@ import uuid
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from ticketing.kit.db import StatementPool
 from ticketing.models import Offer, Team, Tenant, TicketField, TicketType
 
 
@@ -56,3 +57,15 @@ async def replace_fields(
     )
     await session.flush()
     session.add_all(fields)
+
+
+async def tenant_realms(engine: AsyncEngine, statements: StatementPool | None) -> set[str]:
+    """The realms of every tenant the database holds, for a request with no verified tenant
+    yet: on PostgreSQL through the owner's function that reads past the tenant policies
+    (migration 0020); on SQLite (no `statements`) a plain query."""
+    if statements is not None:
+        records = await statements.fetch("SELECT * FROM ticketing_tenant_realms()")
+        return {str(record[0]) for record in records}
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(Tenant.realm).distinct())
+        return {str(row[0]) for row in rows}

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -51,7 +51,7 @@ class OidcClient:
         cached = self._endpoints.get(realm)
         if cached is not None and time.monotonic() - cached[0] < DISCOVERY_TTL:
             return cached[1]
-        issuer = issuer_for(self._base_url, realm)
+        issuer = issuer_for(self._base_url, quote(realm, safe=""))
         try:
             async with httpx.AsyncClient(timeout=self._timeout) as client:
                 response = await client.get(f"{issuer}/.well-known/openid-configuration")
