@@ -17,6 +17,7 @@ from tests.support import (
     Database,
     Server,
     Tenant,
+    event_position,
     new_tenant_config,
     reset_postgresql,
     start_server,
@@ -131,3 +132,9 @@ def streams() -> Iterator[list[SseReader]]:
     yield opened
     for reader in opened:
         reader.close()
+
+
+@pytest.fixture
+def position(data_dir: Path) -> Callable[[Tenant, str | None], int]:
+    """The outbox position behind an event id the test servers showed a tenant."""
+    return lambda tenant, event_id: event_position(data_dir, tenant.id, event_id)

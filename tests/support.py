@@ -26,6 +26,7 @@ from ticketing.auth.dev_issuer import DevKey, mint_token
 from ticketing.catalog.config_file import parse_config
 from ticketing.catalog.loader import load_config
 from ticketing.config import async_database_url
+from ticketing.events.ids import EventIds
 from ticketing.kit import migrate
 from ticketing.kit.db import create_engine, create_sessionmaker, transaction
 
@@ -495,3 +496,12 @@ def new_tenant_config(**overrides: Any) -> dict[str, Any]:
     config = standard_tenant(tenant_id, f"realm-{tenant_id[:8]}")
     config.update(copy.deepcopy(overrides))
     return config
+
+
+def event_position(data_dir: Path, tenant_id: str, event_id: str | None) -> int:
+    """The outbox position behind the opaque event id a tenant was shown by a server whose
+    data folder is `data_dir` (its secret keys the ids; ticketing.events.ids)."""
+    secret = (data_dir / "portal-secret").read_text().strip()
+    position = EventIds(secret).decode(uuid.UUID(tenant_id), event_id or "")
+    assert position is not None, f"{event_id!r} is not an event id of tenant {tenant_id}"
+    return position

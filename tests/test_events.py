@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 import uuid
@@ -84,7 +85,7 @@ def test_a_create_refused_by_validation_writes_no_event(tenant: Tenant) -> None:
 
 
 def test_stream_announces_connected_then_each_change_with_the_public_ticket(
-    tenant: Tenant, streams: list[SseReader]
+    tenant: Tenant, streams: list[SseReader], position: Callable[[Tenant, str | None], int]
 ) -> None:
     reader = open_stream(tenant)
     streams.append(reader)
@@ -116,7 +117,7 @@ def test_stream_announces_connected_then_each_change_with_the_public_ticket(
     }
     assert events[2].data["version"] == 4
     assert events[2].data["ticket"]["deleted_seq"] >= 1
-    ids = [int(e.id or 0) for e in events]
+    ids = [position(tenant, e.id) for e in events]
     assert ids == sorted(ids) and len(set(ids)) == 3
 
 
@@ -161,7 +162,9 @@ def test_visibility_follows_the_list_tenant_and_own_tickets(
     assert [e.data["objectId"] for e in changes(alice_stream.snapshot())] == [mine["object_id"]]
 
 
-def test_last_event_id_replays_what_was_missed(tenant: Tenant, streams: list[SseReader]) -> None:
+def test_last_event_id_replays_what_was_missed(
+    tenant: Tenant, streams: list[SseReader], position: Callable[[Tenant, str | None], int]
+) -> None:
     reader = open_stream(tenant)
     streams.append(reader)
     first = created(tenant.create(seed_body(summary="seen")))
@@ -176,8 +179,8 @@ def test_last_event_id_replays_what_was_missed(tenant: Tenant, streams: list[Sse
     replayed = changes(events)
     assert [e.data["objectId"] for e in replayed] == [t["object_id"] for t in missed]
     assert first["object_id"] not in [e.data["objectId"] for e in replayed]
-    ids = [int(e.id or 0) for e in replayed]
-    assert ids == sorted(ids) and ids[0] > int(seen.id or 0)
+    ids = [position(tenant, e.id) for e in replayed]
+    assert ids == sorted(ids) and ids[0] > position(tenant, seen.id)
     # Live events follow the replay.
     live = created(tenant.create(seed_body(summary="live")))
     events = again.wait_for(lambda events: len(changes(events)) >= 4)
@@ -206,7 +209,7 @@ def test_replay_from_before_what_is_kept_sends_reset_then_live_events(
 
 
 def test_replay_from_past_the_newest_event_sends_reset_then_live_events(
-    tenant: Tenant, streams: list[SseReader]
+    tenant: Tenant, streams: list[SseReader], position: Callable[[Tenant, str | None], int]
 ) -> None:
     numbered(tenant, created(tenant.create()))
     newest = tenant.db.fetch("SELECT max(position) FROM ticket_events")[0][0]
@@ -218,11 +221,58 @@ def test_replay_from_past_the_newest_event_sends_reset_then_live_events(
     # The stream goes on from an event there is, not from the id the client sent (the event
     # may have been numbered since `newest` was read, by this server's hub or another's).
     assert (
-        int(events[0].id or 0) <= tenant.db.fetch("SELECT max(position) FROM ticket_events")[0][0]
+        position(tenant, events[0].id)
+        <= tenant.db.fetch("SELECT max(position) FROM ticket_events")[0][0]
     )
     live = created(tenant.create(seed_body(summary="after reset")))
     events = reader.wait_for(lambda events: len(changes(events)) >= 1)
     assert [e.data["objectId"] for e in changes(events)] == [live["object_id"]]
+
+
+def test_event_ids_tell_a_tenant_nothing_about_other_tenants(
+    make_tenant: Callable[..., Tenant],
+    streams: list[SseReader],
+    position: Callable[[Tenant, str | None], int],
+) -> None:
+    """Ids are opaque per tenant: another tenant's activity does not move them, one tenant's
+    id means nothing to another, and they still resume."""
+    quiet, busy = make_tenant(), make_tenant()
+    numbered(quiet, created(quiet.create(seed_body(summary="quiet's own"))))
+
+    def connected_id() -> str:
+        reader = open_stream(quiet)
+        streams.append(reader)
+        [hello] = reader.wait_for(lambda events: len(events) >= 1)[:1]
+        assert hello.event == "connected" and hello.id is not None
+        return hello.id
+
+    before = connected_id()
+    for i in range(5):
+        numbered(busy, created(busy.create(seed_body(summary=f"busy {i}"))))
+    # Five events of another tenant later, the quiet tenant is shown the same id.
+    assert connected_id() == before
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", before), before
+
+    reader = open_stream(quiet)
+    streams.append(reader)
+    ticket = created(quiet.create(seed_body(summary="quiet again")))
+    [event] = changes(reader.wait_for(lambda events: len(changes(events)) >= 1))
+    assert event.data["objectId"] == ticket["object_id"]
+    assert event.id is not None and not event.id.isdigit() and event.id != before
+    # The same event's id is the same on every stream, and it resumes.
+    again = open_stream(quiet, last_event_id=before)
+    streams.append(again)
+    replayed = changes(again.wait_for(lambda events: len(changes(events)) >= 1))
+    assert [(e.id, e.data["objectId"]) for e in replayed] == [(event.id, ticket["object_id"])]
+    assert position(quiet, event.id) > position(quiet, before)
+    # Another tenant cannot use it: not an id of theirs.
+    refused = busy.client.get(
+        f"{busy.base_url}{UPDATES}",
+        params=QUERY,
+        headers={**busy.headers(accept="text/event-stream"), "Last-Event-ID": event.id},
+    )
+    assert refused.status_code == 400, refused.text
+    assert "Last-Event-ID" in refused.json()["validationResult"]["reason"]
 
 
 def test_bad_stream_requests_are_refused_in_the_envelope(tenant: Tenant) -> None:
@@ -342,6 +392,7 @@ def test_concurrent_writers_in_several_processes_every_event_once_in_order(
     server: Server,
     own_server: Callable[..., Server],
     streams: list[SseReader],
+    position: Callable[[Tenant, str | None], int],
 ) -> None:
     others = [own_server(), own_server()]
     base_urls = [server.base_url, *(s.base_url for s in others)]
@@ -356,7 +407,9 @@ def test_concurrent_writers_in_several_processes_every_event_once_in_order(
     sequences: list[list[tuple[int, str, str, int]]] = []
     for reader in readers:
         events = changes(reader.wait_for(lambda events: len(changes(events)) >= len(done)))
-        got = [(int(e.id or 0), e.data["objectId"], e.event, e.data["version"]) for e in events]
+        got = [
+            (position(tenant, e.id), e.data["objectId"], e.event, e.data["version"]) for e in events
+        ]
         positions = [g[0] for g in got]
         assert positions == sorted(positions), "events out of order"
         assert len(set(positions)) == len(positions), "an event was delivered twice"
@@ -370,7 +423,7 @@ def test_concurrent_writers_in_several_processes_every_event_once_in_order(
     streams.append(late)
     replayed = changes(late.wait_for(lambda events: len(changes(events)) >= len(done)))
     assert [
-        (int(e.id or 0), e.data["objectId"], e.event, e.data["version"]) for e in replayed
+        (position(tenant, e.id), e.data["objectId"], e.event, e.data["version"]) for e in replayed
     ] == sequences[0]
 
 

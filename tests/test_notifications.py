@@ -172,7 +172,7 @@ def test_bad_notification_requests_are_400_and_change_nothing(tenant: Tenant) ->
 
 
 def test_the_notification_stream_sends_the_callers_notifications_only(
-    tenant: Tenant, streams: list[SseReader]
+    tenant: Tenant, streams: list[SseReader], position: Callable[[Tenant, str | None], int]
 ) -> None:
     alice, bob = user_token(tenant, "alice"), user_token(tenant, "bob")
     readers = {
@@ -190,7 +190,7 @@ def test_the_notification_stream_sends_the_callers_notifications_only(
     assert events[0].event == "connected"
     [notice] = [e for e in events if e.event == "notification"]
     assert notice.data == notifications(tenant, alice)[0]
-    assert notice.id is not None and int(notice.id) > 0
+    assert notice.id is not None and position(tenant, notice.id) > 0
     bob_events = readers["bob"].wait_for(lambda events: len(events) >= 1)
     assert [e.event for e in bob_events] == ["connected"]
 

@@ -133,6 +133,8 @@ def test_a_receiver_that_fails_then_recovers_gets_every_event_once_signed(
     good = receiver.delivered()
     ids = [r.headers["X-Ticketing-Delivery"] for r in good]
     assert len(ids) == len(set(ids)) == 4, ids
+    # Opaque per tenant (ticketing.events.ids): no count of other tenants' events in them.
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) for i in ids), ids
     assert len([r for r in receiver.requests if r.answered == 500]) == 2
     bodies = []
     for request in receiver.requests:

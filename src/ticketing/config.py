@@ -143,6 +143,13 @@ class Settings(BaseSettings):
         1.0, "Seconds between two checks of each replica's lag."
     )
 
+    portal_secret: str | None = Field(
+        default=None,
+        description="The service secret: signs the portal's session cookie and encrypts the "
+        "event ids streams and webhooks show; processes behind one load balancer share it. "
+        "Unset: a random key kept in the data folder (portal-secret).",
+    )
+
     db_role: str = Field(
         default=APP_ROLE,
         pattern=r"^([a-z_][a-z0-9_]{0,62})?$",

@@ -20,6 +20,7 @@ from ticketing.catalog import repository as catalog_repository
 from ticketing.catalog.service import CatalogCache
 from ticketing.config import Settings
 from ticketing.events.hub import HUB_CONNECTION_NAME, EventHub
+from ticketing.events.ids import EventIds
 from ticketing.kit.db import (
     StatementPool,
     create_engine,
@@ -28,6 +29,7 @@ from ticketing.kit.db import (
     split_pool_size,
 )
 from ticketing.kit.replicas import ReplicaSet
+from ticketing.kit.secrets import load_or_create_secret
 from ticketing.webhooks.worker import WebhookWorker
 
 
@@ -66,8 +68,12 @@ class AppState:
             else None
         )
         sessionmaker = create_sessionmaker(engine)
+        secret = settings.portal_secret or load_or_create_secret(
+            settings.data_dir / "portal-secret"
+        )
         hub = EventHub(
             engine,
+            ids=EventIds(secret),
             connect=(
                 driver_connector(
                     settings.resolved_database_url,

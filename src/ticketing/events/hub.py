@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import threading
 import uuid
@@ -25,6 +26,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketing.events import outbox, repository
+from ticketing.events.ids import EventIds
 from ticketing.events.repository import Event
 from ticketing.kit.db import DATABASE_ERRORS, StatementPool
 
@@ -145,8 +147,11 @@ class EventHub:
         read_interval: float = 0.1,
         keep_seconds: float = 600.0,
         keep_count: int = 10_000,
+        ids: EventIds | None = None,
     ) -> None:
         self.engine = engine
+        # The event ids tenants are shown (ticketing.events.ids).
+        self.ids = ids or EventIds(secrets.token_urlsafe(48))
         # Opens the listening connection (PostgreSQL; None: no other process to hear from).
         self._connect = connect
         # A connection of its own that numbers and reads the outbox, one statement each

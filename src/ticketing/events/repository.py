@@ -182,6 +182,23 @@ async def tenant_events(
     return [_event(row) for row in (await session.execute(query)).all()]
 
 
+async def tenant_position(session: AsyncSession, *, tenant_id: uuid.UUID, through: int) -> int:
+    """The newest position of the tenant's events up to `through`, kept or pruned (0: none)."""
+    newest = (
+        select(func.max(TicketEvent.position))
+        .where(TicketEvent.tenant_id == tenant_id, TicketEvent.position <= through)
+        .scalar_subquery()
+    )
+    pruned = (
+        select(EventHorizon.pruned_through)
+        .where(EventHorizon.tenant_id == tenant_id)
+        .scalar_subquery()
+    )
+    query = select(func.coalesce(newest, 0), func.coalesce(pruned, 0))
+    row = (await session.execute(query)).one()
+    return max(int(row[0]), int(row[1]))
+
+
 async def pruned_through(session: AsyncSession, *, tenant_id: uuid.UUID) -> int:
     """The newest position of the tenant that is no longer kept (0: none pruned)."""
     query = select(EventHorizon.pruned_through).where(EventHorizon.tenant_id == tenant_id)

@@ -14,10 +14,10 @@ from starlette.requests import Request
 from ticketing.auth.access import Access
 from ticketing.events import outbox, repository, sse
 from ticketing.events.hub import EventHub, Subscription
+from ticketing.events.ids import EventIds
 from ticketing.events.public import event_ticket
 from ticketing.events.repository import Event
 from ticketing.kit.errors import InputValidationFailure
-from ticketing.kit.numbers import parse_digits
 from ticketing.tickets import listing
 
 # What each ticket event is called on the list-updates stream.
@@ -49,11 +49,12 @@ def list_update_json(event: Event) -> bytes:
     )
 
 
-def list_update_frame(event: Event, name: str) -> bytes:
+def list_update_frame(event: Event, name: str, ids: EventIds) -> bytes:
     """The list-update event `name` (`created`, `updated`, `deleted`) of `event`, framed."""
     rendered = _RENDERED.get(event.position)
     if rendered is None:
-        rendered = sse.frame(name, list_update_json(event), event.position)
+        event_id = ids.encode(event.tenant_id, event.position)
+        rendered = sse.frame(name, list_update_json(event), event_id)
         _RENDERED[event.position] = rendered
         if len(_RENDERED) > _RENDERED_SIZE:
             _RENDERED.popitem(last=False)
@@ -69,13 +70,15 @@ def visible(access: Access, event: Event) -> bool:
     return own is None or event.submitted_by == own
 
 
-def parse_last_event_id(headers: Mapping[str, str]) -> int | None:
-    """The `Last-Event-ID` header as a position (400 when it is not one)."""
+def parse_last_event_id(
+    headers: Mapping[str, str], ids: EventIds, tenant_id: uuid.UUID
+) -> int | None:
+    """The `Last-Event-ID` header as a position (400 when it is not an id this tenant was
+    sent)."""
     value = headers.get("last-event-id")
     if value is None or value.strip() == "":
         return None
-    value = value.strip()
-    position = parse_digits(value)
+    position = ids.decode(tenant_id, value.strip())
     if position is None:
         raise InputValidationFailure(
             {"Last-Event-ID": ["Last-Event-ID must be an event id sent by this stream"]}
@@ -100,16 +103,26 @@ async def resume(
     """
     start = subscription.start
     if last_event_id is None:
-        return [], start, None
+        return [], await _own_start(session, subscription), None
     horizon = await repository.pruned_through(session, tenant_id=subscription.tenant_id)
     if last_event_id < horizon:
-        return [], start, "Events since Last-Event-ID are gone"
+        return [], await _own_start(session, subscription), "Events since Last-Event-ID are gone"
     if last_event_id > start and last_event_id > await repository.newest_position(session):
-        return [], start, "Last-Event-ID is past the newest event"
+        return [], await _own_start(session, subscription), "Last-Event-ID is past the newest event"
     replay = await repository.tenant_events(
         session, tenant_id=subscription.tenant_id, after=last_event_id, through=start
     )
     return replay, last_event_id, None
+
+
+async def _own_start(session: AsyncSession, subscription: Subscription) -> int:
+    # A stream that starts live starts after the tenant's own newest event up to where the
+    # subscription begins: no event of the tenant lies in between, and the id it is shown
+    # for that point (the `connected` event's) moves with the tenant's own events only, not
+    # with every tenant's (ticketing.events.ids).
+    return await repository.tenant_position(
+        session, tenant_id=subscription.tenant_id, through=subscription.start
+    )
 
 
 def parse_flag(query: Mapping[str, str], name: str) -> bool:
@@ -143,7 +156,7 @@ async def list_updates(
     if subscription.tenant_id != access.tenant_id:
         raise ValueError("the subscription is for another tenant")
     snapshot = parse_flag(request.query_params, "snapshot")
-    last_event_id = parse_last_event_id(request.headers)
+    last_event_id = parse_last_event_id(request.headers, hub.ids, access.tenant_id)
     opening: list[tuple[str, Any]] = [
         (
             "connected",
@@ -167,7 +180,7 @@ async def list_updates(
         name = LIST_EVENTS.get(event.kind)
         if name is None or not visible(access, event):
             return b""
-        return list_update_frame(event, name)
+        return list_update_frame(event, name, hub.ids)
 
     return sse.run_stream(
         hub,

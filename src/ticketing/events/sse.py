@@ -18,11 +18,11 @@ MEDIA_TYPE = "text/event-stream"
 HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
-def frame(event: str, data: Any, event_id: int) -> bytes:
+def frame(event: str, data: Any, event_id: str) -> bytes:
     """One event: `id:`, `event:` and one `data:` line of JSON (`data` as JSON bytes already,
     or a value to serialise)."""
     body = data if isinstance(data, bytes) else orjson.dumps(data)
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, event.encode(), body)
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), event.encode(), body)
 
 
 def token_expiry(request: Request) -> float | None:
@@ -59,6 +59,13 @@ async def run_stream(
     """
     hub.streams += 1
     loop = asyncio.get_running_loop()
+    tenant_id = subscription.tenant_id
+    encode = hub.ids.encode
+
+    def sent() -> str:
+        # The id of the last event sent (or of the position the stream started at).
+        return encode(tenant_id, last_sent)
+
     timer: asyncio.TimerHandle | None = None
     rang = False
 
@@ -69,7 +76,7 @@ async def run_stream(
 
     try:
         for name, data in opening:
-            yield frame(name, data, last_sent)
+            yield frame(name, data, sent())
         for missed in replay:
             shown = render(missed)
             if shown:
@@ -84,11 +91,11 @@ async def run_stream(
                 yield frame(
                     "error",
                     {"code": "TOKEN_EXPIRED", "message": "The token has expired"},
-                    last_sent,
+                    sent(),
                 )
                 return
             if now >= next_beat:
-                yield frame("heartbeat", {"at": int(time.time())}, last_sent)
+                yield frame("heartbeat", {"at": int(time.time())}, sent())
                 next_beat = now + heartbeat
             if timer is None or rang:
                 # (A loop may run a timer up to a millisecond early: then it is set again.)
@@ -102,7 +109,7 @@ async def run_stream(
                     if subscription.overflowed
                     else "The server is shutting down; reconnect with Last-Event-ID"
                 )
-                yield frame("error", {"code": "STREAM_CLOSED", "message": message}, last_sent)
+                yield frame("error", {"code": "STREAM_CLOSED", "message": message}, sent())
                 return
             frames = []
             for event in events:

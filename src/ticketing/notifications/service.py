@@ -165,7 +165,7 @@ async def stream(
     """The caller's notifications as they are made (`connected`, `notification`,
     `heartbeat`, `error`); resumes after `Last-Event-ID`, or sends `reset` when it cannot
     (see ticketing.events.service.resume)."""
-    last_event_id = parse_last_event_id(request.headers)
+    last_event_id = parse_last_event_id(request.headers, hub.ids, access.tenant_id)
     subscription = hub.subscribe(access.tenant_id)
     try:
         replay, last_sent, reset = await resume(
@@ -175,10 +175,13 @@ async def stream(
         hub.unsubscribe(subscription)
         raise
     mine = set(recipients(access))
+    ids, tenant_id = hub.ids, access.tenant_id
 
     def render(event: Event) -> bytes:
         return b"".join(
-            sse.frame("notification", _public_from_event(row), event.position)
+            sse.frame(
+                "notification", _public_from_event(row), ids.encode(tenant_id, event.position)
+            )
             for row in event.payload.get("notifications", ())
             if row.get("recipient") in mine
         )

@@ -47,7 +47,11 @@ async def webhook_deliveries(request: Request, webhookId: str) -> Response:
         access = await admit(request, session, Action.READ)
         require_catalog_query(request.query_params)
         page = await service.deliveries(
-            session, access=access, webhook_id=webhookId, query=request.query_params
+            session,
+            access=access,
+            webhook_id=webhookId,
+            query=request.query_params,
+            ids=app_state(request).hub.ids,
         )
     return JsonResponse(
         {

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 
 class DeliveryPublic(BaseModel):
-    eventId: int
+    eventId: str
     type: str
     status: str
     attempts: int

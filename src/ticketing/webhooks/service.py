@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ticketing.auth.access import Access
+from ticketing.events.ids import EventIds
 from ticketing.kit.errors import InputValidationFailure, NotFound, PermissionFailure, Reasons
 from ticketing.kit.numbers import parse_digits
 from ticketing.kit.time import isoformat
@@ -17,9 +18,9 @@ from ticketing.webhooks import repository
 ADMIN_ROLE = "tenant_admin"
 
 
-def public(delivery: WebhookDelivery) -> dict[str, Any]:
+def public(delivery: WebhookDelivery, ids: EventIds) -> dict[str, Any]:
     return {
-        "eventId": delivery.event_id,
+        "eventId": ids.encode(delivery.tenant_id, delivery.event_id),
         "type": delivery.kind,
         "status": delivery.status,
         "attempts": delivery.attempts,
@@ -49,7 +50,12 @@ def _paging(query: Mapping[str, str]) -> tuple[int, int]:
 
 
 async def deliveries(
-    session: AsyncSession, *, access: Access, webhook_id: str, query: Mapping[str, str]
+    session: AsyncSession,
+    *,
+    access: Access,
+    webhook_id: str,
+    query: Mapping[str, str],
+    ids: EventIds,
 ) -> dict[str, Any]:
     """A page of a webhook's deliveries, newest event first, each with its attempts, and how
     many there are in all (admins only)."""
@@ -64,4 +70,4 @@ async def deliveries(
     found, total = await repository.list_deliveries(
         session, tenant_id=access.tenant_id, webhook_id=webhook_id, top=top, offset=offset
     )
-    return {"value": [public(d) for d in found], "count": total}
+    return {"value": [public(d, ids) for d in found], "count": total}

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ticketing.events import outbox
 from ticketing.events import repository as events
 from ticketing.events.hub import EventHub
+from ticketing.events.ids import EventIds
 from ticketing.events.public import event_ticket
 from ticketing.events.repository import Event
 from ticketing.kit.db import StatementPool, transaction
@@ -51,7 +52,7 @@ GIVE_UP_AFTER = timedelta(hours=24)
 MAX_DELAY = 3600.0
 
 
-def webhook_body(event: Event) -> bytes:
+def webhook_body(event: Event, ids: EventIds) -> bytes:
     """What is posted for an event: {"id", "type", "occurredAt", "tenantId", "data"}."""
     data: dict[str, Any] = {
         "objectId": event.object_id,
@@ -62,7 +63,7 @@ def webhook_body(event: Event) -> bytes:
         data["comment"] = event.payload["comment"]
     return orjson.dumps(
         {
-            "id": event.position,
+            "id": ids.encode(event.tenant_id, event.position),
             "type": event.kind,
             "occurredAt": isoformat(event.created_at),
             "tenantId": str(event.tenant_id),
@@ -226,7 +227,7 @@ class WebhookWorker:
                     "webhook_id": webhook.id,
                     "event_id": event.position,
                     "kind": event.kind,
-                    "body": webhook_body(event).decode(),
+                    "body": webhook_body(event, self.hub.ids).decode(),
                     "status": repository.PENDING,
                     "attempts": 0,
                     "next_attempt_at": now,
@@ -281,7 +282,9 @@ class WebhookWorker:
                         "content-type": "application/json",
                         "user-agent": "ticketing-webhooks",
                         "X-Ticketing-Event": delivery.kind,
-                        "X-Ticketing-Delivery": str(delivery.event_id),
+                        "X-Ticketing-Delivery": self.hub.ids.encode(
+                            delivery.tenant_id, delivery.event_id
+                        ),
                         "X-Ticketing-Timestamp": timestamp,
                         "X-Ticketing-Signature": signature(delivery.secret, timestamp, body),
                     },
