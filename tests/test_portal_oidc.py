@@ -334,3 +334,21 @@ def test_sign_out_without_a_provider_logout_lands_on_the_signed_out_page(
         assert page.status_code == 200 and "You have signed out" in page.text
         assert f'href="/portal/oidc/start?tenant={tenant["id"]}">Sign in again' in page.text
         assert browser.get(f"{oidc_portal.base_url}/portal/catalog").status_code == 303
+
+
+def test_a_token_without_a_ticketing_role_starts_no_session_and_says_so(
+    oidc_portal: Server, provider: AuthorizingProvider, database: Database
+) -> None:
+    tenant = _tenant(database, provider, realm_access={"roles": ["offline_access"]})
+    with httpx.Client(timeout=30) as browser:
+        started = _start(browser, oidc_portal, tenant["id"])
+        back = browser.get(started.headers["location"])
+        refused = browser.get(back.headers["location"])
+        assert refused.status_code == 403
+        assert "You cannot use the service desk yet" in refused.text
+        assert "A role of the service desk" in refused.text
+        assert "<code>ticket_user</code>" in refused.text
+        # The scopes were granted: only the role is missing.
+        assert "The permission (scope)" not in refused.text
+        assert "ticketing_portal_logout" not in refused.headers.get("set-cookie", "")
+        assert browser.get(f"{oidc_portal.base_url}/portal/catalog").status_code == 303

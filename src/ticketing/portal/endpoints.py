@@ -410,7 +410,8 @@ async def sign_out(request: Request) -> Response:
                 state=tenant,
             )
         except ServiceUnavailable:
-            url = f"{PREFIX}/signed-out?provider=unreachable"
+            query = {"provider": "unreachable", **({"tenant": tenant} if tenant else {})}
+            url = f"{PREFIX}/signed-out?{urlencode(query)}"
         target = url or target
     response = _redirect(target)
     clear_cookies(request, response)
