@@ -158,6 +158,12 @@ def _not_signed_in(page: Page, server: Server) -> None:
     assert answer.headers["location"] == "/portal/oidc/start"
 
 
+def _portal_cookies(page: Page) -> dict[str, Any]:
+    """The portal's cookies in the page's browser context (those of every path: cookies
+    know no port, so the provider's, on the same host, are told apart by name)."""
+    return {c["name"]: c for c in page.context.cookies() if c["name"].startswith("ticketing_")}
+
+
 def test_a_person_signs_in_at_the_provider_and_can_read_tickets(
     setup: Setup, new_page: Callable[[], Page], visit: Visit
 ) -> None:
@@ -173,6 +179,11 @@ def test_a_person_signs_in_at_the_provider_and_can_read_tickets(
     page.get_by_role("link", name="My tickets").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("My tickets")
     assert setup.provider.token_requests(realm) == exchanges + 1
+    # The session (access token) and the logout's ID token each fit a browser's cookie.
+    cookies = _portal_cookies(page)
+    assert {"ticketing_portal", "ticketing_portal_logout"} <= set(cookies), cookies
+    assert cookies["ticketing_portal_logout"]["path"] == "/portal/sign-out"
+    assert all(len(c["name"]) + len(c["value"]) < 4000 for c in cookies.values())
 
     # A requester lands on the catalog and reads her own tickets the same way.
     requester = new_page()
@@ -208,8 +219,15 @@ def test_a_token_without_the_tickets_scopes_starts_no_session_and_says_what_is_m
     expect(page.get_by_role("link", name="Try again")).to_be_visible()
     visit.check(page, "oidc-missing-permission")
     _not_signed_in(page, setup.portal)
-    names = {c["name"] for c in page.context.cookies(setup.portal.base_url)}
+    names = set(_portal_cookies(page))
     assert not names & {"ticketing_portal_logout", "ticketing_portal_oidc"}, names
+
+    # To sign in as someone else: the provider's logout, back to the signed-out page.
+    page.get_by_role("link", name="Sign out of the identity provider").click()
+    page.get_by_role("button", name="Yes, sign me out").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("You have signed out")
+    page.get_by_role("link", name="Sign in again").click()
+    expect(page.locator("input[name=login]")).to_be_visible()
 
 
 @pytest.mark.parametrize("refusal", ["audience", "issuer host"])
