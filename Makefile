@@ -26,7 +26,14 @@ reset: ## empty the demo's SQLite database (stop `make run` first); the signing 
 	rm -f "$(DATA_DIR)/ticketing.db" "$(DATA_DIR)/ticketing.db-wal" "$(DATA_DIR)/ticketing.db-shm"
 	@$(if $(TICKETING_DATABASE_URL),echo "TICKETING_DATABASE_URL is set: that database is left as it is")
 
-browser-deps: ## Chromium (Debian's) and axe-core (npm) for the browser tests
+# The OpenID Connect provider of the portal's sign-in tests (oidc-provider, pinned by its lock file).
+OIDC_PROVIDER := tests/oidc/node_modules/.package-lock.json
+
+$(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
+	npm ci --no-audit --no-fund --silent --prefix tests/oidc
+	touch $@
+
+browser-deps: $(OIDC_PROVIDER) ## Chromium (Debian's), axe-core and oidc-provider (npm) for the browser tests
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	test -f .cache/axe-core/node_modules/axe-core/axe.min.js || \
 		npm install --no-audit --no-fund --silent --prefix .cache/axe-core 'axe-core@^4.10'
@@ -71,6 +78,6 @@ bench-sse: $(STAMP) ## 1,000 SSE streams on one process while creating 200 ticke
 	$(BIN)/python bench/sse_bench.py
 
 clean: ## remove the virtualenv, the tool caches and the browser-test tools (`make reset` empties the demo database)
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache tests/oidc/node_modules
 
 .PHONY: help install run reset test lint format bench bench-soak bench-list bench-rls bench-portal bench-sse browser-deps screenshots clean

@@ -57,6 +57,11 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="session")
 def axe_source() -> str:
+    """axe-core's browser build (load_axe)."""
+    return load_axe()
+
+
+def load_axe() -> str:
     """axe-core's browser build, installed from npm on first use."""
     if not AXE_JS.exists():
         npm = shutil.which("npm")

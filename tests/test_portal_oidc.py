@@ -198,6 +198,8 @@ def test_sign_in_runs_the_code_flow_with_pkce_and_starts_a_session(
         )
         query = {k: v[0] for k, v in parse_qs(authorize.query).items()}
         assert query["client_id"] == CLIENT_ID and query["code_challenge_method"] == "S256"
+        # The scopes the portal needs are asked for (TICKETING_PORTAL_SCOPES' default).
+        assert query["scope"] == "openid tickets:read tickets:write"
         assert query["redirect_uri"] == f"{oidc_portal.base_url}/portal/oidc/callback"
         back = browser.get(started.headers["location"])
         assert back.status_code == 302
@@ -208,6 +210,9 @@ def test_sign_in_runs_the_code_flow_with_pkce_and_starts_a_session(
         catalog = browser.get(f"{oidc_portal.base_url}/portal/catalog")
         assert catalog.status_code == 200
         assert "Olive Idp" in catalog.text
+        # The sign-out form's redirect goes on to the provider: form-action names it.
+        csp = catalog.headers["content-security-policy"]
+        assert f"form-action 'self' {provider.base};" in csp
         # The verifier went to the token endpoint only, and matched the challenge.
         exchange = provider.token_requests[-1]
         assert s256(exchange["code_verifier"]) == query["code_challenge"]
@@ -254,9 +259,96 @@ def test_a_token_the_api_would_refuse_starts_no_session(
         started = _start(browser, oidc_portal, tenant["id"])
         back = browser.get(started.headers["location"])
         refused = browser.get(back.headers["location"])
-        assert refused.status_code == 303
-        assert refused.headers["location"] == "/portal/oidc/start"
+        # A page saying why, not a redirect back to the provider (which would loop).
+        assert refused.status_code == 403
+        assert "Sign-in failed" in refused.text
+        assert "Token signing key is unknown" in refused.text
+        assert f'href="/portal/oidc/start?tenant={tenant["id"]}">Try again' in refused.text
         assert "ticketing_portal=" not in refused.headers.get("set-cookie", "").replace(
             'ticketing_portal=""', ""
         )
+        assert browser.get(f"{oidc_portal.base_url}/portal/catalog").status_code == 303
+
+
+def test_a_refused_code_exchange_shows_the_providers_error(
+    oidc_portal: Server, provider: AuthorizingProvider, database: Database
+) -> None:
+    tenant = _tenant(database, provider)
+    with httpx.Client(timeout=30) as browser:
+        started = _start(browser, oidc_portal, tenant["id"])
+        back = browser.get(started.headers["location"])
+        callback = urlsplit(back.headers["location"])
+        state = parse_qs(callback.query)["state"][0]
+        exchanges = len(provider.token_requests)
+        refused = browser.get(
+            f"{oidc_portal.base_url}{callback.path}",
+            params={"code": "not-a-code-it-issued", "state": state},
+        )
+        assert refused.status_code == 403
+        assert "The identity provider refused the code exchange: invalid_grant" in refused.text
+        assert len(provider.token_requests) == exchanges + 1
+        assert browser.get(f"{oidc_portal.base_url}/portal/catalog").status_code == 303
+
+
+def test_an_error_from_the_provider_is_shown_without_a_code_exchange(
+    oidc_portal: Server, provider: AuthorizingProvider, database: Database
+) -> None:
+    tenant = _tenant(database, provider)
+    with httpx.Client(timeout=30) as browser:
+        started = _start(browser, oidc_portal, tenant["id"])
+        state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+        exchanges = len(provider.token_requests)
+        refused = browser.get(
+            f"{oidc_portal.base_url}/portal/oidc/callback",
+            params={
+                "error": "access_denied",
+                "error_description": "End-User aborted interaction",
+                "state": state,
+            },
+        )
+        assert refused.status_code == 403
+        assert (
+            "The identity provider did not sign you in: access_denied "
+            "(End-User aborted interaction)" in refused.text
+        )
+        assert len(provider.token_requests) == exchanges
+
+
+def test_sign_out_without_a_provider_logout_lands_on_the_signed_out_page(
+    oidc_portal: Server, provider: AuthorizingProvider, database: Database
+) -> None:
+    """This provider's discovery names no end_session_endpoint: the portal's session ends
+    and the browser goes to the signed-out page."""
+    tenant = _tenant(database, provider)
+    with httpx.Client(timeout=30) as browser:
+        started = _start(browser, oidc_portal, tenant["id"])
+        back = browser.get(started.headers["location"])
+        done = browser.get(back.headers["location"])
+        assert done.status_code == 303
+        catalog = browser.get(f"{oidc_portal.base_url}/portal/catalog")
+        csrf = catalog.text.split('name="csrf_token" value="')[1].split('"')[0]
+        out = browser.post(f"{oidc_portal.base_url}/portal/sign-out", data={"csrf_token": csrf})
+        assert out.status_code == 303
+        assert out.headers["location"] == f"/portal/signed-out?tenant={tenant['id']}"
+        page = browser.get(f"{oidc_portal.base_url}{out.headers['location']}")
+        assert page.status_code == 200 and "You have signed out" in page.text
+        assert f'href="/portal/oidc/start?tenant={tenant["id"]}">Sign in again' in page.text
+        assert browser.get(f"{oidc_portal.base_url}/portal/catalog").status_code == 303
+
+
+def test_a_token_without_a_ticketing_role_starts_no_session_and_says_so(
+    oidc_portal: Server, provider: AuthorizingProvider, database: Database
+) -> None:
+    tenant = _tenant(database, provider, realm_access={"roles": ["offline_access"]})
+    with httpx.Client(timeout=30) as browser:
+        started = _start(browser, oidc_portal, tenant["id"])
+        back = browser.get(started.headers["location"])
+        refused = browser.get(back.headers["location"])
+        assert refused.status_code == 403
+        assert "You cannot use the service desk yet" in refused.text
+        assert "A role of the service desk" in refused.text
+        assert "<code>ticket_user</code>" in refused.text
+        # The scopes were granted: only the role is missing.
+        assert "The permission (scope)" not in refused.text
+        assert "ticketing_portal_logout" not in refused.headers.get("set-cookie", "")
         assert browser.get(f"{oidc_portal.base_url}/portal/catalog").status_code == 303

@@ -3,6 +3,12 @@
 Every route runs inside PortalRoute, which reads the session cookie, checks the CSRF token
 of every POST, turns errors into pages, and puts the security headers (a Content-Security-
 Policy without inline script, no framing) on every response.
+
+Sign-in through an identity provider never loops: a callback that fails shows why, with a
+link to try again, instead of sending the browser back to the provider (which, still signed
+in, would answer with a new code at once, and again). A token that cannot read tickets starts
+no session; the page says which permission is missing and who can grant it. Sign-out ends the
+provider's session too (RP-initiated logout) and lands on a signed-out page.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jinja2
 import jwt
@@ -24,7 +30,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 
 from ticketing.attachments.content import AttachmentPolicy
 from ticketing.attachments.service import content_disposition
-from ticketing.auth.access import Access, Action, app_state, caller_key
+from ticketing.auth.access import AGENT_ROLES, Access, Action, app_state, caller_key
 from ticketing.auth.tokens import Principal
 from ticketing.events import sse
 from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
@@ -44,9 +50,10 @@ from ticketing.kit.numbers import parse_digits
 from ticketing.kit.requests import read_body
 from ticketing.portal import service
 from ticketing.portal.controls import html_input_type
-from ticketing.portal.oidc import OidcClient
+from ticketing.portal.oidc import OidcClient, Tokens, provider_error
 from ticketing.portal.schemas import DEMO_USERS, PortalSettings
 from ticketing.portal.session import (
+    SIGN_IN_COOKIE,
     PortalSession,
     SessionCodec,
     clear_cookies,
@@ -59,11 +66,12 @@ log = logging.getLogger("ticketing.portal")
 HERE = Path(__file__).resolve().parent
 PREFIX = "/portal"
 
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
+    "Content-Security-Policy": CSP.format(form_action="'self'"),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     # The OIDC callback URL carries the authorization code: never send it elsewhere.
@@ -102,11 +110,24 @@ class PortalState:
             OidcClient(
                 base_url=base,
                 client_id=self.settings.client_id,
+                scopes=self.settings.scopes,
                 timeout=app_state.settings.jwks_timeout,
             )
             if base
             else None
         )
+        self.headers = security_headers(base)
+
+
+def security_headers(oidc_base_url: str | None) -> dict[str, str]:
+    """The headers of every portal response. With an identity provider, the sign-out form's
+    redirect goes on to the provider's logout, so `form-action` names the provider too."""
+    headers = dict(SECURITY_HEADERS)
+    if oidc_base_url:
+        parts = urlsplit(oidc_base_url)
+        origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        headers["Content-Security-Policy"] = CSP.format(form_action=f"'self' {origin}")
+    return headers
 
 
 def portal_state(request: Request) -> PortalState:
@@ -155,7 +176,7 @@ class PortalRoute(APIRoute):
                 response = _error_page(request, TicketingError())
             if fresh and "set-cookie" not in response.headers:
                 portal.codec.write(request, response, session)
-            for name, value in SECURITY_HEADERS.items():
+            for name, value in portal.headers.items():
                 response.headers.setdefault(name, value)
             elapsed = (time.perf_counter() - started) * 1000
             response.headers["Server-Timing"] = f"app;dur={elapsed:.1f}"
@@ -351,23 +372,77 @@ def _start_session(request: Request, token: str, principal: Principal) -> Respon
 
 def _token_expiry(token: str) -> int:
     # Read after verification: the verifier has checked the signature and exp.
-    claims = jwt.decode(token, options={"verify_signature": False})
-    return int(claims["exp"])
+    return int(_claims(token)["exp"])
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """A token's claims, unverified: for one the verifier has accepted, or to say why it
+    did not (never to decide who someone is)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
-    """Ends the session."""
-    response = _redirect(_sign_in_url(request))
+    """Ends the session, and with an identity provider its session there too: the browser
+    goes to the realm's end_session_endpoint (with the ID token as `id_token_hint`), which
+    sends it back to the signed-out page."""
+    portal = portal_state(request)
+    session: PortalSession = request.state.portal_session
+    claims = _claims(session.token) if session.token else {}
+    tenant = _uuid_or_none(str(claims.get("tenant_id", "")))
+    target = f"{PREFIX}/signed-out" + (f"?{urlencode({'tenant': tenant})}" if tenant else "")
+    logout = portal.codec.read_logout(request)
+    if portal.oidc is not None and logout is None and isinstance(claims.get("iss"), str):
+        # A session without the logout cookie: the realm is its token's, no hint.
+        prefix = portal.oidc.issuer("")
+        realm = claims["iss"].removeprefix(prefix) if claims["iss"].startswith(prefix) else ""
+        logout = (realm, None) if realm and "/" not in realm else None
+    if portal.oidc is not None and logout is not None:
+        realm, id_token = logout
+        try:
+            url = await portal.oidc.logout_url(
+                realm,
+                id_token=id_token,
+                post_logout_redirect_uri=_external_url(request, "/signed-out", "signed_out"),
+                state=tenant,
+            )
+        except ServiceUnavailable:
+            query = {"provider": "unreachable", **({"tenant": tenant} if tenant else {})}
+            url = f"{PREFIX}/signed-out?{urlencode(query)}"
+        target = url or target
+    response = _redirect(target)
     clear_cookies(request, response)
     return response
 
 
-def _redirect_uri(request: Request) -> str:
+@router.get("/signed-out", name="signed_out")
+async def signed_out(request: Request) -> Response:
+    """Where a sign-out lands (from the provider's logout, with the tenant as its `state`)."""
+    portal = portal_state(request)
+    params = request.query_params
+    tenant = _uuid_or_none(params.get("tenant", "") or params.get("state", ""))
+    sign_in = _sign_in_url(request)
+    if tenant:
+        sign_in += f"?{urlencode({'tenant': tenant})}"
+    return render(
+        request,
+        "signed_out.html",
+        sign_in=sign_in,
+        provider=portal.oidc is not None,
+        unreachable=params.get("provider") == "unreachable",
+    )
+
+
+def _external_url(request: Request, path: str, route: str) -> str:
+    """An address of the portal as the identity provider must send the browser back to it."""
     base = portal_state(request).settings.base_url
     if base:
-        return f"{base.rstrip('/')}{PREFIX}/oidc/callback"
-    return str(request.url_for("oidc_callback"))
+        return f"{base.rstrip('/')}{PREFIX}{path}"
+    return str(request.url_for(route))
 
 
 @router.get("/oidc/start")
@@ -378,7 +453,9 @@ async def oidc_start(request: Request) -> Response:
         raise NotFound()
     tenant = _sign_in_tenant(request)
     catalog = await service.tenant_catalog(app_state(request), tenant)
-    start = await portal.oidc.start(catalog.realm, _redirect_uri(request))
+    start = await portal.oidc.start(
+        catalog.realm, _external_url(request, "/oidc/callback", "oidc_callback")
+    )
     response = RedirectResponse(start.url, status_code=303)
     portal.codec.write_sign_in(
         request,
@@ -395,23 +472,140 @@ async def oidc_start(request: Request) -> Response:
 
 @router.get("/oidc/callback", name="oidc_callback")
 async def oidc_callback(request: Request) -> Response:
-    """Exchanges the code, verifies the token like the API does, and starts the session."""
+    """Exchanges the code, verifies the token like the API does, checks that it can read
+    tickets, and starts the session. Any failure is a page saying why, with a link to try
+    again: never a redirect back to the provider, which would answer at once with a new
+    code for the same refused token, in a loop."""
     portal = portal_state(request)
     if portal.oidc is None:
         raise NotFound()
     flow = portal.codec.read_sign_in(request)
-    state_param = request.query_params.get("state", "")
-    code = request.query_params.get("code", "")
-    if flow is None or not state_param or state_param != flow.get("state") or not code:
-        raise Forbidden("The sign-in could not be completed; start it again")
-    token = await portal.oidc.exchange(
-        flow["realm"], code=code, verifier=flow["verifier"], redirect_uri=_redirect_uri(request)
+    tenant = (flow or {}).get("tenant") or _sign_in_tenant(request)
+    try:
+        return await _finish_sign_in(request, portal.oidc, flow)
+    except (AuthenticationFailure, Forbidden, TenantNotFound, ServiceUnavailable) as exc:
+        status = 503 if isinstance(exc, ServiceUnavailable) else 403
+        response = render(
+            request,
+            "sign_in_failed.html",
+            status_code=status,
+            reason=exc.message,
+            retry=f"{PREFIX}/oidc/start?{urlencode({'tenant': tenant})}",
+        )
+        # The failed attempt is over: its state and verifier are not kept. A session this
+        # browser already had is left as it was.
+        response.delete_cookie(SIGN_IN_COOKIE, path=PREFIX)
+        return response
+
+
+async def _finish_sign_in(
+    request: Request, oidc: OidcClient, flow: dict[str, str] | None
+) -> Response:
+    params = request.query_params
+    state_param = params.get("state", "")
+    if flow is None or not state_param or state_param != flow.get("state"):
+        raise Forbidden(
+            "The sign-in could not be completed: it was not started in this browser, "
+            "or took longer than ten minutes"
+        )
+    if params.get("error"):
+        raise AuthenticationFailure(
+            "The identity provider did not sign you in"
+            + provider_error(params.get("error"), params.get("error_description"))
+        )
+    code = params.get("code", "")
+    if not code:
+        raise Forbidden("The identity provider sent no authorization code")
+    tokens = await oidc.exchange(
+        flow["realm"],
+        code=code,
+        verifier=flow["verifier"],
+        redirect_uri=_external_url(request, "/oidc/callback", "oidc_callback"),
     )
-    principal = await service.verify_token(app_state(request), token)
+    state = app_state(request)
+    try:
+        principal = await service.verify_token(state, tokens.access_token)
+    except AuthenticationFailure as exc:
+        raise AuthenticationFailure(
+            _why_refused(request, oidc, flow["realm"], tokens.access_token, exc.message)
+        ) from exc
     if principal.realm != flow["realm"] or principal.tenant_id != flow["tenant"]:
         raise Forbidden("The identity provider signed you in to another tenant")
-    response = _start_session(request, token, principal)
-    response.delete_cookie("ticketing_portal_oidc", path=PREFIX)
+    try:
+        await service.admit(state, principal, Action.READ)
+    except PermissionFailure:
+        return await _missing_permission(request, oidc, principal, tokens, flow)
+    response = _start_session(request, tokens.access_token, principal)
+    portal_state(request).codec.write_logout(
+        request,
+        response,
+        realm=principal.realm,
+        id_token=tokens.id_token,
+        expires=_token_expiry(tokens.access_token),
+    )
+    response.delete_cookie(SIGN_IN_COOKIE, path=PREFIX)
+    return response
+
+
+def _why_refused(request: Request, oidc: OidcClient, realm: str, token: str, reason: str) -> str:
+    """The verifier's reason, and what in the token made it so when that is the issuer or
+    the audience (the usual mistakes of a provider's or this service's configuration)."""
+    claims = _claims(token)
+    expected = oidc.issuer(realm)
+    issuer = claims.get("iss")
+    if issuer != expected:
+        return (
+            f"The service refused the identity provider's access token ({reason}): it was "
+            f"issued by {str(issuer)[:200]}, and this service trusts {expected}"
+        )
+    audience = app_state(request).settings.oidc_audience
+    found = claims.get("aud")
+    audiences = [found] if isinstance(found, str) else found if isinstance(found, list) else []
+    if audience and audience not in audiences:
+        named = ", ".join(str(a)[:200] for a in audiences[:5]) or "none"
+        return (
+            f"The service refused the identity provider's access token ({reason}): it is "
+            f"for the audience {named}, and this service accepts only {audience}"
+        )
+    return f"The service refused the identity provider's access token ({reason})"
+
+
+async def _missing_permission(
+    request: Request,
+    oidc: OidcClient,
+    principal: Principal,
+    tokens: Tokens,
+    flow: dict[str, str],
+) -> Response:
+    """The page of a sign-in whose token cannot read tickets: no session is started."""
+    missing_scope = not (principal.scopes & Action.READ.allowed_scopes())
+    try:
+        switch = await oidc.logout_url(
+            principal.realm,
+            id_token=None,
+            post_logout_redirect_uri=_external_url(request, "/signed-out", "signed_out"),
+            state=flow["tenant"],
+        )
+    except ServiceUnavailable:
+        switch = None
+    response = render(
+        request,
+        "missing_permission.html",
+        status_code=403,
+        who=principal.email or principal.username,
+        realm=principal.realm,
+        client_id=oidc.client_id,
+        asked=oidc.scopes,
+        granted=" ".join(sorted(principal.scopes)),
+        missing_scope=missing_scope,
+        missing_role=not (principal.roles & Action.READ.roles),
+        roles=sorted(Action.READ.roles),
+        agent_roles=sorted(AGENT_ROLES),
+        retry=f"{PREFIX}/oidc/start?{urlencode({'tenant': flow['tenant']})}",
+        switch=switch,
+    )
+    # Whoever was signed in here before, the person at this browser is now someone else.
+    clear_cookies(request, response)
     return response
 
 

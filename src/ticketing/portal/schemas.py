@@ -20,6 +20,11 @@ class PortalSettings(BaseSettings):
         default="ticketing-portal",
         description="OAuth client id of the portal at the identity provider.",
     )
+    scopes: str = Field(
+        default="openid tickets:read tickets:write",
+        description="Scopes the sign-in asks the identity provider for (space-separated); "
+        "the access token must come back able to read tickets.",
+    )
     secret: str | None = Field(
         default=None,
         description="Key that signs the session cookie; processes behind one load balancer "

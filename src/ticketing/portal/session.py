@@ -4,6 +4,11 @@ The cookie is signed with the portal secret, so it cannot be forged or altered; 
 it is verified on every request by the same verifier as the API's bearer tokens, so a session
 ends when its token expires (the cookie's Max-Age ends with it too). Every form carries the
 CSRF token, and every POST must send back the one in the cookie.
+
+A session started through the identity provider has a second cookie, sent to the sign-out
+address only: the realm and the ID token, the `id_token_hint` of the provider's logout. It is
+apart so that the session cookie, sent with every page, stays small and both stay under the
+browsers' 4 KB a cookie.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ SESSION_COOKIE = "ticketing_portal"
 SIGN_IN_COOKIE = "ticketing_portal_oidc"
 SIGN_IN_MAX_AGE = 600
 COOKIE_PATH = "/portal"
+# The realm and ID token of a session started at the identity provider, for its logout.
+LOGOUT_COOKIE = "ticketing_portal_logout"
+LOGOUT_COOKIE_PATH = "/portal/sign-out"
+# What a cookie may hold (browsers keep 4096 bytes of name, value and attributes).
+MAX_COOKIE_VALUE = 3800
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class SessionCodec:
     def __init__(self, secret: str) -> None:
         self._session = URLSafeSerializer(secret, salt="ticketing.portal.session")
         self._sign_in = URLSafeTimedSerializer(secret, salt="ticketing.portal.oidc")
+        self._logout = URLSafeSerializer(secret, salt="ticketing.portal.logout")
 
     def read(self, request: Request) -> PortalSession | None:
         raw = request.cookies.get(SESSION_COOKIE)
@@ -111,12 +122,59 @@ class SessionCodec:
             return None
         return data
 
+    def write_logout(
+        self,
+        request: Request,
+        response: Response,
+        *,
+        realm: str,
+        id_token: str | None,
+        expires: int,
+    ) -> None:
+        """Keeps what the provider's logout needs until the session ends. An ID token too
+        large for a cookie is left out: the logout then names the client instead."""
+        value = self._logout.dumps({"r": realm, "i": id_token or ""})
+        if len(value) > MAX_COOKIE_VALUE:
+            value = self._logout.dumps({"r": realm, "i": ""})
+        response.set_cookie(
+            LOGOUT_COOKIE,
+            value,
+            max_age=max(0, expires - int(time.time())),
+            path=LOGOUT_COOKIE_PATH,
+            httponly=True,
+            samesite="lax",
+            secure=is_https(request),
+        )
+
+    def read_logout(self, request: Request) -> tuple[str, str | None] | None:
+        """The realm and ID token of the session's provider logout, if it has one."""
+        raw = request.cookies.get(LOGOUT_COOKIE)
+        if not raw:
+            return None
+        try:
+            data = self._logout.loads(raw)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict):
+            return None
+        realm, id_token = data.get("r"), data.get("i")
+        if not isinstance(realm, str) or not realm or not isinstance(id_token, str):
+            return None
+        return realm, id_token or None
+
+
+COOKIE_PATHS = {
+    SESSION_COOKIE: COOKIE_PATH,
+    SIGN_IN_COOKIE: COOKIE_PATH,
+    LOGOUT_COOKIE: LOGOUT_COOKIE_PATH,
+}
+
 
 def clear_cookies(request: Request, response: Response) -> None:
-    for name in (SESSION_COOKIE, SIGN_IN_COOKIE):
+    for name, path in COOKIE_PATHS.items():
         if name in request.cookies:
             response.delete_cookie(
-                name, path=COOKIE_PATH, httponly=True, samesite="lax", secure=is_https(request)
+                name, path=path, httponly=True, samesite="lax", secure=is_https(request)
             )
 
 
