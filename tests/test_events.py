@@ -479,3 +479,54 @@ def test_streams_carry_on_when_the_event_hub_loses_its_listening_connection(
         time.sleep(0.2)
     else:
         raise AssertionError("the event hub did not listen again")
+
+
+def test_streams_are_capped_per_user_and_per_process(
+    tenant: Tenant, own_server: Callable[..., Server], streams: list[SseReader]
+) -> None:
+    """A user keeps TICKETING_SSE_MAX_PER_USER streams: a newer one ends their oldest with an
+    `error` event (TOO_MANY_STREAMS); a process serves TICKETING_SSE_MAX streams: past it a
+    new one is 503 with Retry-After."""
+    server = own_server(
+        TICKETING_SSE_MAX_PER_USER="3", TICKETING_SSE_MAX="5", TICKETING_SSE_HEARTBEAT="1"
+    )
+    alice, bob = user_token(tenant, "alice"), user_token(tenant, "bob")
+
+    def opened(token: str) -> SseReader:
+        reader = open_stream(tenant, base_url=server.base_url, token=token)
+        streams.append(reader)
+        reader.wait_for(lambda events: len(events) >= 1)
+        return reader
+
+    first, *others = [opened(alice) for _ in range(3)]
+    assert not first.ended.is_set()
+    newest = opened(alice)
+    assert first.ended.wait(10), "the oldest stream was not closed"
+    error = first.snapshot()[-1]
+    assert error.event == "error"
+    assert error.data["code"] == "TOO_MANY_STREAMS"
+    assert error.data["kind"] == "STREAM_CLOSED"
+    assert not any(reader.ended.is_set() for reader in [*others, newest])
+    # Another user has streams of their own, up to the process's limit (5 in all).
+    bobs = [opened(bob), opened(bob)]
+    assert not any(reader.ended.is_set() for reader in bobs)
+    refused = tenant.client.get(
+        f"{server.base_url}{UPDATES}",
+        params=QUERY,
+        headers=tenant.headers(bob, accept="text/event-stream"),
+    )
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert refused.headers["retry-after"] == "5"
+    # A stream that ends makes room again (noticed at its next heartbeat, 1 s here).
+    bobs[0].close()
+    deadline = time.monotonic() + 15
+    while True:
+        reader = open_stream(tenant, base_url=server.base_url, token=bob)
+        streams.append(reader)
+        if reader.status == 200:
+            break
+        assert reader.status == 503, reader.error_body
+        assert time.monotonic() < deadline, "no room after a stream ended"
+        time.sleep(0.3)
+    assert reader.wait_for(lambda events: len(events) >= 1)[0].event == "connected"

@@ -97,6 +97,18 @@ class Settings(BaseSettings):
     )
 
     sse_heartbeat: float = _seconds(15.0, "Seconds between heartbeat events on SSE streams.")
+    sse_max_per_user: int = Field(
+        default=10,
+        ge=1,
+        description="Event streams one user (tenant and token subject) may keep open per "
+        "process; a newer one ends their oldest (error event TOO_MANY_STREAMS).",
+    )
+    sse_max: int = Field(
+        default=10_000,
+        ge=1,
+        description="Event streams one process serves at once; beyond it a new stream is "
+        "503 with Retry-After.",
+    )
     events_poll_interval: float = _seconds(
         1.0, "Seconds between two reads of the outbox when no wake-up arrives."
     )

@@ -74,6 +74,8 @@ class AppState:
         hub = EventHub(
             engine,
             ids=EventIds(secret),
+            max_streams=settings.sse_max,
+            max_streams_per_user=settings.sse_max_per_user,
             connect=(
                 driver_connector(
                     settings.resolved_database_url,

@@ -27,6 +27,7 @@ async def list_updates(request: Request) -> Response:
     tickets the caller may list, with `heartbeat`s; resumes after `Last-Event-ID`."""
     state = app_state(request)
     principal = await authenticate(request)
+    state.hub.check_capacity()
     # Subscribed before the snapshot and replay are read, so that no event falls between
     # them and the live events; a replica serves them only once it has replayed past now.
     subscription = state.hub.subscribe(requested_tenant(request, principal))

@@ -29,6 +29,7 @@ from ticketing.events import outbox, repository
 from ticketing.events.ids import EventIds
 from ticketing.events.repository import Event
 from ticketing.kit.db import DATABASE_ERRORS, StatementPool
+from ticketing.kit.errors import ServiceUnavailable
 
 log = logging.getLogger("ticketing.events")
 
@@ -38,6 +39,10 @@ HUB_CONNECTION_NAME = "ticketing event hub"
 BATCH = 500
 # A stream that falls this many events behind is closed (it can resume with Last-Event-ID).
 QUEUE_SIZE = 10_000
+
+
+# Seconds a client refused for lack of stream capacity is told to wait.
+STREAMS_RETRY_AFTER = 5
 
 
 @dataclass(eq=False)
@@ -54,6 +59,8 @@ class Subscription:
     pending: list[Event] = field(default_factory=list)
     overflowed: bool = False
     closed: bool = False
+    # Closed because its user opened more streams than they may keep (the oldest goes).
+    evicted: bool = False
     _waiter: asyncio.Future[None] | None = None
 
     def offer(self, events: list[Event]) -> None:
@@ -72,6 +79,11 @@ class Subscription:
         """Ends the stream once it has taken what is already queued."""
         self.closed = True
         self._wake()
+
+    def evict(self) -> None:
+        """Ends the stream: its user has opened newer ones past their limit."""
+        self.evicted = True
+        self.close()
 
     def nudge(self) -> None:
         """Wakes the stream without events (its heartbeat or token expiry is due)."""
@@ -148,6 +160,8 @@ class EventHub:
         keep_seconds: float = 600.0,
         keep_count: int = 10_000,
         ids: EventIds | None = None,
+        max_streams: int = 10_000,
+        max_streams_per_user: int = 10,
     ) -> None:
         self.engine = engine
         # The event ids tenants are shown (ticketing.events.ids).
@@ -166,6 +180,10 @@ class EventHub:
         self.keep_seconds = keep_seconds
         self.keep_count = keep_count
         self.cursor = 0
+        self.max_streams = max_streams
+        self.max_streams_per_user = max_streams_per_user
+        # Each user's open streams, oldest first.
+        self._users: dict[tuple[uuid.UUID, str], list[Subscription]] = {}
         self._subscribers: dict[uuid.UUID, set[Subscription]] = {}
         self._listeners: list[Callable[[list[Event]], None]] = []
         self._wake = asyncio.Event()
@@ -217,6 +235,31 @@ class EventHub:
         subscription = Subscription(tenant_id=tenant_id, start=self.cursor)
         self._subscribers.setdefault(tenant_id, set()).add(subscription)
         return subscription
+
+    def check_capacity(self) -> None:
+        """Refuses a new stream (503 with Retry-After) when this process serves as many
+        as it may."""
+        if self.streams >= self.max_streams:
+            raise ServiceUnavailable(
+                "This server has as many event streams open as it may; retry shortly",
+                retry_after=STREAMS_RETRY_AFTER,
+            )
+
+    def open_stream(self, user: tuple[uuid.UUID, str], subscription: Subscription) -> None:
+        """Counts a stream of `user` (tenant and subject) as open; past the per-user limit
+        the user's oldest stream is ended."""
+        opened = self._users.setdefault(user, [])
+        opened.append(subscription)
+        while len(opened) > self.max_streams_per_user:
+            opened.pop(0).evict()
+
+    def close_stream(self, user: tuple[uuid.UUID, str], subscription: Subscription) -> None:
+        opened = self._users.get(user)
+        if opened is not None:
+            if subscription in opened:
+                opened.remove(subscription)
+            if not opened:
+                del self._users[user]
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscribers = self._subscribers.get(subscription.tenant_id)

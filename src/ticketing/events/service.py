@@ -125,6 +125,12 @@ async def _own_start(session: AsyncSession, subscription: Subscription) -> int:
     )
 
 
+def stream_user(access: Access) -> tuple[uuid.UUID, str]:
+    """Whose stream it is, for the per-user limit: the tenant and the token's subject."""
+    principal = access.principal
+    return access.tenant_id, principal.subject or principal.username
+
+
 def parse_flag(query: Mapping[str, str], name: str) -> bool:
     """A `true`/`false` query parameter (absent: false)."""
     value = query.get(name)
@@ -191,4 +197,5 @@ async def list_updates(
         render=render,
         heartbeat=heartbeat,
         expires_at=expires_at if expires_at is not None else sse.token_expiry(request),
+        user=stream_user(access),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -47,17 +48,22 @@ async def run_stream(
     render: Callable[[Event], bytes],
     heartbeat: float,
     expires_at: float | None,
+    user: tuple[uuid.UUID, str],
 ) -> AsyncIterator[bytes]:
     """Opening events, then the replayed events, then live ones past `last_sent`, with
     heartbeats; ends with an `error` event when the token expires or the stream falls behind.
     `render` turns an event into the frames this stream shows of it (b"" when not visible);
     everything the hub hands over at once is written at once.
 
+    `user` (tenant and subject) may keep the hub's `max_streams_per_user` streams open: a
+    newer one ends the oldest, with an `error` event (`TOO_MANY_STREAMS`).
+
     A heartbeat goes out when nothing was written for `heartbeat` seconds. The stream's one
     timer is set for the next heartbeat or the token's expiry, whichever is first, and moved
     only when it fires early (events were written since): not once per wake-up.
     """
     hub.streams += 1
+    hub.open_stream(user, subscription)
     loop = asyncio.get_running_loop()
     tenant_id = subscription.tenant_id
     encode = hub.ids.encode
@@ -103,6 +109,18 @@ async def run_stream(
                 due = next_beat if expiry is None else min(next_beat, expiry)
                 timer = loop.call_at(due, ring)
             events = await subscription.take()
+            if events is None and subscription.evicted:
+                yield frame(
+                    "error",
+                    {
+                        "code": "TOO_MANY_STREAMS",
+                        "kind": "STREAM_CLOSED",
+                        "message": "The user opened more streams than they may keep; "
+                        "this one, their oldest, is closed",
+                    },
+                    sent(),
+                )
+                return
             if events is None:
                 message = (
                     "The stream fell behind; reconnect with Last-Event-ID"
@@ -126,4 +144,5 @@ async def run_stream(
         if timer is not None:
             timer.cancel()
         hub.streams -= 1
+        hub.close_stream(user, subscription)
         hub.unsubscribe(subscription)

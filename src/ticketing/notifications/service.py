@@ -16,7 +16,7 @@ from ticketing.catalog.fields import invalid_date_message
 from ticketing.events import sse
 from ticketing.events.hub import EventHub
 from ticketing.events.repository import Event
-from ticketing.events.service import parse_last_event_id, resume
+from ticketing.events.service import parse_last_event_id, resume, stream_user
 from ticketing.kit.errors import InputValidationFailure, NotFound, Reasons
 from ticketing.kit.time import isoformat
 from ticketing.models import Notification
@@ -166,6 +166,7 @@ async def stream(
     `heartbeat`, `error`); resumes after `Last-Event-ID`, or sends `reset` when it cannot
     (see ticketing.events.service.resume)."""
     last_event_id = parse_last_event_id(request.headers, hub.ids, access.tenant_id)
+    hub.check_capacity()
     subscription = hub.subscribe(access.tenant_id)
     try:
         replay, last_sent, reset = await resume(
@@ -207,4 +208,5 @@ async def stream(
         render=render,
         heartbeat=heartbeat,
         expires_at=sse.token_expiry(request),
+        user=stream_user(access),
     )

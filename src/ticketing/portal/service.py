@@ -673,6 +673,7 @@ async def queue_updates(
     """The list-updates stream of the API (`created`, `updated`, `deleted` of the tickets
     the user may list, heartbeats) for a portal session, ending when its token expires."""
     # Subscribed before the stream's opening is read, as the API's endpoint does.
+    state.hub.check_capacity()
     subscription = state.hub.subscribe(access.tenant_id)
     try:
         async with transaction(state.sessionmaker) as session:
