@@ -436,3 +436,16 @@ def test_healthz(server: Server, http: httpx.Client) -> None:
     response = http.get(f"{server.base_url}/healthz")
 
     assert response.status_code == 200, response.text
+
+
+def test_head_healthz_answers_as_get_without_a_body(server: Server, http: httpx.Client) -> None:
+    url = f"{server.base_url}/healthz"
+    get = http.get(url)
+    head = http.head(url)
+
+    assert head.status_code == get.status_code == 200, head.text
+    assert head.headers["content-type"] == get.headers["content-type"] == "application/json"
+    assert head.headers["content-length"] == str(len(get.content))
+    assert head.content == b""
+    # No body bytes followed the head on the connection: the next answer on it parses.
+    assert http.get(url).json()["status"] == "ok"

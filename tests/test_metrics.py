@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.sse_client import SseReader
@@ -121,3 +122,21 @@ def test_request_figures_render_as_the_client_library_renders_a_histogram() -> N
         mine, "ticketing_http_requests_total", method="GET", route="/x", status="200"
     ) == len(observations)
     assert value(mine, "ticketing_tickets_created_total") == 2
+
+
+def test_head_metrics_answers_as_get_without_a_body(server: Server, http: httpx.Client) -> None:
+    url = f"{server.base_url}/metrics"
+    get = http.get(url)
+    head = http.head(url)
+
+    assert head.status_code == 200, head.text
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers["content-type"].startswith("text/plain")
+    assert head.content == b""
+    # The length a GET's body would have (the figures move between two scrapes, so not the
+    # same number), never the 0 of an empty body; or no Content-Length at all.
+    assert int(head.headers.get("content-length", "1")) > 0
+    # No body bytes followed the head on the connection: the next answer on it parses.
+    again = http.get(url)
+    assert again.status_code == 200
+    assert "ticketing_http_requests_total" in again.text

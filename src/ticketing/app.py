@@ -265,6 +265,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return JsonResponse({"status": "ok", "database": "ok", **replicas})
 
+    # HEAD /healthz answers like GET without the body (load balancers probe with HEAD); not
+    # a separate operation of the document.
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+
     @app.exception_handler(TicketingError)
     async def on_ticketing_error(request: Request, exc: TicketingError) -> Response:
         if isinstance(exc, AUDITED):

@@ -55,21 +55,29 @@ _FILE_HEADERS = {
     name: {"schema": {"type": "string"}}
     for name in ("ETag", "Content-Disposition", "X-Content-Type-Options", "Accept-Ranges")
 }
+# A file is answered with the Content-Type it was stored with, which can be any: `*/*` says
+# so, and application/octet-stream (listed first) is the concrete type that client
+# generators know to read as bytes (with `*/*` alone they drop the answer).
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_FILE_CONTENT = {"application/octet-stream": _BINARY, "*/*": _BINARY}
 
 
 @router.get(
     "/ticket/{objectId}/attachments/{attachmentId}",
     summary="Download a file of a ticket",
+    # Not JSON: without this the framework adds an application/json body to the 200.
+    response_class=Response,
     responses={
         **ERROR_RESPONSES,
         200: {
             "description": "The file's exact bytes, with its stored Content-Type",
-            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "content": _FILE_CONTENT,
             "headers": _FILE_HEADERS,
         },
         206: {
-            "description": "The part of the file the Range header asks for",
-            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The part of the file the Range header asks for, with the file's "
+            "stored Content-Type",
+            "content": _FILE_CONTENT,
             "headers": {**_FILE_HEADERS, "Content-Range": {"schema": {"type": "string"}}},
         },
         304: {"description": "If-None-Match names the file's ETag"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -114,10 +115,23 @@ def install_openapi(app: Any) -> None:
         for path, operations in document.get("paths", {}).items():
             for method, operation in operations.items():
                 _describe_common_answers(path, method, operation)
+        _drop_unused_framework_schemas(document)
         app.openapi_schema = document
         return document
 
     app.openapi = openapi
+
+
+def _drop_unused_framework_schemas(document: dict[str, Any]) -> None:
+    """The framework's 422 body models, which no answer refers to once the 422s are replaced
+    (client generators would still make classes of them)."""
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        definition = schemas.pop(name, None)
+        if definition is not None and f'"{REF_TEMPLATE.format(model=name)}"' in json.dumps(
+            document
+        ):
+            schemas[name] = definition
 
 
 _ERROR_REF = {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model="ErrorEnvelope")}}}

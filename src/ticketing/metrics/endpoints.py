@@ -9,6 +9,9 @@ from starlette.responses import Response
 router = APIRouter(tags=["operations"])
 
 
+# HEAD is answered like GET (same status and headers; the server sends no body), as HTTP asks
+# of every resource that serves GET; it is left out of the document (one operation per path).
+@router.head("/metrics", include_in_schema=False)
 @router.get(
     "/metrics",
     summary="Prometheus metrics of the answering process",

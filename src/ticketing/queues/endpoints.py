@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -34,28 +34,18 @@ from ticketing.tickets.validation import NOT_PARSED, parse_body, require_catalog
 
 router = APIRouter(prefix="/api/v2/ticketing", tags=["queues"])
 
-_QUEUE_ID = {
-    "name": "queueId",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "The queue's id (GET /queue/list).",
-}
-_USER_ID = {
-    "name": "userId",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "A member's username or email address.",
-}
+# Path parameters are declared in the signatures (FastAPI documents those); naming them in
+# openapi_extra too would list each twice, which OpenAPI forbids.
+QueueId = Annotated[str, Path(description="The queue's id (GET /queue/list).")]
+UserId = Annotated[str, Path(description="A member's username or email address.")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     404: {"model": ErrorEnvelope, "description": "Tenant not found, no such queue or member"},
 }
 
 
-def _openapi(*path: dict[str, Any], body: type[BaseModel] | None = None) -> dict[str, Any]:
-    extra: dict[str, Any] = {"parameters": [*path, *TICKETING_HEADERS, *CATALOG_QUERY]}
+def _openapi(body: type[BaseModel] | None = None) -> dict[str, Any]:
+    extra: dict[str, Any] = {"parameters": [*TICKETING_HEADERS, *CATALOG_QUERY]}
     if body is not None:
         extra["requestBody"] = body_schema(body)
     return extra
@@ -111,9 +101,9 @@ async def current_queues(request: Request) -> Response:
     summary="A queue's members",
     response_model=MembersResponse,
     responses=_ERRORS,
-    openapi_extra=_openapi(_QUEUE_ID),
+    openapi_extra=_openapi(),
 )
-async def list_members(request: Request, queueId: str) -> Response:
+async def list_members(request: Request, queueId: QueueId) -> Response:
     """A queue's members and their availability."""
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.READ)
@@ -127,9 +117,9 @@ async def list_members(request: Request, queueId: str) -> Response:
     summary="Add a member to a queue (tenant admins)",
     response_model=MemberResponse,
     responses=_ERRORS,
-    openapi_extra=_openapi(_QUEUE_ID, body=MemberCreate),
+    openapi_extra=_openapi(body=MemberCreate),
 )
-async def add_member(request: Request, queueId: str) -> Response:
+async def add_member(request: Request, queueId: QueueId) -> Response:
     """Adds a user to a queue; they start available."""
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.UPDATE)
@@ -147,9 +137,9 @@ async def add_member(request: Request, queueId: str) -> Response:
     summary="Remove a member from a queue (tenant admins)",
     response_model=MemberRemoved,
     responses=_ERRORS,
-    openapi_extra=_openapi(_QUEUE_ID, _USER_ID),
+    openapi_extra=_openapi(),
 )
-async def remove_member(request: Request, queueId: str, userId: str) -> Response:
+async def remove_member(request: Request, queueId: QueueId, userId: UserId) -> Response:
     """Removes a user from a queue; tickets assigned to them stay assigned."""
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.UPDATE)
@@ -163,9 +153,9 @@ async def remove_member(request: Request, queueId: str, userId: str) -> Response
     summary="Set a member's availability (admins; agents for themselves)",
     response_model=MemberResponse,
     responses=_ERRORS,
-    openapi_extra=_openapi(_QUEUE_ID, _USER_ID, body=AvailabilityUpdate),
+    openapi_extra=_openapi(body=AvailabilityUpdate),
 )
-async def set_availability(request: Request, queueId: str, userId: str) -> Response:
+async def set_availability(request: Request, queueId: QueueId, userId: UserId) -> Response:
     """Round robin assigns only to members who are `available`."""
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.UPDATE)

@@ -28,6 +28,7 @@ from ticketing.kit.responses import JsonResponse
 from ticketing.kit.schemas import (
     CATALOG_QUERY,
     ERROR_RESPONSES,
+    REF_TEMPLATE,
     TICKETING_HEADERS,
     ErrorEnvelope,
     body_schema,
@@ -94,7 +95,9 @@ _CREATE_OPENAPI: dict[str, Any] = {
         404: {
             "description": "Tenant not found (JSON), or unknown teamId / itemTypeId (HTML)",
             "content": {
-                "application/json": {"schema": ErrorEnvelope.model_json_schema()},
+                "application/json": {
+                    "schema": {"$ref": REF_TEMPLATE.format(model="ErrorEnvelope")}
+                },
                 "text/html": {"schema": {"type": "string"}},
             },
         },
