@@ -10,9 +10,10 @@ LAST_EVENT_ID: dict[str, Any] = {
     "name": "Last-Event-ID",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
-    "description": "Resume after this event id: missed events are replayed, or `reset` is "
-    "sent when they are no longer kept.",
+    "schema": {"type": "string", "pattern": "^([A-Za-z0-9_-]{22}|[0-9]{1,18})$"},
+    "description": "Resume after this event id (the last `id:` the stream sent: 22 opaque "
+    "characters; a plain number as sent before ids were opaque is taken too): missed events "
+    "are replayed, or `reset` is sent when they are no longer kept.",
 }
 
 SNAPSHOT: dict[str, Any] = {
@@ -30,7 +31,7 @@ def stream_response(*events: str) -> dict[int | str, dict[str, Any]]:
     event_schema = {
         "type": "object",
         "properties": {
-            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
             "event": {"type": "string", "enum": list(events)},
             "data": {"type": "string", "contentMediaType": "application/json"},
         },

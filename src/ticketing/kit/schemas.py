@@ -40,14 +40,22 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorEnvelope, "description": "A dependency is unavailable; retry later"},
 }
 
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
 # Headers every ticketing call takes; declared for the OpenAPI document.
 TICKETING_HEADERS: list[dict[str, Any]] = [
     {
         "name": "x-tenantid",
         "in": "header",
         "required": True,
-        "schema": {"type": "string", "format": "uuid"},
-        "description": "The tenant; must equal the token's tenant_id claim.",
+        # A UUID, written as a pattern rather than `format: uuid`: generated clients type a
+        # uuid header as their language's UUID and some send it unconverted (a string is
+        # what a header is).
+        "schema": {
+            "type": "string",
+            "pattern": UUID_PATTERN,
+        },
+        "description": "The tenant's UUID; must equal the token's tenant_id claim.",
     },
     {
         "name": "realmname",
