@@ -52,6 +52,7 @@ from ticketing.queues.endpoints import router as queues_router
 from ticketing.relations.endpoints import router as relations_router
 from ticketing.sla import sweeper as sla_sweeper
 from ticketing.state import AppState
+from ticketing.stream_tickets.endpoints import router as stream_tickets_router
 from ticketing.tenants.endpoints import router as tenants_router
 from ticketing.tickets.endpoints import router as tickets_router
 from ticketing.webhooks.endpoints import router as webhooks_router
@@ -227,6 +228,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(queues_router)
     app.include_router(events_router)
     app.include_router(notifications_router)
+    app.include_router(stream_tickets_router)
     app.include_router(webhooks_router)
     app.include_router(metrics_router)
     notification_generator.install()
