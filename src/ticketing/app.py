@@ -27,6 +27,7 @@ from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
 from ticketing.events.endpoints import router as events_router
 from ticketing.events.hub import end_streams_on_signals
+from ticketing.kit.cors import Cors
 from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.direct import DirectRoutes, Middleware, find_route
 from ticketing.kit.errors import (
@@ -217,6 +218,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_done=[RequestMetrics(metrics)],
         )
     ]
+    origins = settings.resolved_cors_origins
+    if origins:
+        # Outermost, so that its headers are on every answer to a listed origin, also those
+        # the request-id middleware makes itself (431, an unexpected error's 500). Not
+        # installed without origins: other callers pay nothing for it.
+        middleware.append(partial(Cors, origins=origins))
     for wrap in middleware:
         app.add_middleware(wrap)
     app.include_router(tickets_router)
