@@ -61,6 +61,7 @@ TENANT_TABLES = {
     "notifications": "tenant_id",
     "webhooks": "tenant_id",
     "webhook_deliveries": "tenant_id",
+    "stream_tickets": "tenant_id",
 }
 
 _T = TypeVar("_T")
@@ -168,7 +169,7 @@ def ticketing_as(database: Database, tmp_path: Path, role: str, *args: str) -> A
 @pytest.fixture
 def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
     """Two tenants, each with a ticket, a comment, an update, an idempotency key, an upload,
-    a child ticket related to it (and queue members and SLA settings)."""
+    a child ticket related to it, a stream ticket (and queue members and SLA settings)."""
     tenants = make_tenant(**desk_overrides()), make_tenant(**desk_overrides())
     for tenant in tenants:
         headers = tenant.headers()
@@ -190,6 +191,8 @@ def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
         updated(patch(tenant, object_id, {"etag": ticket["etag"], "summary": "changed"}))
         relation = {"type": "parent", "objectId": object_id}
         created(tenant.create(seed_body(ticketRelation=relation)))
+        ticket = call(tenant, "POST", "/ticket/sse/ticket", json={"stream": "list"})
+        assert ticket.status_code == 200, ticket.text
         # Rows the service makes only later in a tenant's life.
         tenant.db.fetch(
             "INSERT INTO event_horizons (tenant_id, pruned_through) VALUES (:t, 0)",

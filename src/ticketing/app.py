@@ -27,6 +27,7 @@ from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
 from ticketing.events.endpoints import router as events_router
 from ticketing.events.hub import end_streams_on_signals
+from ticketing.kit.cors import Cors
 from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.direct import DirectRoutes, Middleware, find_route
 from ticketing.kit.errors import (
@@ -52,6 +53,7 @@ from ticketing.queues.endpoints import router as queues_router
 from ticketing.relations.endpoints import router as relations_router
 from ticketing.sla import sweeper as sla_sweeper
 from ticketing.state import AppState
+from ticketing.stream_tickets.endpoints import router as stream_tickets_router
 from ticketing.tenants.endpoints import router as tenants_router
 from ticketing.tickets.endpoints import router as tickets_router
 from ticketing.webhooks.endpoints import router as webhooks_router
@@ -216,6 +218,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_done=[RequestMetrics(metrics)],
         )
     ]
+    origins = settings.resolved_cors_origins
+    if origins:
+        # Outermost, so that its headers are on every answer to a listed origin, also those
+        # the request-id middleware makes itself (431, an unexpected error's 500). Not
+        # installed without origins: other callers pay nothing for it.
+        middleware.append(partial(Cors, origins=origins))
     for wrap in middleware:
         app.add_middleware(wrap)
     app.include_router(tickets_router)
@@ -227,6 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(queues_router)
     app.include_router(events_router)
     app.include_router(notifications_router)
+    app.include_router(stream_tickets_router)
     app.include_router(webhooks_router)
     app.include_router(metrics_router)
     notification_generator.install()

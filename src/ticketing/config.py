@@ -6,6 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -109,6 +110,12 @@ class Settings(BaseSettings):
         description="Event streams one process serves at once; beyond it a new stream is "
         "503 with Retry-After.",
     )
+    cors_origins: str = Field(
+        default="",
+        description="Origins whose pages may call the API from a browser (CORS), "
+        "comma-separated, each exactly as browsers send it: scheme://host[:port]. Empty: none. "
+        "A wildcard is refused.",
+    )
     events_poll_interval: float = _seconds(
         1.0, "Seconds between two reads of the outbox when no wake-up arrives."
     )
@@ -170,6 +177,15 @@ class Settings(BaseSettings):
         "Empty: work as the login user (policies do not apply to the tables' owner).",
     )
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in comma_list(value):
+            problem = origin_problem(origin)
+            if problem is not None:
+                raise ValueError(f"TICKETING_CORS_ORIGINS: {origin!r} {problem}")
+        return value
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -219,8 +235,46 @@ class Settings(BaseSettings):
         return resolved
 
     @property
+    def resolved_cors_origins(self) -> list[str]:
+        """The origins allowed to call the API from a browser."""
+        return comma_list(self.cors_origins)
+
+    @property
     def dev_key_path(self) -> Path:
         return self.data_dir / "dev-signing-key.pem"
+
+
+def origin_problem(origin: str) -> str | None:
+    """What is wrong with `origin` as an allowed CORS origin, or None. A browser sends its
+    page's origin serialised one way (lower case, no default port, nothing after the
+    port): an entry written otherwise would never match, so it is refused rather than
+    silently useless; so is any wildcard, which would open the API to every page."""
+    if "*" in origin:
+        return "is a wildcard: list each origin exactly"
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return "is not an origin (scheme://host[:port])"
+    host = parts.hostname
+    if (
+        parts.scheme not in ("http", "https")
+        or not host
+        or parts.username is not None
+        or parts.password is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or origin.endswith(("?", "#"))
+    ):
+        return "is not an origin (scheme://host[:port], nothing after it)"
+    default_port = 443 if parts.scheme == "https" else 80
+    shown_host = f"[{host}]" if ":" in host else host
+    shown_port = f":{port}" if port is not None and port != default_port else ""
+    canonical = f"{parts.scheme}://{shown_host}{shown_port}"
+    if canonical != origin:
+        return f"is not written as browsers send it: {canonical}"
+    return None
 
 
 def async_database_url(url: str) -> str:

@@ -82,13 +82,24 @@ async def authenticate(request: Request) -> Principal:
     principal: Principal | None = state.get("principal")
     if principal is None:
         principal = await app_state(request).verifier.verify(request.headers.get("authorization"))
-        state["principal"] = principal
-        state["subject"] = principal.username  # for the audit log
-        # Whose writes this request's reads must see (ticketing.auth.reads).
-        state["caller"] = caller_key(principal)
+        _remember(state, principal)
     # The database shows this request the token's tenant alone (row-level security).
     bind_tenant(principal.tenant_uuid)
     return principal
+
+
+def accept(request: Request, principal: Principal) -> None:
+    """Makes `principal`, authenticated otherwise than by the request's bearer token (a
+    stream ticket), the request's caller, as `authenticate` would."""
+    _remember(request.scope.setdefault("state", {}), principal)
+    bind_tenant(principal.tenant_uuid)
+
+
+def _remember(state: dict[str, Any], principal: Principal) -> None:
+    state["principal"] = principal
+    state["subject"] = principal.username  # for the audit log
+    # Whose writes this request's reads must see (ticketing.auth.reads).
+    state["caller"] = caller_key(principal)
 
 
 def caller_key(principal: Principal) -> str:

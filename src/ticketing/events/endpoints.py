@@ -6,10 +6,11 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response, StreamingResponse
 
-from ticketing.auth.access import Action, admit, app_state, authenticate, requested_tenant
+from ticketing.auth.access import app_state
 from ticketing.auth.reads import run_read
 from ticketing.events import service, sse
 from ticketing.events.schemas import LIST_UPDATES_OPENAPI, LIST_UPDATES_RESPONSES
+from ticketing.stream_tickets.access import admit_stream, stream_caller
 from ticketing.tickets.validation import require_catalog_query
 
 router = APIRouter(prefix="/api/v2/ticketing", tags=["events"])
@@ -24,16 +25,17 @@ router = APIRouter(prefix="/api/v2/ticketing", tags=["events"])
 )
 async def list_updates(request: Request) -> Response:
     """`connected`, optionally `snapshot`, then `created`, `updated` and `deleted` for the
-    tickets the caller may list, with `heartbeat`s; resumes after `Last-Event-ID`."""
+    tickets the caller may list, with `heartbeat`s; resumes after `Last-Event-ID`. Opened
+    with the bearer token and headers, or with a stream ticket (`?ticket=`)."""
     state = app_state(request)
-    principal = await authenticate(request)
+    caller = await stream_caller(request, "list")
     state.hub.check_capacity()
     # Subscribed before the snapshot and replay are read, so that no event falls between
     # them and the live events; a replica serves them only once it has replayed past now.
-    subscription = state.hub.subscribe(requested_tenant(request, principal))
+    subscription = state.hub.subscribe(caller.tenant_id)
 
     async def read(session: AsyncSession) -> service.StreamBody:
-        access = await admit(request, session, Action.READ)
+        access = await admit_stream(request, session, caller)
         require_catalog_query(request.query_params)
         return await service.list_updates(
             session,
@@ -42,6 +44,7 @@ async def list_updates(request: Request) -> Response:
             hub=state.hub,
             subscription=subscription,
             heartbeat=state.settings.sse_heartbeat,
+            expires_at=caller.expires_at,
         )
 
     reads_history = "snapshot" in request.query_params or "last-event-id" in request.headers

@@ -16,6 +16,22 @@ LAST_EVENT_ID: dict[str, Any] = {
     "are replayed, or `reset` is sent when they are no longer kept.",
 }
 
+TICKET: dict[str, Any] = {
+    "name": "ticket",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "A stream ticket for this stream (POST /ticket/sse/ticket), in place of the "
+    "authorization, x-tenantid and realmname headers (an authorization header with it is "
+    "refused); it opens the stream once, within 60 seconds.",
+}
+
+# The headers of every call, which a stream opened with a ticket goes without.
+STREAM_HEADERS: list[dict[str, Any]] = [
+    {**header, "required": False, "description": f"{header['description']} Not with `ticket`."}
+    for header in TICKETING_HEADERS
+]
+
 SNAPSHOT: dict[str, Any] = {
     "name": "snapshot",
     "in": "query",
@@ -51,5 +67,5 @@ LIST_UPDATES_RESPONSES = stream_response(
 )
 
 LIST_UPDATES_OPENAPI: dict[str, Any] = {
-    "parameters": [*TICKETING_HEADERS, *CATALOG_QUERY, SNAPSHOT, LAST_EVENT_ID]
+    "parameters": [*STREAM_HEADERS, *CATALOG_QUERY, TICKET, SNAPSHOT, LAST_EVENT_ID]
 }

@@ -41,6 +41,9 @@ PRIVILEGES = {
     # function (migration 0009) and their results written under the tenant policy.
     "webhooks": ("SELECT",),
     "webhook_deliveries": ("SELECT", "INSERT", "UPDATE"),
+    # Stream tickets are deleted as they are used, and by the tenant's next issue once
+    # expired.
+    "stream_tickets": ("SELECT", "INSERT", "DELETE"),
 }
 
 

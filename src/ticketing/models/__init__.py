@@ -549,3 +549,26 @@ class WebhookDelivery(Base):
         ),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     )
+
+
+class StreamTicket(Base):
+    """A single-use ticket to open one event stream as one user without headers (a browser's
+    EventSource sends none): what the stream needs of the user's token, until it is used or
+    expires (ticketing.events.stream_tickets)."""
+
+    __tablename__ = "stream_tickets"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    # SHA-256 of the ticket, in hex: the ticket itself is never stored.
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # `list` or `notifications`
+    stream: Mapped[str] = mapped_column(String(20))
+    realm: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(255))
+    # The rest of the user as the token said (roles, scopes, names), to act as them.
+    claims: Mapped[dict[str, Any]]
+    # When the bearer token the ticket was issued for expires: the stream ends then.
+    token_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)

@@ -9,7 +9,7 @@ from starlette.responses import Response, StreamingResponse
 
 from ticketing.auth.access import Action, admit, app_state
 from ticketing.events import sse
-from ticketing.events.schemas import LAST_EVENT_ID, stream_response
+from ticketing.events.schemas import LAST_EVENT_ID, STREAM_HEADERS, TICKET, stream_response
 from ticketing.kit.db import transaction
 from ticketing.kit.requests import read_body
 from ticketing.kit.responses import JsonResponse
@@ -29,6 +29,7 @@ from ticketing.notifications.schemas import (
     NotificationUpdate,
     ReadAllResponse,
 )
+from ticketing.stream_tickets.access import admit_stream, stream_caller
 from ticketing.tickets.validation import require_catalog_query
 
 router = APIRouter(prefix="/api/v2/ticketing", tags=["notifications"])
@@ -141,14 +142,16 @@ async def mark_notification(request: Request, notificationId: str) -> Response:
     summary="My notifications as they are made (Server-Sent Events)",
     responses=stream_response("connected", "notification", "reset", "heartbeat", "error"),
     response_class=StreamingResponse,
-    openapi_extra={"parameters": [*_PARAMETERS, LAST_EVENT_ID]},
+    openapi_extra={"parameters": [*STREAM_HEADERS, *CATALOG_QUERY, TICKET, LAST_EVENT_ID]},
 )
 async def notification_stream(request: Request) -> Response:
     """`connected`, then a `notification` event for each new notification of the caller,
-    with `heartbeat`s; an `error` event before the server ends it."""
+    with `heartbeat`s; an `error` event before the server ends it. Opened with the bearer
+    token and headers, or with a stream ticket (`?ticket=`)."""
     state = app_state(request)
+    caller = await stream_caller(request, "notifications")
     async with transaction(state.sessionmaker) as session:
-        access = await admit(request, session, Action.READ)
+        access = await admit_stream(request, session, caller)
         require_catalog_query(request.query_params)
         body = await service.stream(
             session,
@@ -156,5 +159,6 @@ async def notification_stream(request: Request) -> Response:
             access=access,
             hub=state.hub,
             heartbeat=state.settings.sse_heartbeat,
+            expires_at=caller.expires_at,
         )
     return StreamingResponse(body, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)

@@ -161,10 +161,12 @@ async def stream(
     access: Access,
     hub: EventHub,
     heartbeat: float,
+    expires_at: float | None = None,
 ) -> AsyncIterator[bytes]:
     """The caller's notifications as they are made (`connected`, `notification`,
     `heartbeat`, `error`); resumes after `Last-Event-ID`, or sends `reset` when it cannot
-    (see ticketing.events.service.resume)."""
+    (see ticketing.events.service.resume). It ends when the caller's token expires
+    (`expires_at`; None: the request's bearer token's)."""
     last_event_id = parse_last_event_id(request.headers, hub.ids, access.tenant_id)
     hub.check_capacity()
     subscription = hub.subscribe(access.tenant_id)
@@ -207,6 +209,6 @@ async def stream(
         last_sent=last_sent,
         render=render,
         heartbeat=heartbeat,
-        expires_at=sse.token_expiry(request),
+        expires_at=expires_at if expires_at is not None else sse.token_expiry(request),
         user=stream_user(access),
     )
