@@ -82,6 +82,26 @@ class Settings(BaseSettings):
         30.0, "Seconds between two sweeps that record SLA breaches in ticket histories."
     )
 
+    # --- slow clients (ticketing.kit.bodies, ticketing.kit.http_protocol) ---
+    body_timeout: float = _seconds(
+        30.0,
+        "Seconds a request's body has to arrive, from the server's first read of it, per "
+        "MiB begun (an upload of 10 MiB has ten times this); past it the request is 408 "
+        "and its connection closes.",
+    )
+    header_timeout: float = _seconds(
+        10.0,
+        "Seconds a new connection has to send a request's headers whole, and a connection "
+        "has to finish the headers of a request it has begun; past it the connection "
+        "closes (408 when part of a request came).",
+    )
+    keep_alive_timeout: float = _seconds(
+        95.0,
+        "Seconds an idle connection is kept between requests: longer than HTTP clients "
+        "(5-90 s) and load balancers (commonly 60 s) keep theirs, so that they close it "
+        "first and never send a request on a connection being closed.",
+    )
+
     sse_heartbeat: float = _seconds(15.0, "Seconds between heartbeat events on SSE streams.")
     events_poll_interval: float = _seconds(
         1.0, "Seconds between two reads of the outbox when no wake-up arrives."

@@ -25,24 +25,46 @@ At a graceful shutdown (SIGTERM), an idle keep-alive connection is closed after 
 instead of at once: a client may have sent a request on it that the server has not read yet,
 and closing it would drop that request unanswered. A request that arrives within the grace is
 served, on a connection that then closes.
+
+Slow clients hold a connection for a bounded time only (the server's own protocol bounds none
+of it but the idle time after an answer):
+
+- A new connection has `header_timeout` (TICKETING_HEADER_TIMEOUT) to send a request's headers
+  whole, and a request begun after an answer has as long from its first byte: a connection
+  that sends nothing, or half a head, or a head a byte at a time, is closed then, with a 408
+  in the envelope when part of a request came. Between requests an idle connection is kept
+  the keep-alive timeout (TICKETING_KEEP_ALIVE_TIMEOUT), not the header timeout.
+- An answer begun before its request's body has all arrived (a 408 for a body too slow, see
+  ticketing.kit.bodies; a 401 given without reading the body) says `connection: close`, and
+  the connection closes after it: reading on would let the client keep it as long as it likes.
+- Such a close, and every other while the client may still be sending, lingers: the server
+  ends its side (FIN) and discards what still comes for up to LINGER seconds before it closes.
+  Closing a socket with unread data resets the connection, and a reset can destroy the answer
+  before the client has read it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httptools
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 log = logging.getLogger("ticketing.access")
 
 SERVED_VERSIONS = frozenset({"1.0", "1.1"})
 SHUTDOWN_GRACE = 0.5  # seconds; a request already sent arrives well within it
+HEADER_TIMEOUT = 10.0  # seconds; the default of TICKETING_HEADER_TIMEOUT
+# Seconds a closing connection still reads (and drops) what the client sends: enough for the
+# rest of a request in flight to arrive, so that closing does not reset the connection.
+LINGER = 2.0
 
-_BODY = orjson.dumps(
+_MALFORMED = orjson.dumps(
     {
         "error": True,
         "code": "MALFORMED_REQUEST",
@@ -58,12 +80,19 @@ class _CombinedWrites:
     event loop, and sends both as one write (see the module doc). Everything else is the
     transport's own."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_close", "_closed", "_held", "_loop", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        close: Callable[[], None],
+    ) -> None:
         self._transport = transport
         self._loop = loop
         self._held: bytes | None = None
+        self._close = close  # the protocol's: it lingers when the client may be sending
+        self._closed = False
 
     def write(self, data: bytes) -> None:
         if self._held is not None:
@@ -81,33 +110,120 @@ class _CombinedWrites:
 
     def close(self) -> None:
         self.flush()
-        self._transport.close()
+        self._closed = True
+        self._close()
 
     def is_closing(self) -> bool:
-        return self._transport.is_closing()
+        return self._closed or self._transport.is_closing()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
+class _Cycle(RequestResponseCycle):
+    """uvicorn's request and its answer, except that an answer begun before the request's
+    body has all arrived closes the connection (see the module doc)."""
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if not self.response_started and self.more_body and not self.disconnected:
+            self.keep_alive = False
+        await super().send(message)
+
+
 class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
     _shutting_down = False
     _refusal_waits = False  # a malformed request, answered once those before it are
+    _begun = False  # part of a request's head has come, not all of it
+    _lingering = False
+    _header_timer: asyncio.TimerHandle | None = None
+    _linger_timer: asyncio.TimerHandle | None = None
+
+    def __init__(self, *args: Any, header_timeout: float = HEADER_TIMEOUT, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._socket = transport
         # Every write of the connection goes through it, the protocol's own (a 400) too, so
         # they stay in order.
-        self.transport = _CombinedWrites(transport, self.loop)  # type: ignore[assignment]
+        self.transport = _CombinedWrites(transport, self.loop, self._close)  # type: ignore[assignment]
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._header_timer, self._linger_timer):
+            if timer is not None:
+                timer.cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the rest of a request that is not read (see the module doc)
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._begun = True
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
 
     def on_headers_complete(self) -> None:
+        self._begun = False
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
         # An error raised here stops the parser, which data_received answers with a 400.
         version = self.parser.get_http_version()
         if version not in SERVED_VERSIONS:
             raise httptools.HttpParserError(f"HTTP/{version} is not served")
         super().on_headers_complete()
-        if self._shutting_down and self.cycle is not None:
+        cycle = self.cycle
+        if cycle is not None and cycle.__class__ is RequestResponseCycle:
+            # Made by uvicorn's own code just now, before its task has run.
+            cycle.__class__ = _Cycle
+        if self._shutting_down and cycle is not None:
+            cycle.keep_alive = False
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if not self._idle():
+            # A request pipelined behind one being answered: the connection closes after it.
             self.cycle.keep_alive = False
+        elif self._begun:
+            self._answer_and_close(
+                b"HTTP/1.1 408 Request Timeout\r\n",
+                orjson.dumps(
+                    {
+                        "error": True,
+                        "code": "REQUEST_TIMEOUT",
+                        "message": "The request headers did not arrive within "
+                        f"{self.header_timeout:g} s",
+                        "status": 408,
+                    }
+                ),
+            )
+        else:
+            self.transport.close()
+
+    def _client_sending(self) -> bool:
+        """Whether the client may still be sending the current request."""
+        cycle = self.cycle
+        return self._begun or (cycle is not None and cycle.more_body and not cycle.disconnected)
+
+    def _close(self) -> None:
+        """Closes the connection; lingering when the client may still be sending."""
+        socket = self._socket
+        if self._lingering or socket.is_closing():
+            return
+        if not self._client_sending() or not socket.can_write_eof():
+            socket.close()
+            return
+        self._lingering = True
+        socket.write_eof()
+        self.flow.resume_reading()
+        self._linger_timer = self.loop.call_later(LINGER, socket.close)
 
     def shutdown(self) -> None:
         self._shutting_down = True
@@ -141,16 +257,20 @@ class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self) -> None:
         self._refusal_waits = False
-        content = [b"HTTP/1.1 400 Bad Request\r\n"]
+        self._answer_and_close(b"HTTP/1.1 400 Bad Request\r\n", _MALFORMED)
+
+    def _answer_and_close(self, status_line: bytes, body: bytes) -> None:
+        """Answers with the error envelope `body` and closes the connection."""
+        content = [status_line]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
             [
                 b"content-type: application/json\r\n",
-                b"content-length: " + str(len(_BODY)).encode("ascii") + b"\r\n",
+                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
                 b"connection: close\r\n",
                 b"\r\n",
-                _BODY,
+                body,
             ]
         )
         self.transport.write(b"".join(content))
