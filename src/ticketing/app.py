@@ -27,7 +27,6 @@ from ticketing.catalog.endpoints import router as catalog_router
 from ticketing.config import Settings, get_settings
 from ticketing.events.endpoints import router as events_router
 from ticketing.events.hub import end_streams_on_signals
-from ticketing.kit.bodies import BodyDeadline
 from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.direct import DirectRoutes, Middleware, find_route
 from ticketing.kit.errors import (
@@ -126,18 +125,18 @@ GC_THRESHOLD = 50_000
 
 
 class TicketingApp(FastAPI):
-    """The application: FastAPI, with the create endpoint served as a direct route, and a
-    deadline on every request's body (ticketing.kit.bodies)."""
+    """The application: FastAPI, with the create endpoint served as a direct route."""
 
     direct: DirectRoutes | None = None
-    body_timeout: float = 30.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            receive = BodyDeadline(receive, self.body_timeout)
-            direct = self.direct
-            if direct is not None and await direct.serve(scope, receive, send):
-                return
+        direct = self.direct
+        if (
+            direct is not None
+            and scope["type"] == "http"
+            and await direct.serve(scope, receive, send)
+        ):
+            return
         await super().__call__(scope, receive, send)
 
 
@@ -206,7 +205,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Multi-tenant service desk API: create tickets from service catalog offers.",
         lifespan=lifespan,
     )
-    app.body_timeout = settings.body_timeout
     metrics = Metrics()
     app.state.metrics = metrics
     # The application's middleware, innermost first.

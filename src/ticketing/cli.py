@@ -190,10 +190,12 @@ def _serve(
         "port": port,
         "workers": workers,
         "loop": "uvloop",
-        # httptools, answering unparsable requests with the error envelope and closing
-        # connections whose request heads come too slowly.
+        # httptools, answering unparsable requests with the error envelope, and bounding
+        # how long a request's headers and body may take to come.
         "http": functools.partial(
-            EnvelopeHttpToolsProtocol, header_timeout=settings.header_timeout
+            EnvelopeHttpToolsProtocol,
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
         ),
         "log_level": log_level,
         # The app logs JSON lines, one per request (ticketing.kit.logs).

@@ -82,12 +82,12 @@ class Settings(BaseSettings):
         30.0, "Seconds between two sweeps that record SLA breaches in ticket histories."
     )
 
-    # --- slow clients (ticketing.kit.bodies, ticketing.kit.http_protocol) ---
+    # --- slow clients (ticketing.kit.http_protocol) ---
     body_timeout: float = _seconds(
         30.0,
-        "Seconds a request's body has to arrive, from the server's first read of it, per "
-        "MiB begun (an upload of 10 MiB has ten times this); past it the request is 408 "
-        "and its connection closes.",
+        "Seconds a request's body has to arrive, from the server's first read of it, for "
+        "each MiB begun (an upload of 10 MiB has ten times this); past it the request is "
+        "408 and its connection closes.",
     )
     header_timeout: float = _seconds(
         10.0,

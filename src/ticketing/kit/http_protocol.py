@@ -34,9 +34,21 @@ of it but the idle time after an answer):
   that sends nothing, or half a head, or a head a byte at a time, is closed then, with a 408
   in the envelope when part of a request came. Between requests an idle connection is kept
   the keep-alive timeout (TICKETING_KEEP_ALIVE_TIMEOUT), not the header timeout.
-- An answer begun before its request's body has all arrived (a 408 for a body too slow, see
-  ticketing.kit.bodies; a 401 given without reading the body) says `connection: close`, and
-  the connection closes after it: reading on would let the client keep it as long as it likes.
+- A request's body has `body_timeout` (TICKETING_BODY_TIMEOUT) for each MiB begun, from the
+  application's first read of it while it has not all come: past it the read raises
+  RequestTimeout, which the application answers 408 in the envelope like any error. Every
+  way of reading a body (`read_body`, the streamed uploads and forms) is bounded alike. A
+  JSON body (1 MiB at most) has the timeout; an upload, which only the tenant's limit bounds,
+  has it again for every further MiB received, so a large file over a slow link still
+  arrives (a MiB per timeout: 35 KB/s at the default) while a client dribbling a few bytes
+  is cut off as any other. The deadline is kept here rather than around the application's
+  `receive`: the protocol knows whether the body has come, and a body that came with its
+  headers (most) costs no timer, where one per read cost 10-20 us a request. Endpoints read
+  their body before any transaction begins, so that a slow body never holds a pooled
+  connection; this bounds how long the connection waits for it.
+- An answer begun before its request's body has all arrived (a 408 for a body too slow; a
+  401 given without reading the body) says `connection: close`, and the connection closes
+  after it: reading on would let the client keep it as long as it likes.
 - Such a close, and every other while the client may still be sending, lingers: the server
   ends its side (FIN) and discards what still comes for up to LINGER seconds before it closes.
   Closing a socket with unread data resets the connection, and a reset can destroy the answer
@@ -52,14 +64,18 @@ from typing import Any
 
 import httptools
 import orjson
-from uvicorn._types import ASGISendEvent
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from ticketing.kit.errors import RequestTimeout
 
 log = logging.getLogger("ticketing.access")
 
 SERVED_VERSIONS = frozenset({"1.0", "1.1"})
 SHUTDOWN_GRACE = 0.5  # seconds; a request already sent arrives well within it
 HEADER_TIMEOUT = 10.0  # seconds; the default of TICKETING_HEADER_TIMEOUT
+BODY_TIMEOUT = 30.0  # seconds per MiB; the default of TICKETING_BODY_TIMEOUT
+MIB = 1024 * 1024
 # Seconds a closing connection still reads (and drops) what the client sends: enough for the
 # rest of a request in flight to arrive, so that closing does not reset the connection.
 LINGER = 2.0
@@ -121,8 +137,31 @@ class _CombinedWrites:
 
 
 class _Cycle(RequestResponseCycle):
-    """uvicorn's request and its answer, except that an answer begun before the request's
-    body has all arrived closes the connection (see the module doc)."""
+    """uvicorn's request and its answer, except that a read of the body waits until the
+    body's deadline at most, and an answer begun before the body has all arrived closes the
+    connection (see the module doc)."""
+
+    body_timeout = BODY_TIMEOUT
+    _body_started: float | None = None
+    _received = 0
+
+    async def receive(self) -> ASGIReceiveEvent:
+        if not self.more_body or self.disconnected or self.response_complete:
+            return await super().receive()  # what is left of the body is here, or none is
+        if self._body_started is None:
+            self._body_started = asyncio.get_running_loop().time()
+        deadline = self._body_started + self.body_timeout * (1 + self._received // MIB)
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await super().receive()
+        except TimeoutError:
+            per = " per MiB" if self._received >= MIB else ""
+            raise RequestTimeout(
+                f"The request body did not arrive within {self.body_timeout:g} s{per}"
+            ) from None
+        if message["type"] == "http.request":
+            self._received += len(message["body"])
+        return message
 
     async def send(self, message: ASGISendEvent) -> None:
         if not self.response_started and self.more_body and not self.disconnected:
@@ -138,9 +177,16 @@ class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
     _header_timer: asyncio.TimerHandle | None = None
     _linger_timer: asyncio.TimerHandle | None = None
 
-    def __init__(self, *args: Any, header_timeout: float = HEADER_TIMEOUT, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        header_timeout: float = HEADER_TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -181,6 +227,7 @@ class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
         if cycle is not None and cycle.__class__ is RequestResponseCycle:
             # Made by uvicorn's own code just now, before its task has run.
             cycle.__class__ = _Cycle
+            cycle.body_timeout = self.body_timeout  # type: ignore[attr-defined]
         if self._shutting_down and cycle is not None:
             cycle.keep_alive = False
 
