@@ -434,6 +434,52 @@ def test_a_body_that_keeps_coming_within_the_timeout_is_served(
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["data"]["availability"] == "away"
 
 
+def _upload(tenant: Tenant, parts: list[tuple[bytes, float]]) -> tuple[bytes, float]:
+    """POST /attachments of notes.txt whose content is `parts`, each sent after its pause
+    unless the server has answered by then; the answer and the seconds from the first part
+    to its first byte."""
+    content_length = len(UPLOAD_START) + sum(len(p) for p, _ in parts) + len(UPLOAD_END)
+    head = slow_request(
+        "POST", "/api/v2/ticketing/attachments", tenant.headers(), declared=content_length
+    )
+    url = urlsplit(tenant.base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(head + UPLOAD_START)
+        started = time.monotonic()
+        for part, pause in [*parts, (UPLOAD_END, 0)]:
+            answered, _, _ = select.select([sock], [], [], pause)
+            if answered:
+                break
+            sock.sendall(part)
+        select.select([sock], [], [], BODY_TIMEOUT * 4)
+        took = time.monotonic() - started
+        received, _closed = _read_until_closed(sock, SLACK)
+        return received, took
+
+
+UPLOAD_END = b"\r\n--slowboundary--\r\n"
+
+
+def test_an_upload_has_the_body_timeout_for_each_mib(tenants: tuple[Tenant, Tenant]) -> None:
+    slow_tenant, _ = tenants
+    mib = b"a" * (1024 * 1024)
+    # Three MiB over longer than the timeout, each MiB within it: stored.
+    pause = BODY_TIMEOUT * 0.6
+    answer, took = _upload(slow_tenant, [(mib, 0), (mib, pause), (mib, pause)])
+    assert took > BODY_TIMEOUT, took
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert json.loads(body)["attachment"]["size"] == 3 * len(mib)
+    # One MiB at once, then a byte at a time: 408 once the second MiB's time is out.
+    answer, took = _upload(slow_tenant, [(mib, 0)] + [(b"a", TRICKLE)] * 100)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert 2 * BODY_TIMEOUT - 0.2 < took < 2 * BODY_TIMEOUT + SLACK, took
+    assert json.loads(body)["message"] == (
+        f"The request body did not arrive within {BODY_TIMEOUT:g} s per MiB"
+    )
+
+
 # --- 5. headers and idle connections -------------------------------------------------------
 
 
