@@ -173,6 +173,7 @@ class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
     _shutting_down = False
     _refusal_waits = False  # a malformed request, answered once those before it are
     _begun = False  # part of a request's head has come, not all of it
+    _begun_at = 0.0  # when it began (the event loop's clock)
     _lingering = False
     _header_timer: asyncio.TimerHandle | None = None
     _linger_timer: asyncio.TimerHandle | None = None
@@ -206,12 +207,16 @@ class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering:
             return  # the rest of a request that is not read (see the module doc)
         super().data_received(data)
+        if self._begun and self._header_timer is None and not self.transport.is_closing():
+            # A head that did not come whole with its first bytes (most do, and cost no timer).
+            self._header_timer = self.loop.call_at(
+                self._begun_at + self.header_timeout, self._headers_late
+            )
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._begun = True
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+        self._begun_at = self.loop.time()
 
     def on_headers_complete(self) -> None:
         self._begun = False
