@@ -343,6 +343,10 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
+# A value for start_server's `env`: the setting is not passed, the service's default holds.
+UNSET = "\0unset"
+
+
 def start_server(
     *,
     database_url: str,
@@ -365,8 +369,13 @@ def start_server(
         "TICKETING_WEBHOOKS_ALLOW_PRIVATE": "true",
         "TICKETING_WEBHOOKS_RETRY_BASE": "0.2",
         "TICKETING_WEBHOOKS_TIMEOUT": "2",
+        # As behind a load balancer: longer than the tests' HTTP clients keep idle
+        # connections (httpx: 5 s), so they close first (docs/scaling.md).
+        "TICKETING_KEEP_ALIVE_TIMEOUT": "95",
         **(env or {}),
     }
+    # UNSET in `env` leaves a setting at the service's default.
+    full_env = {name: value for name, value in full_env.items() if value != UNSET}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [

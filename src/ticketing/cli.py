@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import shlex
 import signal
@@ -174,9 +175,6 @@ def _listen(host: str, port: int) -> socket.socket | None:
     return sock
 
 
-KEEP_ALIVE_SECONDS = 95
-
-
 def _serve(
     host: str, port: int, workers: int, log_level: str, sock: socket.socket | None = None
 ) -> None:
@@ -185,14 +183,20 @@ def _serve(
     # The workers configure their logging from the environment (ticketing.kit.logs).
     os.environ["TICKETING_LOG_LEVEL"] = log_level
     get_settings.cache_clear()
+    settings = get_settings()
     options: dict[str, Any] = {
         "factory": True,
         "host": host,
         "port": port,
         "workers": workers,
         "loop": "uvloop",
-        # httptools, answering unparsable requests with the error envelope.
-        "http": EnvelopeHttpToolsProtocol,
+        # httptools, answering unparsable requests with the error envelope, and bounding
+        # how long a request's headers and body may take to come.
+        "http": functools.partial(
+            EnvelopeHttpToolsProtocol,
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+        ),
         "log_level": log_level,
         # The app logs JSON lines, one per request (ticketing.kit.logs).
         "log_config": None,
@@ -200,10 +204,10 @@ def _serve(
         "proxy_headers": False,
         "server_header": False,
         # An idle keep-alive connection is kept longer than clients and load balancers keep
-        # theirs (HTTP clients 5-90 s, balancers commonly 60 s), so they close it first: a
-        # client sending on a connection the server is closing at that moment gets a reset,
-        # and a create it sent is neither answered nor carried out.
-        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        # theirs (by default: HTTP clients 5-90 s, balancers commonly 60 s), so they close it
+        # first: a client sending on a connection the server is closing at that moment gets a
+        # reset, and a create it sent is neither answered nor carried out.
+        "timeout_keep_alive": settings.keep_alive_timeout,
         "timeout_graceful_shutdown": 30,
     }
     if workers > 1:

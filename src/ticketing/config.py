@@ -97,6 +97,27 @@ class Settings(BaseSettings):
         30.0, "Seconds between two sweeps that record SLA breaches in ticket histories."
     )
 
+    # --- slow clients (ticketing.kit.http_protocol) ---
+    body_timeout: float = _seconds(
+        30.0,
+        "Seconds a request's body has to arrive, from the server's first read of it, for "
+        "each MiB begun (an upload of 10 MiB has ten times this); past it the request is "
+        "408 and its connection closes.",
+    )
+    header_timeout: float = _seconds(
+        10.0,
+        "Seconds a new connection has to send a request's headers whole, and a connection "
+        "has to finish the headers of a request it has begun; past it the connection "
+        "closes (408 when part of a request came).",
+    )
+    keep_alive_timeout: float = _seconds(
+        5.0,
+        "Seconds an idle connection is kept between requests. Behind a load balancer or "
+        "with clients that pool connections longer, set it above theirs (e.g. 95 s against "
+        "a balancer's 60 s) so that they close first and never send a request on a "
+        "connection being closed.",
+    )
+
     sse_heartbeat: float = _seconds(15.0, "Seconds between heartbeat events on SSE streams.")
     sse_max_per_user: int = Field(
         default=10,

@@ -116,6 +116,18 @@ class PayloadTooLarge(TicketingError):
     default_message = "Request body is too large"
 
 
+class RequestTimeout(TicketingError):
+    """A request whose body did not arrive in time; its connection closes after the answer
+    (the rest of the body, if it ever comes, is not read)."""
+
+    status = 408
+    code = "REQUEST_TIMEOUT"
+    default_message = "The request body did not arrive in time"
+
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}
+
+
 class ServiceUnavailable(TicketingError):
     """A dependency (database, identity provider) cannot be reached right now."""
 

@@ -25,24 +25,62 @@ At a graceful shutdown (SIGTERM), an idle keep-alive connection is closed after 
 instead of at once: a client may have sent a request on it that the server has not read yet,
 and closing it would drop that request unanswered. A request that arrives within the grace is
 served, on a connection that then closes.
+
+Slow clients hold a connection for a bounded time only (the server's own protocol bounds none
+of it but the idle time after an answer):
+
+- A new connection has `header_timeout` (TICKETING_HEADER_TIMEOUT) to send a request's headers
+  whole, and a request begun after an answer has as long from its first byte: a connection
+  that sends nothing, or half a head, or a head a byte at a time, is closed then, with a 408
+  in the envelope when part of a request came. Between requests an idle connection is kept
+  the keep-alive timeout (TICKETING_KEEP_ALIVE_TIMEOUT), not the header timeout.
+- A request's body has `body_timeout` (TICKETING_BODY_TIMEOUT) for each MiB begun, from the
+  application's first read of it while it has not all come: past it the read raises
+  RequestTimeout, which the application answers 408 in the envelope like any error. Every
+  way of reading a body (`read_body`, the streamed uploads and forms) is bounded alike. A
+  JSON body (1 MiB at most) has the timeout; an upload, which only the tenant's limit bounds,
+  has it again for every further MiB received, so a large file over a slow link still
+  arrives (a MiB per timeout: 35 KB/s at the default) while a client dribbling a few bytes
+  is cut off as any other. The deadline is kept here rather than around the application's
+  `receive`: the protocol knows whether the body has come, and a body that came with its
+  headers (most) costs no timer, where one per read cost 10-20 us a request. Endpoints read
+  their body before any transaction begins, so that a slow body never holds a pooled
+  connection; this bounds how long the connection waits for it.
+- An answer begun before its request's body has all arrived (a 408 for a body too slow; a
+  401 given without reading the body) says `connection: close`, and the connection closes
+  after it: reading on would let the client keep it as long as it likes.
+- Such a close, and every other while the client may still be sending, lingers: the server
+  ends its side (FIN) and discards what still comes for up to LINGER seconds before it closes.
+  Closing a socket with unread data resets the connection, and a reset can destroy the answer
+  before the client has read it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httptools
 import orjson
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from ticketing.kit.errors import RequestTimeout
 
 log = logging.getLogger("ticketing.access")
 
 SERVED_VERSIONS = frozenset({"1.0", "1.1"})
 SHUTDOWN_GRACE = 0.5  # seconds; a request already sent arrives well within it
+HEADER_TIMEOUT = 10.0  # seconds; the default of TICKETING_HEADER_TIMEOUT
+BODY_TIMEOUT = 30.0  # seconds per MiB; the default of TICKETING_BODY_TIMEOUT
+MIB = 1024 * 1024
+# Seconds a closing connection still reads (and drops) what the client sends: enough for the
+# rest of a request in flight to arrive, so that closing does not reset the connection.
+LINGER = 2.0
 
-_BODY = orjson.dumps(
+_MALFORMED = orjson.dumps(
     {
         "error": True,
         "code": "MALFORMED_REQUEST",
@@ -58,12 +96,19 @@ class _CombinedWrites:
     event loop, and sends both as one write (see the module doc). Everything else is the
     transport's own."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_close", "_closed", "_held", "_loop", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        close: Callable[[], None],
+    ) -> None:
         self._transport = transport
         self._loop = loop
         self._held: bytes | None = None
+        self._close = close  # the protocol's: it lingers when the client may be sending
+        self._closed = False
 
     def write(self, data: bytes) -> None:
         if self._held is not None:
@@ -81,33 +126,156 @@ class _CombinedWrites:
 
     def close(self) -> None:
         self.flush()
-        self._transport.close()
+        self._closed = True
+        self._close()
 
     def is_closing(self) -> bool:
-        return self._transport.is_closing()
+        return self._closed or self._transport.is_closing()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
+class _Cycle(RequestResponseCycle):
+    """uvicorn's request and its answer, except that a read of the body waits until the
+    body's deadline at most, and an answer begun before the body has all arrived closes the
+    connection (see the module doc)."""
+
+    body_timeout = BODY_TIMEOUT
+    _body_started: float | None = None
+    _received = 0
+
+    async def receive(self) -> ASGIReceiveEvent:
+        if not self.more_body or self.disconnected or self.response_complete:
+            return await super().receive()  # what is left of the body is here, or none is
+        if self._body_started is None:
+            self._body_started = asyncio.get_running_loop().time()
+        deadline = self._body_started + self.body_timeout * (1 + self._received // MIB)
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await super().receive()
+        except TimeoutError:
+            per = " per MiB" if self._received >= MIB else ""
+            raise RequestTimeout(
+                f"The request body did not arrive within {self.body_timeout:g} s{per}"
+            ) from None
+        if message["type"] == "http.request":
+            self._received += len(message["body"])
+        return message
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if not self.response_started and self.more_body and not self.disconnected:
+            self.keep_alive = False
+        await super().send(message)
+
+
 class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
     _shutting_down = False
     _refusal_waits = False  # a malformed request, answered once those before it are
+    _begun = False  # part of a request's head has come, not all of it
+    _begun_at = 0.0  # when it began (the event loop's clock)
+    _lingering = False
+    _header_timer: asyncio.TimerHandle | None = None
+    _linger_timer: asyncio.TimerHandle | None = None
+
+    def __init__(
+        self,
+        *args: Any,
+        header_timeout: float = HEADER_TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._socket = transport
         # Every write of the connection goes through it, the protocol's own (a 400) too, so
         # they stay in order.
-        self.transport = _CombinedWrites(transport, self.loop)  # type: ignore[assignment]
+        self.transport = _CombinedWrites(transport, self.loop, self._close)  # type: ignore[assignment]
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._header_timer, self._linger_timer):
+            if timer is not None:
+                timer.cancel()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the rest of a request that is not read (see the module doc)
+        super().data_received(data)
+        if self._begun and self._header_timer is None and not self.transport.is_closing():
+            # A head that did not come whole with its first bytes (most do, and cost no timer).
+            self._header_timer = self.loop.call_at(
+                self._begun_at + self.header_timeout, self._headers_late
+            )
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._begun = True
+        self._begun_at = self.loop.time()
 
     def on_headers_complete(self) -> None:
+        self._begun = False
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
         # An error raised here stops the parser, which data_received answers with a 400.
         version = self.parser.get_http_version()
         if version not in SERVED_VERSIONS:
             raise httptools.HttpParserError(f"HTTP/{version} is not served")
         super().on_headers_complete()
-        if self._shutting_down and self.cycle is not None:
+        cycle = self.cycle
+        if cycle is not None and cycle.__class__ is RequestResponseCycle:
+            # Made by uvicorn's own code just now, before its task has run.
+            cycle.__class__ = _Cycle
+            cycle.body_timeout = self.body_timeout  # type: ignore[attr-defined]
+        if self._shutting_down and cycle is not None:
+            cycle.keep_alive = False
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if not self._idle():
+            # A request pipelined behind one being answered: the connection closes after it.
             self.cycle.keep_alive = False
+        elif self._begun:
+            self._answer_and_close(
+                b"HTTP/1.1 408 Request Timeout\r\n",
+                orjson.dumps(
+                    {
+                        "error": True,
+                        "code": "REQUEST_TIMEOUT",
+                        "message": "The request headers did not arrive within "
+                        f"{self.header_timeout:g} s",
+                        "status": 408,
+                    }
+                ),
+            )
+        else:
+            self.transport.close()
+
+    def _client_sending(self) -> bool:
+        """Whether the client may still be sending the current request."""
+        cycle = self.cycle
+        return self._begun or (cycle is not None and cycle.more_body and not cycle.disconnected)
+
+    def _close(self) -> None:
+        """Closes the connection; lingering when the client may still be sending."""
+        socket = self._socket
+        if self._lingering or socket.is_closing():
+            return
+        if not self._client_sending() or not socket.can_write_eof():
+            socket.close()
+            return
+        self._lingering = True
+        socket.write_eof()
+        self.flow.resume_reading()
+        self._linger_timer = self.loop.call_later(LINGER, socket.close)
 
     def shutdown(self) -> None:
         self._shutting_down = True
@@ -141,16 +309,20 @@ class EnvelopeHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self) -> None:
         self._refusal_waits = False
-        content = [b"HTTP/1.1 400 Bad Request\r\n"]
+        self._answer_and_close(b"HTTP/1.1 400 Bad Request\r\n", _MALFORMED)
+
+    def _answer_and_close(self, status_line: bytes, body: bytes) -> None:
+        """Answers with the error envelope `body` and closes the connection."""
+        content = [status_line]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
             [
                 b"content-type: application/json\r\n",
-                b"content-length: " + str(len(_BODY)).encode("ascii") + b"\r\n",
+                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
                 b"connection: close\r\n",
                 b"\r\n",
-                _BODY,
+                body,
             ]
         )
         self.transport.write(b"".join(content))

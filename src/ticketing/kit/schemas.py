@@ -155,8 +155,8 @@ IDEMPOTENCY_HEADER: dict[str, Any] = {
 
 def _describe_common_answers(path: str, method: str, operation: dict[str, Any]) -> None:
     """Answers every operation can give that no endpoint declares: the framework's 422 is
-    replaced (validation failures are 400 here), 413/431 are the transport's, and 500 is
-    what an unexpected error answers (the seed documents it)."""
+    replaced (validation failures are 400 here), 408/413/431 are the transport's, and 500
+    is what an unexpected error answers (the seed documents it)."""
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
     responses.setdefault(
@@ -164,6 +164,14 @@ def _describe_common_answers(path: str, method: str, operation: dict[str, Any]) 
         {"description": "Unexpected error: the envelope with a requestId", "content": _ERROR_REF},
     )
     if "requestBody" in operation:
+        responses.setdefault(
+            "408",
+            {
+                "description": "REQUEST_TIMEOUT: the body did not arrive within "
+                "TICKETING_BODY_TIMEOUT (per MiB); the connection closes",
+                "content": _ERROR_REF,
+            },
+        )
         responses.setdefault(
             "413", {"description": "Request body over 1 MiB", "content": _ERROR_REF}
         )

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from ticketing.auth.access import Action, admit, app_state
+from ticketing.auth.access import Action, admit, admit_before_body, app_state
 from ticketing.events import sse
 from ticketing.events.schemas import LAST_EVENT_ID, STREAM_HEADERS, TICKET, stream_response
 from ticketing.kit.db import transaction
@@ -52,6 +52,7 @@ def _with_body(model: Any, *, required: bool) -> dict[str, Any]:
 async def list_notifications(request: Request) -> Response:
     """The caller's notifications, newest first: filter by read state, type, ticket and
     date range; `top` and `offset` page them."""
+    await admit_before_body(request, Action.READ)
     raw_body = await read_body(request)
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.READ)
@@ -116,6 +117,7 @@ async def read_all(request: Request) -> Response:
 )
 async def mark_notification(request: Request, notificationId: str) -> Response:
     """Sets `read` on one of the caller's notifications."""
+    await admit_before_body(request, Action.READ)
     raw_body = await read_body(request)
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.READ)

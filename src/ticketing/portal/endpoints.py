@@ -42,6 +42,7 @@ from ticketing.kit.errors import (
     NotFound,
     PayloadTooLarge,
     PermissionFailure,
+    RequestTimeout,
     ServiceUnavailable,
     TenantNotFound,
     TicketingError,
@@ -244,6 +245,7 @@ _ERROR_TITLES = {
     400: "The request could not be read",
     403: "Not allowed",
     404: "Not found",
+    408: "Too slow",
     413: "Too large",
     503: "Temporarily unavailable",
 }
@@ -260,7 +262,9 @@ def _error_page(request: Request, exc: TicketingError) -> Response:
         status = 403
     elif isinstance(exc, NotFound | TenantNotFound):
         status = 404
-    elif not isinstance(exc, InputValidationFailure | PayloadTooLarge | ServiceUnavailable):
+    elif not isinstance(
+        exc, InputValidationFailure | PayloadTooLarge | RequestTimeout | ServiceUnavailable
+    ):
         status = 500
     messages = (
         [m for ms in exc.reason.values() for m in ms]

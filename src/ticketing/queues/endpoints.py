@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from ticketing.auth.access import Action, admit, app_state
+from ticketing.auth.access import Access, Action, admit, admit_before_body, app_state
 from ticketing.kit.db import transaction
 from ticketing.kit.errors import InputValidationFailure, Reasons
 from ticketing.kit.requests import read_body
@@ -49,6 +49,13 @@ def _openapi(body: type[BaseModel] | None = None) -> dict[str, Any]:
     if body is not None:
         extra["requestBody"] = body_schema(body)
     return extra
+
+
+async def _caller(request: Request) -> Access:
+    """The caller of a change, admitted before its body is read (and the query checked)."""
+    access = await admit_before_body(request, Action.UPDATE)
+    require_catalog_query(request.query_params)
+    return access
 
 
 async def _json_body(request: Request) -> Any:
@@ -121,12 +128,13 @@ async def list_members(request: Request, queueId: QueueId) -> Response:
 )
 async def add_member(request: Request, queueId: QueueId) -> Response:
     """Adds a user to a queue; they start available."""
+    # The caller first, then the body, then the transaction: a caller who may not change
+    # members is refused without waiting for a body, and no transaction waits for one.
+    service.require_admin(await _caller(request))
+    user_id = service.member_to_add(await _json_body(request))
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.UPDATE)
-        require_catalog_query(request.query_params)
-        member = await service.add_member(
-            session, access=access, queue_id=queueId, body=await _json_body(request)
-        )
+        member = await service.add_member(session, access=access, queue_id=queueId, user_id=user_id)
     return JsonResponse(
         {"success": True, "message": "user added to queue", "status": 200, "data": member}
     )
@@ -157,15 +165,17 @@ async def remove_member(request: Request, queueId: QueueId, userId: UserId) -> R
 )
 async def set_availability(request: Request, queueId: QueueId, userId: UserId) -> Response:
     """Round robin assigns only to members who are `available`."""
+    # In the order of add_member, for the same reasons.
+    service.may_set_availability(await _caller(request), userId)
+    availability = service.availability_wanted(await _json_body(request))
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.UPDATE)
-        require_catalog_query(request.query_params)
         member = await service.set_availability(
             session,
             access=access,
             queue_id=queueId,
             user_id=userId,
-            body=await _json_body(request),
+            availability=availability,
         )
     return JsonResponse(
         {"success": True, "message": "availability updated", "status": 200, "data": member}

@@ -253,9 +253,21 @@ async def all_members(session: AsyncSession, *, access: Access) -> list[str]:
     return await repository.member_ids(session, tenant_id=access.tenant_id)
 
 
-def _require_admin(access: Access) -> None:
+def require_admin(access: Access) -> None:
+    """Only tenant admins change a queue's members."""
     if ADMIN_ROLE not in access.principal.roles:
         raise PermissionFailure("You do not have the required permissions to change queue members")
+
+
+def may_set_availability(access: Access, user_id: str) -> None:
+    """Admins set anyone's availability, agents their own."""
+    principal = access.principal
+    own = user_id in (principal.username, principal.submitter)
+    if ADMIN_ROLE not in principal.roles and not (own and principal.roles & AGENT_ROLES):
+        whose = "your own" if own else "another member's"
+        raise PermissionFailure(
+            f"You do not have the required permissions to change {whose} availability"
+        )
 
 
 def _body_object(body: Any) -> dict[str, Any]:
@@ -270,12 +282,8 @@ def _only_keys(reasons: Reasons, body: dict[str, Any], allowed: tuple[str, ...])
             reasons.add(key, f"Unknown key {key}")
 
 
-async def add_member(
-    session: AsyncSession, *, access: Access, queue_id: str, body: Any
-) -> dict[str, Any]:
-    """Adds a user to a queue, available (admins only)."""
-    _require_admin(access)
-    queue = _queue(access, queue_id)
+def member_to_add(body: Any) -> str:
+    """The user a POST /queue/{id}/users body names, or InputValidationFailure."""
     body = _body_object(body)
     reasons = Reasons()
     _only_keys(reasons, body, ("userId",))
@@ -283,6 +291,29 @@ async def add_member(
     if not _is_user_id(user_id):
         reasons.add("userId", "userId must be a username or email address")
     reasons.raise_if_any()
+    assert isinstance(user_id, str)
+    return user_id
+
+
+def availability_wanted(body: Any) -> str:
+    """The availability a PUT /queue/{id}/users/{user} body sets, or InputValidationFailure."""
+    body = _body_object(body)
+    reasons = Reasons()
+    _only_keys(reasons, body, ("availability",))
+    availability = body.get("availability")
+    if not isinstance(availability, str) or availability not in AVAILABILITIES:
+        reasons.add("availability", f"availability must be one of: {', '.join(AVAILABILITIES)}")
+    reasons.raise_if_any()
+    assert isinstance(availability, str)
+    return availability
+
+
+async def add_member(
+    session: AsyncSession, *, access: Access, queue_id: str, user_id: str
+) -> dict[str, Any]:
+    """Adds a user to a queue, available (admins only)."""
+    require_admin(access)
+    queue = _queue(access, queue_id)
     added = await repository.add_members(
         session, tenant_id=access.tenant_id, queue_id=queue.id, user_ids=[user_id]
     )
@@ -299,7 +330,7 @@ async def remove_member(
     session: AsyncSession, *, access: Access, queue_id: str, user_id: str
 ) -> None:
     """Removes a user from a queue (admins only); tickets assigned to them stay so."""
-    _require_admin(access)
+    require_admin(access)
     queue = _queue(access, queue_id)
     removed = await repository.remove_member(
         session, tenant_id=access.tenant_id, queue_id=queue.id, user_id=user_id
@@ -309,24 +340,11 @@ async def remove_member(
 
 
 async def set_availability(
-    session: AsyncSession, *, access: Access, queue_id: str, user_id: str, body: Any
+    session: AsyncSession, *, access: Access, queue_id: str, user_id: str, availability: str
 ) -> dict[str, Any]:
     """Sets a member's availability: admins for anyone, agents for themselves."""
-    principal = access.principal
-    own = user_id in (principal.username, principal.submitter)
-    if ADMIN_ROLE not in principal.roles and not (own and principal.roles & AGENT_ROLES):
-        whose = "your own" if own else "another member's"
-        raise PermissionFailure(
-            f"You do not have the required permissions to change {whose} availability"
-        )
+    may_set_availability(access, user_id)
     queue = _queue(access, queue_id)
-    body = _body_object(body)
-    reasons = Reasons()
-    _only_keys(reasons, body, ("availability",))
-    availability = body.get("availability")
-    if not isinstance(availability, str) or availability not in AVAILABILITIES:
-        reasons.add("availability", f"availability must be one of: {', '.join(AVAILABILITIES)}")
-    reasons.raise_if_any()
     member = await repository.set_availability(
         session,
         tenant_id=access.tenant_id,

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ticketing.auth.access import Action, admit, app_state
+from ticketing.auth.access import Action, admit, admit_before_body, app_state
 from ticketing.kit.db import transaction
 from ticketing.kit.requests import read_body
 from ticketing.kit.responses import JsonResponse
@@ -73,6 +73,7 @@ async def list_relations(request: Request, objectId: str) -> Response:
 async def add_relation(request: Request, objectId: str) -> Response:
     """Adds a relation (agents and admins; requesters between their own tickets); both
     tickets record it in their history, and neither etag changes."""
+    await admit_before_body(request, Action.RELATE)
     raw_body = await read_body(request)
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.RELATE)
@@ -142,6 +143,7 @@ async def remove_relation(
 )
 async def merge_ticket(request: Request, objectId: str) -> Response:
     """Merges a ticket into another (agents and admins), if the etag sent is current."""
+    await admit_before_body(request, Action.MERGE)
     raw_body = await read_body(request)
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.MERGE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ticketing.auth.access import Action, admit, app_state
+from ticketing.auth.access import Action, admit, admit_before_body, app_state
 from ticketing.events import sse
 from ticketing.kit.db import transaction
 from ticketing.kit.requests import read_body
@@ -31,6 +31,9 @@ async def stream_ticket(request: Request) -> Response:
     """A ticket that opens the named stream once, as the caller, within `expiresIn` seconds:
     `GET <stream URL>?ticket=<ticket>` with no authorization, x-tenantid or realmname header
     (what a browser's EventSource can send). The caller must be allowed to read the stream."""
+    # The caller first: one who may not read streams is answered without waiting for the
+    # body (the transaction below admits them again).
+    await admit_before_body(request, Action.READ)
     raw_body = await read_body(request)
     # A ticket is nothing a read shows: the caller's next reads need not wait for a replica
     # to replay it (ticketing.auth.reads).

@@ -14,6 +14,7 @@ from ticketing.auth.access import (
     Access,
     Action,
     admit,
+    admit_before_body,
     app_state,
     authenticate,
     authorize,
@@ -111,7 +112,6 @@ async def create_ticket(request: Request) -> Response:
     team_id = request.path_params["teamId"]
     item_type_id = request.path_params["itemTypeId"]
     state = app_state(request)
-    raw_body = await read_body(request)
     principal = await authenticate(request)
     # The seed's one message for a 400 of create, whichever header or field failed.
     tenant_id = requested_tenant(request, principal, message=None)
@@ -126,6 +126,8 @@ async def create_ticket(request: Request) -> Response:
     cached = state.catalogs.peek(tenant_id)
     access = authorize(principal, tenant_id, cached, Action.CREATE) if cached else None
     access = access or await load_access()
+    # Read once the caller may create, and with no transaction open while it comes.
+    raw_body = await read_body(request)
 
     async def create(claim: idempotency.Claim | None) -> idempotency.Answer:
         current = access
@@ -263,10 +265,10 @@ async def get_ticket(request: Request, objectId: str) -> Response:
 async def update_ticket(request: Request, objectId: str) -> Response:
     """Changes summary, field values, status or watchers, if the etag sent is current."""
     state = app_state(request)
-    raw_body = await read_body(request)
     async with transaction(state.sessionmaker) as session:
         access = await admit(request, session, Action.UPDATE)
     _check_query(request)
+    raw_body = await read_body(request)
 
     async def apply(_claim: idempotency.Claim | None) -> idempotency.Answer:
         async with transaction(state.sessionmaker) as session:
@@ -348,6 +350,7 @@ async def count_tickets(request: Request) -> Response:
 
 async def _read_listing(request: Request, query: Callable[..., Awaitable[_T]]) -> _T:
     """Runs a list or count query for the admitted caller on the request's body."""
+    await admit_before_body(request, Action.READ)
     raw_body = await read_body(request)
 
     async def read(session: AsyncSession) -> _T:
@@ -393,6 +396,7 @@ async def ticket_history(request: Request, objectId: str) -> Response:
 )
 async def add_comment(request: Request, objectId: str) -> Response:
     """Adds a comment (sanitized HTML); the ticket's etag does not change."""
+    await admit_before_body(request, Action.COMMENT)
     raw_body = await read_body(request)
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.COMMENT)
