@@ -730,12 +730,13 @@ def test_a_longer_cache_control_max_age_does_not_extend_the_setting(
 def test_no_store_refetches_at_the_next_verification(
     oidc_server: Server, oidc_tenant: OidcTenant
 ) -> None:
-    # `no-store` counts as max-age 0; this server's refresh interval is 0.
+    # `no-store` counts as max-age 0: keys are used a second (MIN_KEY_LIFETIME) at most.
     oidc_tenant.realm.cache_control = "no-store"
     dropped, kept = SigningKey.rsa(), SigningKey.rsa()
     oidc_tenant.realm.publish(dropped, kept)
     assert oidc_tenant.offers(oidc_server, oidc_tenant.token(dropped)).status_code == 200
     oidc_tenant.realm.drop(dropped)
+    time.sleep(1.1)
     assert_authentication_failure(oidc_tenant.offers(oidc_server, oidc_tenant.token(dropped)))
     assert oidc_tenant.offers(oidc_server, oidc_tenant.token(kept)).status_code == 200
 
@@ -868,3 +869,33 @@ def test_only_the_configured_tenants_realms_are_ever_fetched(
     assert oidc_tenant.offers(oidc_server, oidc_tenant.token(key)).status_code == 200
     with idp.lock:
         assert any(p.startswith(f"/realms/{oidc_tenant.realm.name}/") for p in idp.requests)
+
+
+@pytest.fixture(scope="module")
+def default_interval_server(
+    database: Database, idp: IdentityProvider, oidc_data_dir: Path
+) -> Iterator[Server]:
+    """A server with keys trusted 2 s and the default refresh interval (30 s)."""
+    server = start_server(
+        database_url=database.url,
+        data_dir=oidc_data_dir,
+        env={"TICKETING_OIDC_BASE_URL": idp.base, "TICKETING_JWKS_MAX_AGE": "2"},
+    )
+    yield server
+    stop_server(server)
+
+
+def test_max_age_bounds_a_keys_trust_whatever_the_refresh_interval(
+    default_interval_server: Server, oidc_tenant: OidcTenant
+) -> None:
+    # TICKETING_JWKS_MAX_AGE=2 with the default 30 s refresh interval: the interval limits
+    # refetches for unknown kids, not how long a key is trusted.
+    _dropped_key_is_refused_after(default_interval_server, oidc_tenant, 2.0)
+
+
+def test_a_shorter_cache_control_bounds_a_keys_trust_whatever_the_refresh_interval(
+    rate_limited_server: Server, oidc_tenant: OidcTenant
+) -> None:
+    # Refresh interval 60 s, TICKETING_JWKS_MAX_AGE the default; the provider says 1 s.
+    oidc_tenant.realm.cache_control = "max-age=1"
+    _dropped_key_is_refused_after(rate_limited_server, oidc_tenant, 1.0)

@@ -68,15 +68,16 @@ class Settings(BaseSettings):
     )
     jwks_refresh_interval: float = Field(
         default=30.0,
-        description="Least number of seconds between two JWKS fetches of one issuer (for an "
-        "unknown kid, for expired keys, or to retry a failed fetch).",
+        description="Least number of seconds between two JWKS fetches of one issuer caused "
+        "by an unknown kid or to retry a failed fetch (expired keys are fetched again when "
+        "they expire).",
     )
     jwks_timeout: float = Field(default=5.0, description="Seconds to wait for the JWKS endpoint.")
     jwks_max_age: float = _seconds(
         600.0,
         "Seconds an issuer's fetched keys are trusted before the next verification refetches "
-        "them (less when the JWKS's Cache-Control max-age is shorter; at least "
-        "jwks_refresh_interval), so a key the provider withdraws is refused after that.",
+        "them (less when the JWKS's Cache-Control max-age is shorter; at least a second), "
+        "so a key the provider withdraws is refused after that.",
         zero_allowed=True,
     )
     jwks_stale_grace: float = _seconds(

@@ -176,6 +176,10 @@ def cache_lifetime(cache_control: str | None, max_age: float) -> float:
 _DIRECTIVE = re.compile(r'(?:[^,"]|"(?:[^"\\]|\\.)*")+')
 
 
+# Seconds fetched keys are used at least, whatever the provider's Cache-Control says.
+MIN_KEY_LIFETIME = 1.0
+
+
 class _ProviderFailure(Exception):
     """The provider did not answer with a usable JWKS."""
 
@@ -199,9 +203,9 @@ class OidcKeySource:
     An issuer's keys are fresh for `max_age` seconds (less when the JWKS's Cache-Control
     says so); the first verification after that refetches them, so a key the provider has
     withdrawn is refused from then on. An unknown kid refetches too, so that rotation needs
-    no restart. Either way an issuer's JWKS is fetched at most once per `refresh_interval`
-    seconds (keys stay fresh at least that long), so neither bogus kids nor load can hammer
-    the provider; requests that arrive during a fetch wait for it and share its answer.
+    no restart, at most once per `refresh_interval` seconds, so bogus kids cannot hammer the
+    provider; keys stay fresh at least a second (MIN_KEY_LIFETIME), so load cannot either;
+    requests that arrive during a fetch wait for it and share its answer.
 
     When a refresh fails (the provider unreachable, an error status, not a JWKS) the last
     good keys keep verifying until `stale_grace` seconds after they expired, and a warning
@@ -239,9 +243,13 @@ class OidcKeySource:
         fetches = entry.fetches
         async with entry.lock:
             # A fetch that ended while this request waited answers for it too.
-            if (
-                entry.fetches == fetches
-                and time.monotonic() - entry.attempted_at >= self._refresh_interval
+            now = time.monotonic()
+            # Expired keys are fetched again as soon as they expire: a key is never trusted
+            # past `max_age`. An unknown kid, or another try at a provider that failed, waits
+            # for the refresh interval since the last fetch.
+            if entry.fetches == fetches and (
+                (entry.failure is None and now >= entry.expires_at)
+                or now - entry.attempted_at >= self._refresh_interval
             ):
                 await self._refresh(issuer, entry)
             if entry.failure is None:
@@ -278,7 +286,9 @@ class OidcKeySource:
         else:
             entry.attempted_at = now = time.monotonic()
             entry.keys, entry.failure = keys, None
-            entry.expires_at = now + max(lifetime, self._refresh_interval)
+            # At least a second, so that a provider that says `no-store` is not asked on
+            # every request.
+            entry.expires_at = now + max(lifetime, MIN_KEY_LIFETIME)
         finally:
             entry.fetches += 1
 
