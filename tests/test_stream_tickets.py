@@ -299,3 +299,32 @@ def test_a_ticket_opens_one_stream_once_across_server_processes(
         assert sorted(statuses) == [200, 401]
         for base_url in (tenant.base_url, second_server.base_url):
             assert use(tenant, "list", ticket, base_url).status_code == 401
+
+
+def test_a_ticket_is_asked_for_with_the_headers_alone(tenant: Tenant) -> None:
+    """`type` and `module` name no catalog for a ticket: without them it is issued; sent,
+    they are checked."""
+    bare = tenant.client.post(
+        f"{tenant.base_url}{API}/ticket/sse/ticket",
+        headers=tenant.headers(),
+        json={"stream": "list"},
+    )
+    assert bare.status_code == 200, bare.text
+    assert set(bare.json()) == {"ticket", "expiresIn"}
+    wrong = tenant.client.post(
+        f"{tenant.base_url}{API}/ticket/sse/ticket",
+        headers=tenant.headers(),
+        params={"type": "nope", "module": "ticketing"},
+        json={"stream": "list"},
+    )
+    assert "type" in reason_of(wrong)
+
+
+def test_a_stream_url_that_is_refused_does_not_spend_the_ticket(tenant: Tenant) -> None:
+    ticket = issue(tenant, "list")
+    refused = tenant.client.get(
+        f"{tenant.base_url}{STREAMS['list']}", params={"ticket": ticket}, headers=NO_HEADERS
+    )
+    assert refused.status_code == 400, refused.text
+    # The ticket still opens the stream, with the query the stream needs.
+    assert use(tenant, "list", ticket).status_code == 200

@@ -20,6 +20,7 @@ from ticketing.auth.access import (
 from ticketing.auth.tokens import Principal
 from ticketing.kit.errors import InputValidationFailure
 from ticketing.stream_tickets import service
+from ticketing.tickets.validation import require_catalog_query
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ async def stream_caller(request: Request, stream: str) -> StreamCaller:
             {"ticket": ["Send a stream ticket or an authorization header, not both"]},
             "Invalid request",
         )
+    # A stream URL that would be refused does not spend the ticket.
+    require_catalog_query(request.query_params)
     grant = await service.take(app_state(request).sessionmaker, ticket=ticket, stream=stream)
     accept(request, grant.principal)
     return StreamCaller(grant.principal, grant.tenant_id, grant.token_expires_at)

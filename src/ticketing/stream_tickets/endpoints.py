@@ -23,7 +23,8 @@ router = APIRouter(prefix="/api/v2/ticketing", tags=["events"])
     response_model=StreamTicketResponse,
     responses=ERROR_RESPONSES,
     openapi_extra={
-        "parameters": [*TICKETING_HEADERS, *CATALOG_QUERY],
+        # `type` and `module` are optional here (checked when sent).
+        "parameters": [*TICKETING_HEADERS, *({**p, "required": False} for p in CATALOG_QUERY)],
         "requestBody": {**body_schema(StreamTicketRequest), "required": True},
     },
 )
