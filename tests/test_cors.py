@@ -159,24 +159,33 @@ def test_a_preflight_from_a_listed_origin_is_answered_on_every_route(
     assert response.headers["access-control-allow-private-network"] == "true"
 
 
-def test_a_preflight_from_an_origin_not_listed_is_405_with_no_cors_headers(
+def test_a_preflight_from_an_origin_not_listed_is_answered_allowing_nothing(
     cors_server: Server, server: Server, sites: tuple[Site, Site]
 ) -> None:
     _, other = sites
-    for base_url, origin in (
-        (cors_server.base_url, other.origin),
-        (cors_server.base_url, "null"),
-        (cors_server.base_url, "http://app.example.com"),  # another scheme, another origin
-        (cors_server.base_url, f"{LISTED_TOO}/"),
-        (server.base_url, sites[0].origin),  # no TICKETING_CORS_ORIGINS: no CORS at all
+    for origin in (
+        other.origin,
+        "null",
+        "http://app.example.com",  # another scheme, another origin
+        f"{LISTED_TOO}/",
     ):
-        for path in PATHS:
-            response = preflight(base_url, path, origin, headers="authorization")
-            assert_error(response, 405, "METHOD_NOT_ALLOWED")
+        for path in [*PATHS, f"{API}/nothing/here"]:
+            response = preflight(cors_server.base_url, path, origin, headers="authorization")
+            assert response.status_code == 204, (origin, path, response.text)
             assert cors_headers(response) == {}, (origin, path)
-        unknown = preflight(base_url, f"{API}/nothing/here", origin)
-        assert_error(unknown, 404, "NOT_FOUND")
-        assert cors_headers(unknown) == {}
+            assert response.headers["vary"] == "Origin"
+    # A request of such an origin is served, with no CORS header and `Vary: Origin`.
+    health = httpx.get(f"{cors_server.base_url}/healthz", headers={"origin": other.origin})
+    assert health.status_code == 200 and cors_headers(health) == {}
+    assert "Origin" in health.headers["vary"]
+    # No TICKETING_CORS_ORIGINS: no CORS at all, an OPTIONS request is one like any other.
+    for path in PATHS:
+        response = preflight(server.base_url, path, sites[0].origin, headers="authorization")
+        assert_error(response, 405, "METHOD_NOT_ALLOWED")
+        assert cors_headers(response) == {}, path
+    unknown = preflight(server.base_url, f"{API}/nothing/here", sites[0].origin)
+    assert_error(unknown, 404, "NOT_FOUND")
+    assert cors_headers(unknown) == {}
 
 
 def test_a_preflight_for_a_method_or_header_the_api_does_not_take_is_400(

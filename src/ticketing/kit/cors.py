@@ -14,10 +14,10 @@ the bearer token in `authorization`, and the portal's session cookie must not ri
 another origin's calls. An event stream, which a browser's EventSource cannot open with
 headers, is opened with a stream ticket instead (ticketing.events.stream_tickets).
 
-Anything else sees no CORS at all, as when the setting is empty: a request with no `Origin`
-or from an origin not listed is served as it would be and gets no `Access-Control-*`
-header; so its preflight is answered as any OPTIONS request (405 METHOD_NOT_ALLOWED in the
-envelope, or 404 for an unknown path), and the browser refuses the call. A preflight of a
+Anything else is allowed nothing: a request with no `Origin` or from an origin not listed
+is served as it would be and gets no `Access-Control-*` header (only `Vary: Origin`, so a
+shared cache keeps the answers apart), and a preflight of an origin not listed is answered
+204 with no `Access-Control-*` header, so the browser refuses the call. A preflight of a
 listed origin asking for a method or header the API does not take is 400
 INPUT_VALIDATION_FAILURE naming each, again with no `Access-Control-*` header.
 
@@ -28,10 +28,10 @@ methods and headers to their refused preflights) and that refusals are the envel
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketing.kit.errors import InputValidationFailure, Reasons
 from ticketing.kit.responses import error_response
@@ -90,7 +90,15 @@ class Cors(CORSMiddleware):
             return
         origin = _origin(scope)
         if origin is None or origin not in self.origins:
-            await self.app(scope, receive, send)
+            if (
+                origin is not None
+                and scope["method"] == "OPTIONS"
+                and any(key == b"access-control-request-method" for key, _ in scope["headers"])
+            ):
+                # A preflight of an origin not listed: answered, and allowing nothing.
+                await Response(status_code=204, headers={"Vary": "Origin"})(scope, receive, send)
+                return
+            await self.app(scope, receive, _vary_on_origin(send))
             return
         headers = Headers(scope=scope)
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
@@ -129,3 +137,16 @@ def _origin(scope: Scope) -> str | None:
         if key == b"origin":
             return str(value.decode("latin-1"))
     return None
+
+
+def _vary_on_origin(send: Send) -> Send:
+    """`send` with `Vary: Origin` on the response: a shared cache must not hand an answer
+    without CORS headers to a listed origin's page, or the other way round."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = MutableHeaders(scope=message)
+            headers.add_vary_header("Origin")
+        await send(message)
+
+    return sending
