@@ -41,6 +41,8 @@ PRIVILEGES = {
     # function (migration 0009) and their results written under the tenant policy.
     "webhooks": ("SELECT",),
     "webhook_deliveries": ("SELECT", "INSERT", "UPDATE"),
+    # Portal sessions (migration 0021): started, ended, and pruned once expired.
+    "portal_sessions": ("SELECT", "INSERT", "UPDATE", "DELETE"),
 }
 
 
