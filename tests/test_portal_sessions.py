@@ -18,6 +18,7 @@ from tests.support import Database, Tenant, start_server, stop_server
 from ticketing.auth.dev_issuer import load_or_create_dev_key
 from ticketing.demo import DEMO_TENANT
 
+
 def _replay(base_url: str, cookie: str, path: str = "/portal/catalog") -> httpx.Response:
     """A page requested with a saved session cookie, as a copy of it would be sent."""
     return httpx.get(f"{base_url}{path}", headers={"cookie": f"ticketing_portal={cookie}"})
@@ -100,6 +101,12 @@ def test_a_tenant_admin_ends_a_users_sessions_in_their_tenant_only(
     by_email = _end_sessions(tenant, "user@example.com", _admin(tenant))
     assert by_email.json()["ended"] == 1
     _signed_out(requester.get("/portal/catalog"))
+    # A user no token could name is refused in the API's envelope.
+    for bad in ("agent%00x", "a" * 321):
+        refused = _end_sessions(tenant, bad, _admin(tenant))
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["code"] == "INPUT_VALIDATION_FAILURE"
+        assert "user" in refused.json()["validationResult"]["reason"]
     # Without a token: the API's 401.
     anonymous = tenant.client.delete(
         f"{tenant.base_url}/api/v2/ticketing/sessions/agent@example.com",

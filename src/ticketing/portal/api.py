@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from ticketing.auth.access import Action, admit, app_state
 from ticketing.kit.db import transaction
-from ticketing.kit.errors import PermissionFailure
+from ticketing.kit.errors import InputValidationFailure, PermissionFailure
 from ticketing.kit.responses import JsonResponse
 from ticketing.kit.schemas import CATALOG_QUERY, ERROR_RESPONSES, TICKETING_HEADERS
 from ticketing.kit.time import utcnow
@@ -27,6 +27,8 @@ from ticketing.tickets.validation import require_catalog_query
 router = APIRouter(prefix="/api/v2/ticketing", tags=["portal"])
 
 ADMIN_ROLE = "tenant_admin"
+# As long as the session table keeps a username or email.
+MAX_USER = 320
 _USER: dict[str, Any] = {
     "name": "user",
     "in": "path",
@@ -52,7 +54,15 @@ async def end_user_sessions(request: Request, user: str) -> Response:
         require_catalog_query(request.query_params)
         if ADMIN_ROLE not in access.principal.roles:
             raise PermissionFailure("You do not have the required permissions to end sessions")
+        if not _is_user(user):
+            raise InputValidationFailure(
+                {"user": [f"user must be a username or email address (1 to {MAX_USER} characters)"]}
+            )
         ended = await sessions.end_for_user(
             session, tenant_id=access.tenant_id, user=user, now=utcnow()
         )
     return JsonResponse({"success": True, "status": 200, "ended": ended})
+
+
+def _is_user(value: str) -> bool:
+    return 0 < len(value) <= MAX_USER and value.isprintable()
