@@ -37,10 +37,10 @@ def test_serve_without_an_identity_provider_or_the_flag_serves_the_api_only(
     database: Database, demo_tenant: Tenant, tmp_path: Path
 ) -> None:
     server = start_server(database_url=database.url, data_dir=tmp_path)
-    sessions_before = _sessions(database)
     try:
         assert API_ONLY in server.log()
         assert "development sign-in is on" not in server.log()
+        sessions_before = _sessions(database)
         client = PortalClient(server.base_url)
         # No sign-in page to take a CSRF token from, and none to post to: not for the demo
         # tenant, not as its admin.
