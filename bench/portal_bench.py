@@ -116,6 +116,8 @@ def run(args: argparse.Namespace, cluster: Cluster, cluster_line: str) -> None:
         "TICKETING_DATA_DIR": str(data_dir),
         "TICKETING_DEV_ISSUER_URL": DEV_ISSUER,
         "TICKETING_LOG_LEVEL": "warning",
+        # The demo users sign in with one click, as under `ticketing demo`.
+        "TICKETING_DEV_SIGN_IN": "true",
     }
     ticketing("migrate", env=env)
     ticketing("load", str(DEMO_CONFIG), env=env)

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.attachment_api import file_tenant_config
 from tests.portal_client import PortalClient
@@ -24,6 +25,7 @@ from tests.support import (
     stop_server,
 )
 from ticketing.auth.dev_issuer import load_or_create_dev_key
+from ticketing.demo import DEMO_CONFIG, DEMO_REALM, DEMO_TENANT
 
 PG_URL = os.environ.get("TICKETING_TEST_DATABASE_URL")
 
@@ -62,8 +64,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(database: Database, data_dir: Path) -> Iterator[Server]:
-    """A `ticketing serve` process on the database."""
-    server = start_server(database_url=database.url, data_dir=data_dir)
+    """A `ticketing serve` process on the database, with the portal's development sign-in
+    (to the demo tenant: `demo_tenant`; tests sign in to others with PortalClient.sign_in)."""
+    server = start_server(
+        database_url=database.url, data_dir=data_dir, env={"TICKETING_DEV_SIGN_IN": "true"}
+    )
     yield server
     stop_server(server)
 
@@ -98,6 +103,23 @@ def make_tenant(
 
 
 @pytest.fixture
+def demo_tenant(server: Server, database: Database, data_dir: Path, http: httpx.Client) -> Tenant:
+    """The demo tenant, loaded from the file `ticketing demo` loads: the one tenant the
+    development sign-in signs in to."""
+    config = yaml.safe_load(DEMO_CONFIG.read_text())["tenants"][0]
+    database.load({"tenants": [config]})
+    return Tenant(
+        id=DEMO_TENANT,
+        realm=DEMO_REALM,
+        config=config,
+        key=load_or_create_dev_key(data_dir / "dev-signing-key.pem"),
+        base_url=server.base_url,
+        db=database,
+        client=http,
+    )
+
+
+@pytest.fixture
 def tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
     """A fresh tenant with the standard configuration."""
     return make_tenant()
@@ -111,12 +133,12 @@ def files_tenant(make_tenant: Callable[..., Tenant]) -> Tenant:
 
 
 @pytest.fixture
-def portal(server: Server) -> Iterator[Callable[[], PortalClient]]:
+def portal(server: Server, data_dir: Path) -> Iterator[Callable[[], PortalClient]]:
     """Opens portal sessions (browser-like clients) on the server; closes them afterwards."""
     clients: list[PortalClient] = []
 
     def make() -> PortalClient:
-        client = PortalClient(server.base_url)
+        client = PortalClient(server.base_url, data_dir)
         clients.append(client)
         return client
 

@@ -342,6 +342,11 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def data_dir(self) -> Path:
+        """The server's data folder (start_server writes the log there)."""
+        return self.log_path.parent
+
 
 # A value for start_server's `env`: the setting is not passed, the service's default holds.
 UNSET = "\0unset"

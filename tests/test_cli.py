@@ -242,6 +242,12 @@ def test_demo_prints_token_and_working_curl(
     assert "Ctrl-C stops it" in printed
     key_file = tmp_path / "dev-signing-key.pem"
     assert f"trusting tokens signed with the development key {key_file}" in stderr_path.read_text()
+    # The demo's one-click sign-in is on, and it says so.
+    assert (
+        "ticketing: WARNING: the development sign-in is on (TICKETING_DEV_SIGN_IN): "
+        f"http://127.0.0.1:{port}/portal/sign-in mints tokens of the demo tenant's users"
+    ) in stderr_path.read_text()
+    assert httpx.get(f"http://127.0.0.1:{port}/portal/sign-in", timeout=10).status_code == 200
 
     curl = _printed_curl(printed)
     assert f":{port}/api/v2/ticketing/ticket/create/james/16910" in curl

@@ -17,15 +17,18 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.attachment_api import F_LOGS, PNG, file_tenant_config, upload
 from tests.desk_support import desk_overrides
-from tests.portal_client import persona_token
+from tests.portal_client import persona_token, session_cookie
 from tests.support import DESCRIPTION, TITLE, Database, Server, Tenant, seed_body
 from tests.ticket_api import call, get_ticket
+from ticketing.portal.schemas import DEMO_USERS
+from ticketing.portal.session import COOKIE_PATH, SESSION_COOKIE
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -115,8 +118,24 @@ def _page(browser: Browser) -> Page:
 
 
 def _sign_in(page: Page, server: Server, tenant: Tenant, who: str) -> None:
-    page.goto(f"{server.base_url}/portal/sign-in?tenant={tenant.id}")
-    page.get_by_role("button", name=re.compile(rf"\({who}\)$")).click()
+    """Signs the page's browser in as a demo user (`Requester`, `Agent`, `Administrator`) of
+    any tenant: the session the one-click sign-in would record, and its cookie."""
+    key = next(u.key for u in DEMO_USERS if u.role_label == who)
+    value = session_cookie(tenant, key, server.data_dir)
+    host = urlsplit(server.base_url).hostname or ""
+    page.context.add_cookies(
+        [
+            {
+                "name": SESSION_COOKIE,
+                "value": value,
+                "domain": host,
+                "path": COOKIE_PATH,
+                "httpOnly": True,
+                "sameSite": "Lax",
+            }
+        ]
+    )
+    page.goto(f"{server.base_url}/portal/")
 
 
 @pytest.fixture
@@ -127,13 +146,14 @@ def desk(make_tenant: Callable[..., Tenant]) -> Tenant:
 
 
 def test_a_requester_files_a_ticket_an_agent_works_it_and_the_requester_sees_the_answer(
-    browser: Browser, server: Server, desk: Tenant, visit: Visit
+    browser: Browser, server: Server, desk: Tenant, demo_tenant: Tenant, visit: Visit
 ) -> None:
     tenant = desk
     requester = _page(browser)
-    requester.goto(f"{server.base_url}/portal/sign-in?tenant={tenant.id}")
+    # The one-click sign-in is the demo tenant's (the keyboard test signs in with it).
+    requester.goto(f"{server.base_url}/portal/sign-in")
     visit.check(requester, "01-sign-in")
-    requester.get_by_role("button", name="Sign in as Jane Doe (Requester)").click()
+    _sign_in(requester, server, tenant, "Requester")
     expect(requester).to_have_url(re.compile(r"/portal/catalog$"))
     visit.check(requester, "02-catalog")
 
@@ -218,10 +238,11 @@ def _tab_to(page: Page, wanted: str, limit: int = 60) -> None:
 
 
 def test_the_requester_flow_works_with_the_keyboard_alone(
-    browser: Browser, server: Server, tenant: Tenant
+    browser: Browser, server: Server, demo_tenant: Tenant
 ) -> None:
+    """From the one-click sign-in (the demo tenant's) to a filed ticket."""
     page = _page(browser)
-    page.goto(f"{server.base_url}/portal/sign-in?tenant={tenant.id}")
+    page.goto(f"{server.base_url}/portal/sign-in")
     _tab_to(page, "Sign in as Jane Doe (Requester)")
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/portal/catalog$"))

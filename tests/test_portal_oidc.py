@@ -352,3 +352,45 @@ def test_a_token_without_a_ticketing_role_starts_no_session_and_says_so(
         assert "The permission (scope)" not in refused.text
         assert "ticketing_portal_logout" not in refused.headers.get("set-cookie", "")
         assert browser.get(f"{oidc_portal.base_url}/portal/catalog").status_code == 303
+
+
+def test_the_redirect_uri_is_the_configured_base_urls_and_another_host_is_refused(
+    database: Database, provider: AuthorizingProvider, tmp_path: Path
+) -> None:
+    """With TICKETING_PORTAL_BASE_URL, the addresses given to the identity provider are the
+    base URL's, and a portal request whose Host header names another host is refused: a
+    forged Host cannot make the provider send a sign-in's code elsewhere."""
+    server = start_server(
+        database_url=database.url,
+        data_dir=tmp_path,
+        env={
+            "TICKETING_OIDC_BASE_URL": provider.base,
+            "TICKETING_PORTAL_CLIENT_ID": CLIENT_ID,
+            "TICKETING_PORTAL_BASE_URL": "https://desk.example.test",
+        },
+    )
+    try:
+        tenant = _tenant(database, provider)
+        with httpx.Client(timeout=30) as browser:
+            start = f"{server.base_url}/portal/oidc/start"
+            forged = browser.get(
+                start, params={"tenant": tenant["id"]}, headers={"host": "evil.example:8443"}
+            )
+            assert forged.status_code == 400, forged.text
+            assert "This address is not the portal&#39;s" in forged.text
+            assert "The portal is served at https://desk.example.test/portal/" in forged.text
+            assert "ticketing_portal_oidc" not in forged.headers.get("set-cookie", "")
+            for host in ("127.0.0.1", "desk.example.test:8443", "desk.example.test.evil"):
+                page = browser.get(f"{server.base_url}/portal/", headers={"host": host})
+                assert page.status_code == 400, host
+            # The configured host, as a proxy in front passes it on (any case, its port or
+            # none): the provider is given the base URL's callback.
+            for host in ("desk.example.test", "DESK.example.test:443"):
+                started = browser.get(
+                    start, params={"tenant": tenant["id"]}, headers={"host": host}
+                )
+                assert started.status_code == 303, started.text
+                query = parse_qs(urlsplit(started.headers["location"]).query)
+                assert query["redirect_uri"] == ["https://desk.example.test/portal/oidc/callback"]
+    finally:
+        stop_server(server)

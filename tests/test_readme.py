@@ -296,6 +296,8 @@ def check_later_examples(outputs: list[str], filed: str) -> None:
     assert re.search(r"^HTTP/1.1 200 ", portal, flags=re.MULTILINE), portal
     assert re.search(r"^content-security-policy: default-src 'none'", portal, re.I | re.M)
     assert '<form method="post" action="/portal/sign-in">' in portal, portal
+    # The admin's end of the demo agent's portal sessions (none were started).
+    assert json_documents(portal) == [{"success": True, "status": 200, "ended": 0}], portal
 
 
 def run_and_check_examples(prelude: list[str], *, home: Path, first: int) -> None:
@@ -365,7 +367,9 @@ def test_postgresql_steps_then_the_walkthrough(tmp_path: Path) -> None:
         [".venv/bin/ticketing", "migrate"],
         [".venv/bin/ticketing", "load"],
     ], setup
-    assert serve.startswith(".venv/bin/ticketing serve ") and "--port 8000" in serve, setup
+    # The demo tenant's one-click portal sign-in is asked for (else the API only).
+    assert serve.startswith("TICKETING_DEV_SIGN_IN=true .venv/bin/ticketing serve "), setup
+    assert "--port 8000" in serve, setup
     assert "http://127.0.0.1:8000" in exports and "ticketing token" in exports, exports
 
     port = free_port()
@@ -381,7 +385,7 @@ def test_postgresql_steps_then_the_walkthrough(tmp_path: Path) -> None:
         log = tmp_path / "serve.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                ["bash", "-c", "exec " + serve.replace("--port 8000", f"--port {port}")],
+                ["bash", "-c", "exec env " + serve.replace("--port 8000", f"--port {port}")],
                 env=env,
                 cwd=PROJECT,
                 stdout=out,

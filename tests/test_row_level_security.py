@@ -62,6 +62,7 @@ TENANT_TABLES = {
     "webhooks": "tenant_id",
     "webhook_deliveries": "tenant_id",
     "stream_tickets": "tenant_id",
+    "portal_sessions": "tenant_id",
 }
 
 _T = TypeVar("_T")
@@ -216,6 +217,14 @@ def two_tenants(make_tenant: Callable[..., Tenant]) -> tuple[Tenant, Tenant]:
             "attempts, next_attempt_at, created_at, log) VALUES (:t, 'hook', 1, 'ticket.created', "
             "'{}', 'delivered', 1, now(), now(), '[]')",
             t=uuid.UUID(tenant.id),
+        )
+        tenant.db.fetch(
+            "INSERT INTO portal_sessions (tenant_id, id, subject, username, realm, token, "
+            "created_at, expires_at) VALUES (:t, :i, 'sub', 'someone', :r, :k, now(), now())",
+            t=uuid.UUID(tenant.id),
+            i=uuid.uuid4().hex,
+            r=tenant.realm,
+            k=b"sealed",
         )
     return tenants
 

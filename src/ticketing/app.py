@@ -48,6 +48,7 @@ from ticketing.metrics.endpoints import router as metrics_router
 from ticketing.metrics.registry import CREATE_ROUTE, Metrics, RequestMetrics
 from ticketing.notifications import generator as notification_generator
 from ticketing.notifications.endpoints import router as notifications_router
+from ticketing.portal.api import router as portal_sessions_router
 from ticketing.portal.endpoints import router as portal_router
 from ticketing.queues.endpoints import router as queues_router
 from ticketing.relations.endpoints import router as relations_router
@@ -231,6 +232,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenants_router)
     app.include_router(attachments_router)
     app.include_router(portal_router)
+    app.include_router(portal_sessions_router)
     app.include_router(relations_router)
     app.include_router(queues_router)
     app.include_router(events_router)

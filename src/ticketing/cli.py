@@ -126,6 +126,37 @@ def _trusted_issuer(settings: Settings) -> str:
     return f"trusting tokens signed with the development key {settings.dev_key_path}"
 
 
+DEV_SIGN_IN_WITH_PROVIDER = (
+    "TICKETING_DEV_SIGN_IN=true cannot be used with TICKETING_OIDC_BASE_URL: the development "
+    "sign-in mints tokens the identity provider never issued; unset one of them"
+)
+DEV_SIGN_IN_WARNING = (
+    "WARNING: the development sign-in is on (TICKETING_DEV_SIGN_IN): {base}/portal/sign-in "
+    "mints tokens of the demo tenant's users, its admin too, for anyone who can reach this "
+    "port; never expose it"
+)
+API_ONLY = (
+    "serving the API only: the portal's sign-in is off (set TICKETING_OIDC_BASE_URL, or "
+    "TICKETING_DEV_SIGN_IN=true for the development sign-in)"
+)
+
+
+def _portal_sign_in(settings: Settings, base_url: str) -> str:
+    """What the portal's sign-in is on a server with these settings, in words."""
+    if settings.oidc_base_url:
+        return f"the portal signs in through {settings.oidc_base_url}/realms/<realm>"
+    if settings.dev_sign_in:
+        return DEV_SIGN_IN_WARNING.format(base=base_url)
+    return API_ONLY
+
+
+def _url_of(host: str, port: int) -> str:
+    host_for_url = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    if ":" in host_for_url:
+        host_for_url = f"[{host_for_url}]"
+    return f"http://{host_for_url}:{port}"
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     settings = get_settings()
     key = load_or_create_dev_key(settings.dev_key_path)
@@ -236,6 +267,9 @@ def _serve(
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
+    if settings.dev_sign_in and settings.oidc_base_url:
+        _say(DEV_SIGN_IN_WITH_PROVIDER)
+        return 2
     if args.migrate:
         asyncio.run(_migrate(settings))
     else:
@@ -257,6 +291,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 2
     _say(_trusted_issuer(settings))
+    _say(_portal_sign_in(settings, _url_of(args.host, args.port)))
     _serve(args.host, args.port, args.workers, args.log_level)
     return 0
 
@@ -265,16 +300,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.print_config:
         print(DEMO_CONFIG.read_text(), end="")
         return 0
+    settings = get_settings()
+    if settings.dev_sign_in and settings.oidc_base_url:
+        _say(DEV_SIGN_IN_WITH_PROVIDER)
+        return 2
+    if not settings.oidc_base_url:
+        # The demo signs in with one click (to the demo tenant only).
+        os.environ["TICKETING_DEV_SIGN_IN"] = "true"
+        get_settings.cache_clear()
+        settings = get_settings()
     sock = _listen(args.host, args.port)
     if sock is None:
         return 1
-    settings = get_settings()
     asyncio.run(_migrate(settings))
     for tenant_id, outcome in asyncio.run(_load(settings, DEMO_CONFIG)):
         print(f"demo tenant {tenant_id}: {outcome}")
     key = load_or_create_dev_key(settings.dev_key_path)
     _say(f"data folder {settings.data_dir}")
     _say(_trusted_issuer(settings))
+    base_url = _url_of(args.host, args.port)
+    _say(_portal_sign_in(settings, base_url))
     token = mint_token(
         key,
         issuer_base=settings.dev_issuer_url,
@@ -289,10 +334,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         teams=["james"],
         ttl=args.ttl,
     )
-    host_for_url = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
-    if ":" in host_for_url:
-        host_for_url = f"[{host_for_url}]"
-    base_url = f"http://{host_for_url}:{args.port}"
     body = (
         '{"source": "api", "summary": "Hardware request - new laptop", "ticketBody": {'
         '"offerId": "23629", '
@@ -342,7 +383,7 @@ curl --request POST \\
     # --- web portal: its address and demo users ---
     from ticketing.portal.schemas import demo_banner
 
-    print(demo_banner(base_url), flush=True)
+    print(demo_banner(base_url, dev_sign_in=settings.dev_sign_in), flush=True)
     # --- end of web portal ---
     _serve(args.host, args.port, 1, args.log_level, sock)
     return 0

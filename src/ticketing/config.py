@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     oidc_audience: str | None = Field(
         default=None, description="When set, tokens must carry this audience."
     )
+    dev_sign_in: bool = Field(
+        default=False,
+        description="Serve the portal's one-click development sign-in (demo tenant only), "
+        "which mints tokens for anyone who can reach the port; `ticketing demo` turns it on. "
+        "Refused together with oidc_base_url.",
+    )
     dev_issuer_url: str = Field(
         default="http://localhost:8000",
         description="Base URL the development issuer puts in its tokens' iss.",

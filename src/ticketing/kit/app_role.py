@@ -44,6 +44,8 @@ PRIVILEGES = {
     # Stream tickets are deleted as they are used, and by the tenant's next issue once
     # expired.
     "stream_tickets": ("SELECT", "INSERT", "DELETE"),
+    # Portal sessions (migration 0022): started, ended, and pruned once expired.
+    "portal_sessions": ("SELECT", "INSERT", "UPDATE", "DELETE"),
 }
 
 

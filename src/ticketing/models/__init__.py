@@ -15,6 +15,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -572,3 +573,37 @@ class StreamTicket(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),)
+
+
+# --- portal sessions (ticketing.portal.sessions) ---
+
+
+class PortalSession(Base):
+    """A signed-in portal session. The browser's cookie holds only the session's random id;
+    the row is found by the id's SHA-256 and holds the bearer token (and the ID token for
+    the provider's logout) encrypted with a key derived from the id, so neither the cookie
+    nor the table alone gives the token away. Sign-out, an admin, or the token's expiry end
+    it."""
+
+    __tablename__ = "portal_sessions"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    # SHA-256 (hex) of the session id in the cookie.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    username: Mapped[str] = mapped_column(String(320))
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    realm: Mapped[str] = mapped_column(String(200))
+    token: Mapped[bytes] = mapped_column(LargeBinary)
+    id_token: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The token's expiry: the session cannot outlive it.
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE"),
+        Index("ix_portal_sessions_username", "tenant_id", "username"),
+        Index("ix_portal_sessions_email", "tenant_id", "email"),
+        Index("ix_portal_sessions_expires_at", "tenant_id", "expires_at"),
+    )

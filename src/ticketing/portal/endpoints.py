@@ -1,8 +1,18 @@
 """The portal's pages under /portal/: sign-in, catalog, forms, tickets, the agent queue.
 
-Every route runs inside PortalRoute, which reads the session cookie, checks the CSRF token
-of every POST, turns errors into pages, and puts the security headers (a Content-Security-
-Policy without inline script, no framing) on every response.
+Every route runs inside PortalRoute, which refuses a Host other than the configured base
+URL's, reads the session cookie, checks the CSRF token of every POST, turns errors into
+pages, and puts the security headers (a Content-Security-Policy without inline script, no
+framing) on every response.
+
+Who can sign in: with an identity provider (TICKETING_OIDC_BASE_URL), people of its realms;
+without one, the one-click development sign-in, only when asked for (`ticketing demo`, or
+TICKETING_DEV_SIGN_IN=true) and only to the demo tenant, since it mints a token for whoever
+clicks. With neither, the portal is off: every page says its sign-in is not configured.
+
+Sessions are recorded server-side (ticketing.portal.sessions): the cookie names one, and a
+page is served only while it is live, so sign-out, a tenant admin or the token's expiry ends
+it for every copy of the cookie.
 
 Sign-in through an identity provider never loops: a callback that fails shows why, with a
 link to try again, instead of sending the browser back to the provider (which, still signed
@@ -13,10 +23,11 @@ provider's session too (RP-initiated logout) and lands on a signed-out page.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -32,6 +43,7 @@ from ticketing.attachments.content import AttachmentPolicy
 from ticketing.attachments.service import content_disposition
 from ticketing.auth.access import AGENT_ROLES, Access, Action, app_state, caller_key
 from ticketing.auth.tokens import Principal
+from ticketing.demo import DEMO_TENANT
 from ticketing.events import sse
 from ticketing.kit.db import DATABASE_ERRORS, database_unavailable
 from ticketing.kit.errors import (
@@ -55,8 +67,8 @@ from ticketing.portal.oidc import OidcClient, Tokens, provider_error
 from ticketing.portal.schemas import DEMO_USERS, PortalSettings
 from ticketing.portal.session import (
     SIGN_IN_COOKIE,
-    PortalSession,
     SessionCodec,
+    SessionCookie,
     clear_cookies,
     load_or_create_secret,
 )
@@ -99,7 +111,7 @@ templates.filters["num"] = lambda v: int(v) if isinstance(v, float) and v.is_int
 
 
 class PortalState:
-    """What the portal keeps per application: settings, cookie signer, OIDC client."""
+    """What the portal keeps per application: settings, cookie signer, how people sign in."""
 
     def __init__(self, app_state: AppState) -> None:
         self.settings = PortalSettings()
@@ -117,7 +129,30 @@ class PortalState:
             if base
             else None
         )
+        # Never beside a provider (`ticketing serve` refuses both).
+        self.dev_sign_in = self.oidc is None and app_state.settings.dev_sign_in
+        self.enabled = self.oidc is not None or self.dev_sign_in
+        self.host = host_of(self.settings.base_url) if self.settings.base_url else None
         self.headers = security_headers(base)
+
+
+def host_of(base_url: str) -> tuple[str, int] | None:
+    """The host and port a base URL names (the scheme's default port when it names none)."""
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return (parts.hostname, port) if parts.hostname else None
+
+
+def _host_matches(request: Request, expected: tuple[str, int] | None, base_url: str) -> bool:
+    """Whether the request's Host header names the configured base URL's host and port."""
+    if expected is None:
+        return False
+    header = request.headers.get("host", "")
+    scheme = urlsplit(base_url).scheme
+    return bool(header) and host_of(f"{scheme}://{header}") == expected
 
 
 def security_headers(oidc_base_url: str | None) -> dict[str, str]:
@@ -149,8 +184,21 @@ class PortalRoute(APIRoute):
             portal = portal_state(request)
             session = portal.codec.read(request)
             fresh = session is None
-            request.state.portal_session = session = session or PortalSession.anonymous()
+            request.state.portal_session = session = session or SessionCookie.anonymous()
             try:
+                base_url = portal.settings.base_url
+                if base_url and not _host_matches(request, portal.host, base_url):
+                    # Addresses sent to the identity provider are the base URL's; a request
+                    # for another host is not the portal's.
+                    raise InputValidationFailure(
+                        {"host": [f"The portal is served at {base_url.rstrip('/')}{PREFIX}/"]},
+                        "This address is not the portal's",
+                    )
+                if not portal.enabled and self.endpoint is not static:
+                    raise NotFound(
+                        "The portal's sign-in is not configured on this server "
+                        "(it serves the API only)"
+                    )
                 if request.method == "POST" and _takes_files(self.endpoint, request):
                     # The route reads the form as it streams in and checks its CSRF token
                     # before it keeps anything.
@@ -228,7 +276,7 @@ def _form(request: Request) -> dict[str, list[str]]:
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Renders a page; every value is escaped unless a service function sanitized it."""
-    session: PortalSession = request.state.portal_session
+    session: SessionCookie = request.state.portal_session
     principal: Principal | None = getattr(request.state, "principal", None)
     page = templates.get_template(template).render(
         csrf_token=session.csrf,
@@ -290,13 +338,20 @@ def _sign_in_url(request: Request) -> str:
 
 
 async def _signed_in(request: Request, action: Action = Action.READ) -> Access:
-    """The signed-in user admitted to their tenant, or AuthenticationFailure (to sign-in)."""
-    session: PortalSession = request.state.portal_session
-    if session.token is None:
+    """The signed-in user admitted to their tenant, or AuthenticationFailure (to sign-in):
+    the cookie's session must be live, and its token pass the API's verifier."""
+    cookie: SessionCookie = request.state.portal_session
+    if cookie.session_id is None or cookie.tenant_id is None:
         raise AuthenticationFailure("Not signed in")
     state = app_state(request)
-    principal = await service.verify_token(state, session.token)
+    opened = await service.open_session(state, cookie.tenant_id, cookie.session_id)
+    if opened is None or not opened.live:
+        raise AuthenticationFailure("The session has ended")
+    principal = await service.verify_token(state, opened.token)
+    if principal.tenant_uuid != cookie.tenant_id:
+        raise AuthenticationFailure("The session has ended")
     request.state.principal = principal
+    request.state.session_token = opened.token
     # Its writes are the same caller's as through the API (read your writes on replicas).
     request.state.caller = caller_key(principal)
     return await service.admit(state, principal, action)
@@ -319,8 +374,8 @@ def _uuid_or_none(value: str) -> str | None:
 @router.get("/")
 async def home(request: Request) -> Response:
     """Signed in: the queue for agents, the catalog for requesters; else the sign-in."""
-    session: PortalSession = request.state.portal_session
-    if session.token is None:
+    cookie: SessionCookie = request.state.portal_session
+    if cookie.session_id is None:
         return _redirect(_sign_in_url(request))
     access = await _signed_in(request)
     return _redirect(
@@ -335,12 +390,21 @@ def _sign_in_tenant(request: Request) -> str:
     )
 
 
+def _dev_sign_in_tenant(request: Request, tenant: str) -> str:
+    """The tenant of a development sign-in: it exists only when asked for, and signs in to
+    the demo tenant alone (it mints an admin's token for whoever clicks)."""
+    if not portal_state(request).dev_sign_in:
+        raise NotFound()
+    if tenant != DEMO_TENANT:
+        raise Forbidden("The development sign-in signs in to the demo tenant only")
+    return tenant
+
+
 @router.get("/sign-in")
 async def sign_in_page(request: Request) -> Response:
-    """One-click sign-in as a demo user; exists only with the development issuer."""
-    if portal_state(request).oidc is not None:
-        raise NotFound()
-    tenant = _sign_in_tenant(request)
+    """One-click sign-in as a demo user of the demo tenant; only with the development
+    sign-in on."""
+    tenant = _dev_sign_in_tenant(request, _sign_in_tenant(request))
     catalog = await service.tenant_catalog(app_state(request), tenant)
     return render(
         request, "sign_in.html", users=DEMO_USERS, tenant=tenant, tenant_name=catalog.name
@@ -351,11 +415,11 @@ async def sign_in_page(request: Request) -> Response:
 async def sign_in(request: Request) -> Response:
     """Mints a development token for the chosen demo user and starts the session."""
     portal = portal_state(request)
-    if portal.oidc is not None:
-        raise NotFound()
     form = _form(request)
+    tenant = _dev_sign_in_tenant(
+        request, _uuid_or_none(_first(form, "tenant")) or portal.settings.tenant
+    )
     user = next((u for u in DEMO_USERS if u.key == _first(form, "user")), None)
-    tenant = _uuid_or_none(_first(form, "tenant")) or portal.settings.tenant
     if user is None:
         raise InputValidationFailure({"user": ["Choose one of the listed users"]})
     state = app_state(request)
@@ -363,13 +427,29 @@ async def sign_in(request: Request) -> Response:
     token, principal = await service.dev_sign_in(
         state, catalog=catalog, user=user, ttl=portal.settings.session_ttl
     )
-    return _start_session(request, token, principal)
+    return await _start_session(request, token, principal)
 
 
-def _start_session(request: Request, token: str, principal: Principal) -> Response:
-    response = _redirect(f"{PREFIX}/")
+async def _start_session(
+    request: Request, token: str, principal: Principal, id_token: str | None = None
+) -> Response:
+    """Records the session and gives the browser its id (the session it had is ended)."""
+    state = app_state(request)
+    previous: SessionCookie = request.state.portal_session
+    if previous.session_id is not None and previous.tenant_id is not None:
+        await service.end_session(state, previous.tenant_id, previous.session_id)
     expires = _token_expiry(token)
-    portal_state(request).codec.write(request, response, PortalSession.signed_in(token, expires))
+    session_id = await service.start_session(
+        state, principal, token=token, id_token=id_token, expires=expires
+    )
+    assert principal.tenant_uuid is not None  # start_session refuses a token without one
+    response = _redirect(f"{PREFIX}/")
+    portal_state(request).codec.write(
+        request,
+        response,
+        SessionCookie.signed_in(session_id, principal.tenant_uuid),
+        max_age=expires - int(time.time()),
+    )
     request.state.principal = principal
     return response
 
@@ -391,22 +471,19 @@ def _claims(token: str) -> dict[str, Any]:
 
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
-    """Ends the session, and with an identity provider its session there too: the browser
-    goes to the realm's end_session_endpoint (with the ID token as `id_token_hint`), which
-    sends it back to the signed-out page."""
+    """Ends the session (every copy of its cookie is refused from now on), and with an
+    identity provider its session there too: the browser goes to the realm's
+    end_session_endpoint (with the ID token as `id_token_hint`), which sends it back to the
+    signed-out page."""
     portal = portal_state(request)
-    session: PortalSession = request.state.portal_session
-    claims = _claims(session.token) if session.token else {}
-    tenant = _uuid_or_none(str(claims.get("tenant_id", "")))
+    cookie: SessionCookie = request.state.portal_session
+    ended = None
+    if cookie.session_id is not None and cookie.tenant_id is not None:
+        ended = await service.end_session(app_state(request), cookie.tenant_id, cookie.session_id)
+    tenant = str(cookie.tenant_id) if ended is not None else None
     target = f"{PREFIX}/signed-out" + (f"?{urlencode({'tenant': tenant})}" if tenant else "")
-    logout = portal.codec.read_logout(request)
-    if portal.oidc is not None and logout is None and isinstance(claims.get("iss"), str):
-        # A session without the logout cookie: the realm is its token's, no hint.
-        prefix = portal.oidc.issuer("")
-        realm = claims["iss"].removeprefix(prefix) if claims["iss"].startswith(prefix) else ""
-        logout = (realm, None) if realm and "/" not in realm else None
-    if portal.oidc is not None and logout is not None:
-        realm, id_token = logout
+    if portal.oidc is not None and ended is not None:
+        realm, id_token = ended.realm, ended.id_token
         try:
             url = await portal.oidc.logout_url(
                 realm,
@@ -539,14 +616,7 @@ async def _finish_sign_in(
         await service.admit(state, principal, Action.READ)
     except PermissionFailure:
         return await _missing_permission(request, oidc, principal, tokens, flow)
-    response = _start_session(request, tokens.access_token, principal)
-    portal_state(request).codec.write_logout(
-        request,
-        response,
-        realm=principal.realm,
-        id_token=tokens.id_token,
-        expires=_token_expiry(tokens.access_token),
-    )
+    response = await _start_session(request, tokens.access_token, principal, tokens.id_token)
     response.delete_cookie(SIGN_IN_COOKIE, path=PREFIX)
     return response
 
@@ -678,7 +748,7 @@ async def submit_ticket(request: Request, offer_id: str) -> Response:
     form = service.offer_form(access, offer_id)
     files = service.FormFiles()
     if request.state.form is None:  # multipart: a form with files
-        session: PortalSession = request.state.portal_session
+        session: SessionCookie = request.state.portal_session
         posted, files = await service.receive_form_with_files(
             app_state(request), access, form, request, csrf_matches=session.csrf_matches
         )
@@ -955,12 +1025,36 @@ async def queue_updates(request: Request) -> Response:
     access = await _signed_in(request)
     if not service.is_agent(access.principal):
         raise Forbidden("The queue is for agents")
-    session: PortalSession = request.state.portal_session
-    assert session.token is not None
-    body = await service.queue_updates(
-        app_state(request), access, request, expires_at=_token_expiry(session.token)
+    token: str = request.state.session_token
+    cookie: SessionCookie = request.state.portal_session
+    state = app_state(request)
+    body = await service.queue_updates(state, access, request, expires_at=_token_expiry(token))
+
+    async def live() -> bool:
+        assert cookie.tenant_id is not None and cookie.session_id is not None
+        opened = await service.open_session(state, cookie.tenant_id, cookie.session_id)
+        return opened is not None and opened.live
+
+    return StreamingResponse(
+        _while(live, body, every=state.settings.sse_heartbeat),
+        media_type=sse.MEDIA_TYPE,
+        headers=sse.HEADERS,
     )
-    return StreamingResponse(body, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
+
+
+async def _while(
+    live: Callable[[], Awaitable[bool]], body: AsyncIterator[bytes], *, every: float
+) -> AsyncIterator[bytes]:
+    """The stream, ended once its session is (checked at most once per `every` seconds, as
+    its heartbeats go out); the browser's reconnect then meets the sign-in."""
+    async with contextlib.aclosing(body):  # type: ignore[type-var]
+        checked = time.monotonic()
+        async for chunk in body:
+            yield chunk
+            if time.monotonic() - checked >= every:
+                checked = time.monotonic()
+                if not await live():
+                    return
 
 
 # --- assets and the rest -----------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ticketing.demo import DEMO_TENANT
@@ -115,10 +115,20 @@ class Page:
     pages: int
 
 
-def demo_banner(base_url: str) -> str:
+def demo_banner(base_url: str, *, dev_sign_in: bool = True) -> str:
     """What `ticketing demo` prints about the portal: its address and who can sign in."""
     users = "\n".join(f"  {u.role_label:<14} {u.display_name:<11} {u.username}" for u in DEMO_USERS)
+    if not dev_sign_in:
+        return f"Web portal (requesters and agents): {base_url}/portal/ (identity provider)\n"
     return (
         f"Web portal (requesters and agents): {base_url}/portal/\n"
         f"Sign in with one click as one of the demo users:\n{users}\n"
     )
+
+
+class SessionsEnded(BaseModel):
+    """The answer of DELETE /sessions/{user}."""
+
+    success: bool = True
+    status: int = 200
+    ended: int = Field(description="How many live portal sessions of the user were ended.")

@@ -34,6 +34,8 @@ from ticketing.kit.db import transaction
 from ticketing.kit.errors import Forbidden, NotFound, ServiceUnavailable, TenantNotFound
 from ticketing.kit.numbers import parse_digits
 from ticketing.kit.tenancy import bind_tenant
+from ticketing.kit.time import utcnow
+from ticketing.portal import sessions
 from ticketing.portal.controls import OMIT, control_for, input_name
 from ticketing.portal.schemas import DemoUser, FieldView, Page, ShownValue
 from ticketing.queues import service as queues
@@ -117,6 +119,61 @@ async def dev_sign_in(
         ttl=ttl,
     )
     return token, await verify_token(state, token)
+
+
+async def start_session(
+    state: AppState, principal: Principal, *, token: str, id_token: str | None, expires: int
+) -> str:
+    """Records a session for a verified token (which expires at `expires`, Unix time) and
+    returns its id, for the cookie."""
+    tenant_id = principal.tenant_uuid
+    if tenant_id is None:
+        raise TenantNotFound()
+    session_id = sessions.new_session_id()
+    bind_tenant(tenant_id)
+    async with transaction(state.sessionmaker) as db:
+        await sessions.start(
+            db,
+            session_id=session_id,
+            new=sessions.NewSession(
+                tenant_id=tenant_id,
+                subject=principal.subject,
+                username=principal.username,
+                email=principal.email,
+                realm=principal.realm,
+                token=token,
+                id_token=id_token,
+                expires_at=datetime.fromtimestamp(expires, UTC),
+            ),
+            now=utcnow(),
+        )
+    return session_id
+
+
+async def open_session(
+    state: AppState, tenant_id: uuid.UUID, session_id: str
+) -> sessions.OpenedSession | None:
+    """The session a cookie names, live or not (None: there is none)."""
+    # The tenant the cookie names (signed by this service) is the only one read.
+    bind_tenant(tenant_id)
+    async with transaction(state.sessionmaker) as db:
+        return await sessions.open_session(
+            db, tenant_id=tenant_id, session_id=session_id, now=utcnow()
+        )
+
+
+async def end_session(
+    state: AppState, tenant_id: uuid.UUID, session_id: str
+) -> sessions.OpenedSession | None:
+    """Ends the session a cookie names (sign-out); what it was, for the provider's logout."""
+    bind_tenant(tenant_id)
+    async with transaction(state.sessionmaker) as db:
+        opened = await sessions.open_session(
+            db, tenant_id=tenant_id, session_id=session_id, now=utcnow()
+        )
+        if opened is not None:
+            await sessions.end(db, tenant_id=tenant_id, session_id=session_id, now=utcnow())
+    return opened
 
 
 # --- the catalog and its forms -----------------------------------------------------------

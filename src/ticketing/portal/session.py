@@ -1,59 +1,60 @@
-"""The portal's session: a signed cookie holding the bearer token and the CSRF token.
+"""The portal's cookies: the session cookie (a session id and the CSRF token) and the sign-in
+in flight at the identity provider.
 
-The cookie is signed with the portal secret, so it cannot be forged or altered; the token in
-it is verified on every request by the same verifier as the API's bearer tokens, so a session
-ends when its token expires (the cookie's Max-Age ends with it too). Every form carries the
-CSRF token, and every POST must send back the one in the cookie.
-
-A session started through the identity provider has a second cookie, sent to the sign-out
-address only: the realm and the ID token, the `id_token_hint` of the provider's logout. It is
-apart so that the session cookie, sent with every page, stays small and both stay under the
-browsers' 4 KB a cookie.
+The session cookie holds the id of a session recorded server-side (ticketing.portal.sessions)
+and the tenant it belongs to, plus the CSRF token; never a token of the identity provider:
+a cookie saved before sign-out is worth nothing after it. Its value is lowercase hex and an
+HMAC-SHA256 of it keyed by the service secret, so it cannot be forged or altered. Every form
+carries the CSRF token, and every POST must send back the one in the cookie.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
+import re
 import secrets
-import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
+
+from ticketing.kit.secrets import derive_key
 
 SESSION_COOKIE = "ticketing_portal"
 # The OIDC sign-in in flight: state and PKCE verifier, for ten minutes.
 SIGN_IN_COOKIE = "ticketing_portal_oidc"
 SIGN_IN_MAX_AGE = 600
 COOKIE_PATH = "/portal"
-# The realm and ID token of a session started at the identity provider, for its logout.
-LOGOUT_COOKIE = "ticketing_portal_logout"
-LOGOUT_COOKIE_PATH = "/portal/sign-out"
-# What a cookie may hold (browsers keep 4096 bytes of name, value and attributes).
-MAX_COOKIE_VALUE = 3800
+# Before sessions were recorded server-side, the provider's logout took the ID token from a
+# cookie of its own; one a browser still holds is deleted with the others.
+OLD_LOGOUT_COOKIE = "ticketing_portal_logout"
+OLD_LOGOUT_COOKIE_PATH = "/portal/sign-out"
+
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 @dataclass(frozen=True)
-class PortalSession:
-    """What the session cookie holds: the CSRF token, and once signed in the bearer token
-    and when it expires (Unix time)."""
+class SessionCookie:
+    """What the session cookie holds: the CSRF token, and once signed in the session's id
+    and its tenant."""
 
     csrf: str
-    token: str | None = None
-    expires: int | None = None
+    session_id: str | None = None
+    tenant_id: uuid.UUID | None = None
 
     @classmethod
-    def anonymous(cls) -> PortalSession:
-        return cls(csrf=secrets.token_urlsafe(32))
+    def anonymous(cls) -> SessionCookie:
+        return cls(csrf=secrets.token_hex(32))
 
     @classmethod
-    def signed_in(cls, token: str, expires: int) -> PortalSession:
+    def signed_in(cls, session_id: str, tenant_id: uuid.UUID) -> SessionCookie:
         # A new CSRF token at sign-in: one planted before it is worth nothing after.
-        return cls(csrf=secrets.token_urlsafe(32), token=token, expires=expires)
+        return cls(csrf=secrets.token_hex(32), session_id=session_id, tenant_id=tenant_id)
 
     def csrf_matches(self, sent: str | None) -> bool:
         return bool(sent) and hmac.compare_digest(self.csrf.encode(), (sent or "").encode())
@@ -63,35 +64,58 @@ class SessionCodec:
     """Signs and reads the portal's cookies."""
 
     def __init__(self, secret: str) -> None:
-        self._session = URLSafeSerializer(secret, salt="ticketing.portal.session")
+        self._key = derive_key(secret, "ticketing.portal.session-cookie")
         self._sign_in = URLSafeTimedSerializer(secret, salt="ticketing.portal.oidc")
-        self._logout = URLSafeSerializer(secret, salt="ticketing.portal.logout")
 
-    def read(self, request: Request) -> PortalSession | None:
+    def _mac(self, value: str) -> str:
+        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+
+    def dumps(self, cookie: SessionCookie) -> str:
+        """The cookie's value: `csrf[.tenant.session].mac`, all hex."""
+        parts = [cookie.csrf]
+        if cookie.session_id is not None and cookie.tenant_id is not None:
+            parts += [cookie.tenant_id.hex, cookie.session_id]
+        value = ".".join(parts)
+        return f"{value}.{self._mac(value)}"
+
+    def loads(self, raw: str) -> SessionCookie | None:
+        value, _, mac = raw.rpartition(".")
+        if not value or not hmac.compare_digest(mac.encode(), self._mac(value).encode()):
+            return None
+        parts = value.split(".")
+        if not all(_HEX.fullmatch(part) for part in parts):
+            return None
+        if len(parts) == 1:
+            return SessionCookie(csrf=parts[0])
+        if len(parts) == 3:
+            return SessionCookie(
+                csrf=parts[0], session_id=parts[2], tenant_id=uuid.UUID(hex=parts[1])
+            )
+        return None
+
+    def read(self, request: Request) -> SessionCookie | None:
         raw = request.cookies.get(SESSION_COOKIE)
-        if not raw:
+        if not raw or len(raw) > 400:
             return None
         try:
-            data = self._session.loads(raw)
-        except BadSignature:
+            return self.loads(raw)
+        except ValueError:
             return None
-        if not isinstance(data, dict) or not isinstance(data.get("c"), str):
-            return None
-        token, expires = data.get("t"), data.get("e")
-        if not isinstance(token, str) or not isinstance(expires, int):
-            return PortalSession(csrf=data["c"])
-        return PortalSession(csrf=data["c"], token=token, expires=expires)
 
-    def write(self, request: Request, response: Response, session: PortalSession) -> None:
-        value: dict[str, Any] = {"c": session.csrf}
-        max_age: int | None = None
-        if session.token is not None and session.expires is not None:
-            value.update(t=session.token, e=session.expires)
-            max_age = max(0, session.expires - int(time.time()))
+    def write(
+        self,
+        request: Request,
+        response: Response,
+        cookie: SessionCookie,
+        *,
+        max_age: int | None = None,
+    ) -> None:
+        """Sets the cookie; `max_age` (seconds) for a signed-in session, which the browser
+        then forgets when its token expires."""
         response.set_cookie(
             SESSION_COOKIE,
-            self._session.dumps(value),
-            max_age=max_age,
+            self.dumps(cookie),
+            max_age=None if max_age is None else max(0, max_age),
             path=COOKIE_PATH,
             httponly=True,
             samesite="lax",
@@ -122,51 +146,11 @@ class SessionCodec:
             return None
         return data
 
-    def write_logout(
-        self,
-        request: Request,
-        response: Response,
-        *,
-        realm: str,
-        id_token: str | None,
-        expires: int,
-    ) -> None:
-        """Keeps what the provider's logout needs until the session ends. An ID token too
-        large for a cookie is left out: the logout then names the client instead."""
-        value = self._logout.dumps({"r": realm, "i": id_token or ""})
-        if len(value) > MAX_COOKIE_VALUE:
-            value = self._logout.dumps({"r": realm, "i": ""})
-        response.set_cookie(
-            LOGOUT_COOKIE,
-            value,
-            max_age=max(0, expires - int(time.time())),
-            path=LOGOUT_COOKIE_PATH,
-            httponly=True,
-            samesite="lax",
-            secure=is_https(request),
-        )
-
-    def read_logout(self, request: Request) -> tuple[str, str | None] | None:
-        """The realm and ID token of the session's provider logout, if it has one."""
-        raw = request.cookies.get(LOGOUT_COOKIE)
-        if not raw:
-            return None
-        try:
-            data = self._logout.loads(raw)
-        except BadSignature:
-            return None
-        if not isinstance(data, dict):
-            return None
-        realm, id_token = data.get("r"), data.get("i")
-        if not isinstance(realm, str) or not realm or not isinstance(id_token, str):
-            return None
-        return realm, id_token or None
-
 
 COOKIE_PATHS = {
     SESSION_COOKIE: COOKIE_PATH,
     SIGN_IN_COOKIE: COOKIE_PATH,
-    LOGOUT_COOKIE: LOGOUT_COOKIE_PATH,
+    OLD_LOGOUT_COOKIE: OLD_LOGOUT_COOKIE_PATH,
 }
 
 
