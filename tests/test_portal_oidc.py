@@ -8,7 +8,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -21,7 +24,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.support import Database, Server, new_tenant_config, start_server, stop_server
+from tests.support import UNSET, Database, Server, new_tenant_config, start_server, stop_server
 from tests.test_oidc import IdentityProvider, SigningKey
 
 CLIENT_ID = "portal-test-client"
@@ -394,3 +397,40 @@ def test_the_redirect_uri_is_the_configured_base_urls_and_another_host_is_refuse
                 assert query["redirect_uri"] == ["https://desk.example.test/portal/oidc/callback"]
     finally:
         stop_server(server)
+
+
+def test_the_scopes_asked_for_are_the_setting_and_must_include_openid(
+    database: Database, provider: AuthorizingProvider, tmp_path: Path
+) -> None:
+    env = {
+        "TICKETING_OIDC_BASE_URL": provider.base,
+        "TICKETING_PORTAL_CLIENT_ID": CLIENT_ID,
+        "TICKETING_PORTAL_SCOPES": "openid  tickets:read tickets:write   profile",
+        "TICKETING_DEV_SIGN_IN": UNSET,
+    }
+    server = start_server(database_url=database.url, data_dir=tmp_path, env=env)
+    try:
+        tenant = _tenant(database, provider)
+        with httpx.Client(timeout=30) as browser:
+            started = _start(browser, server, tenant["id"])
+            query = {
+                k: v[0] for k, v in parse_qs(urlsplit(started.headers["location"]).query).items()
+            }
+            assert query["scope"] == "openid tickets:read tickets:write profile"
+    finally:
+        stop_server(server)
+    refused = subprocess.run(
+        [sys.executable, "-m", "ticketing", "serve", "--port", "1"],
+        env={
+            **os.environ,
+            "TICKETING_DATABASE_URL": database.url,
+            "TICKETING_DATA_DIR": str(tmp_path),
+            "TICKETING_OIDC_BASE_URL": provider.base,
+            "TICKETING_PORTAL_SCOPES": "tickets:read tickets:write",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "TICKETING_PORTAL_SCOPES must include openid" in refused.stderr

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ticketing.auth.dev_issuer import DEFAULT_SCOPE, load_or_create_dev_key, mint_token
 from ticketing.catalog.config_file import ConfigError, read_config
 from ticketing.catalog.loader import load_config
@@ -267,6 +269,9 @@ def _serve(
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = get_settings()
+    from ticketing.portal.schemas import PortalSettings
+
+    PortalSettings()  # refused now rather than at the portal's first page
     if settings.dev_sign_in and settings.oidc_base_url:
         _say(DEV_SIGN_IN_WITH_PROVIDER)
         return 2
@@ -443,4 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    sys.exit(args.func(args))
+    try:
+        code = args.func(args)
+    except ValidationError as exc:
+        # A setting from the environment that cannot be used: one line a setting.
+        prefix = "TICKETING_PORTAL_" if exc.title == "PortalSettings" else "TICKETING_"
+        for error in exc.errors():
+            name = prefix + "_".join(str(p) for p in error["loc"]).upper()
+            _say(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+        code = 2
+    sys.exit(code)

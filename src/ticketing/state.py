@@ -45,6 +45,9 @@ class AppState:
     webhooks: WebhookWorker
     # Connections for the create statement (PostgreSQL; None on SQLite).
     statements: StatementPool | None = None
+    # The service secret (TICKETING_PORTAL_SECRET, else the data folder's portal-secret):
+    # the portal's cookies and the event ids are keyed from it.
+    secret: str = ""
     # Streaming replicas that serve reads (None: the primary serves everything).
     replicas: ReplicaSet | None = None
 
@@ -117,6 +120,7 @@ class AppState:
             else None
         )
         return cls(
+            secret=secret,
             replicas=replicas,
             statements=statements,
             settings=settings,

@@ -70,7 +70,6 @@ from ticketing.portal.session import (
     SessionCodec,
     SessionCookie,
     clear_cookies,
-    load_or_create_secret,
 )
 from ticketing.state import AppState
 
@@ -115,9 +114,7 @@ class PortalState:
 
     def __init__(self, app_state: AppState) -> None:
         self.settings = PortalSettings()
-        data_dir = app_state.settings.data_dir
-        secret = self.settings.secret or load_or_create_secret(data_dir / "portal-secret")
-        self.codec = SessionCodec(secret)
+        self.codec = SessionCodec(app_state.secret)
         base = app_state.settings.oidc_base_url
         self.oidc = (
             OidcClient(

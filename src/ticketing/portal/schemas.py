@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ticketing.demo import DEMO_TENANT
@@ -25,11 +25,15 @@ class PortalSettings(BaseSettings):
         description="Scopes the sign-in asks the identity provider for (space-separated); "
         "the access token must come back able to read tickets.",
     )
-    secret: str | None = Field(
-        default=None,
-        description="Key that signs the session cookie; processes behind one load balancer "
-        "share it. Unset: a random key kept in the data folder (portal-secret).",
-    )
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid(cls, value: str) -> str:
+        # An OpenID Connect sign-in: without `openid` the provider sends no ID token.
+        if "openid" not in value.split():
+            raise ValueError("TICKETING_PORTAL_SCOPES must include openid")
+        return " ".join(value.split())
+
     tenant: str = Field(
         default=DEMO_TENANT,
         description="Tenant whose realm the sign-in uses when the URL names none (?tenant=).",

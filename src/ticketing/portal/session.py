@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
@@ -166,24 +164,3 @@ def is_https(request: Request) -> bool:
     """Whether the browser reached us over https, directly or through a proxy that says so."""
     forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
     return request.url.scheme == "https" or forwarded == "https"
-
-
-def load_or_create_secret(path: Path) -> str:
-    """Reads the portal secret at `path`, creating it (mode 0600) the first time."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
-        # Processes racing here each write a secret; the first link wins for all of them.
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    secret = path.read_text().strip()
-    if len(secret) < 32:
-        raise ValueError(f"{path} holds no usable portal secret")
-    return secret
