@@ -86,6 +86,8 @@ def slow_server(database: Database, tmp_path_factory: pytest.TempPathFactory) ->
             "TICKETING_BODY_TIMEOUT": str(BODY_TIMEOUT),
             "TICKETING_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
             "TICKETING_KEEP_ALIVE_TIMEOUT": str(KEEP_ALIVE_TIMEOUT),
+            # The portal's forms are among the routes with a body.
+            "TICKETING_DEV_SIGN_IN": "true",
         },
     )
     yield server
@@ -148,6 +150,7 @@ def fill(path: str, ticket: str, other: str) -> str:
         "relationType": "relates_to",
         "queueId": QUEUE,
         "userId": AGENTS[0],
+        "user": AGENTS[0],
         "notificationId": "00000000-0000-0000-0000-000000000000",
         "offer_id": "x",
         "rest": "nowhere",

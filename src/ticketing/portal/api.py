@@ -9,9 +9,9 @@ refuse.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from ticketing.auth.access import Action, admit, app_state
@@ -29,13 +29,9 @@ router = APIRouter(prefix="/api/v2/ticketing", tags=["portal"])
 ADMIN_ROLE = "tenant_admin"
 # As long as the session table keeps a username or email.
 MAX_USER = 320
-_USER: dict[str, Any] = {
-    "name": "user",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "The user's username or email address, as their token names them.",
-}
+User = Annotated[
+    str, Path(description="The user's username or email address, as their token names them.")
+]
 
 
 @router.delete(
@@ -43,9 +39,9 @@ _USER: dict[str, Any] = {
     summary="End a user's portal sessions (tenant admins)",
     response_model=SessionsEnded,
     responses=ERROR_RESPONSES,
-    openapi_extra={"parameters": [_USER, *TICKETING_HEADERS, *CATALOG_QUERY]},
+    openapi_extra={"parameters": [*TICKETING_HEADERS, *CATALOG_QUERY]},
 )
-async def end_user_sessions(request: Request, user: str) -> Response:
+async def end_user_sessions(request: Request, user: User) -> Response:
     """Ends every live portal session of the user in the caller's tenant: the next page
     each of their browsers loads is the sign-in. Sessions of the same name in other
     tenants are not touched."""
