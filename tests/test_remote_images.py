@@ -24,6 +24,12 @@ HTML = (
     '<p>See <img src="https://tracker.example/pixel.gif?u=1" alt="chart" width="10">'
     '<img src="//cdn.example/x.png" alt="b">'
     '<img src=" HTTP://upper.example/y.png" alt="c">'
+    # What a browser reads as //host: backslashes, and tabs or newlines it removes.
+    '<img src="\\\\slash.example/a" alt="d">'
+    '<img src="/\\slash.example/b" alt="e">'
+    '<img src="\\/slash.example/c" alt="f">'
+    '<img src="/&#9;/slash.example/d" alt="g">'
+    '<img src="/&#10;/slash.example/e" alt="h">'
     '<img src="/api/v2/ticketing/ticket/x/attachments/y" alt="inline"></p>'
 )
 
@@ -45,6 +51,7 @@ def test_remote_images_are_dropped_by_default(make_tenant: Callable[..., Tenant]
         assert "tracker.example" not in html
         assert "cdn.example" not in html
         assert "upper.example" not in html
+        assert "slash.example" not in html
         # The image element and its other attributes stay, without a source.
         assert '<img width="10" alt="chart">' in html
         assert '<img src="/api/v2/ticketing/ticket/x/attachments/y" alt="inline">' in html

@@ -14,15 +14,28 @@ call, about three times the cost of cleaning a short field with a sanitizer buil
 
 from __future__ import annotations
 
+import re
+
 import nh3
+
+# What a browser's URL parser does first (WHATWG URL): C0 controls and spaces around the
+# value are dropped, tabs and newlines anywhere are removed, and `\` reads as `/`. So
+# `/\host/x`, `\\host/x` or `/<tab>/host/x` are `//host/x`: another site.
+_AROUND = "".join(chr(c) for c in range(0x21))
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 def _local_images_only(element: str, attribute: str, value: str) -> str | None:
     if element == "img" and attribute == "src":
-        text = value.strip()
-        if text.startswith("//") or ":" in text.split("/", 1)[0]:
+        url = value.strip(_AROUND).translate(_TABS_AND_NEWLINES).replace("\\", "/")
+        if url.startswith("//") or _SCHEME.match(url):
             return None
+        # Kept as the browser will read it.
+        return url
     return value
+
+
+_TABS_AND_NEWLINES = str.maketrans("", "", "\t\n\r")
 
 
 _WITH_REMOTE_IMAGES = nh3.Cleaner()
