@@ -18,6 +18,7 @@ from tests.support import (
     Database,
     Server,
     Tenant,
+    event_id,
     event_position,
     new_tenant_config,
     reset_postgresql,
@@ -160,3 +161,9 @@ def streams() -> Iterator[list[SseReader]]:
 def position(data_dir: Path) -> Callable[[Tenant, str | None], int]:
     """The outbox position behind an event id the test servers showed a tenant."""
     return lambda tenant, event_id: event_position(data_dir, tenant.id, event_id)
+
+
+@pytest.fixture
+def opaque(data_dir: Path) -> Callable[[Tenant, int], str]:
+    """The event id the test servers show a tenant for an outbox position."""
+    return lambda tenant, position: event_id(data_dir, tenant.id, position)

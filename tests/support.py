@@ -519,3 +519,10 @@ def event_position(data_dir: Path, tenant_id: str, event_id: str | None) -> int:
     position = EventIds(secret).decode(uuid.UUID(tenant_id), event_id or "")
     assert position is not None, f"{event_id!r} is not an event id of tenant {tenant_id}"
     return position
+
+
+def event_id(data_dir: Path, tenant_id: str, position: int) -> str:
+    """The opaque id a server whose data folder is `data_dir` shows `tenant_id` for the
+    event at `position`."""
+    secret = (data_dir / "portal-secret").read_text().strip()
+    return EventIds(secret).encode(uuid.UUID(tenant_id), position)

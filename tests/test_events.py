@@ -188,7 +188,7 @@ def test_last_event_id_replays_what_was_missed(
 
 
 def test_replay_from_before_what_is_kept_sends_reset_then_live_events(
-    tenant: Tenant, streams: list[SseReader]
+    tenant: Tenant, streams: list[SseReader], opaque: Callable[[Tenant, int], str]
 ) -> None:
     numbered(tenant, created(tenant.create()))
     position = tenant.db.fetch(
@@ -199,7 +199,7 @@ def test_replay_from_before_what_is_kept_sends_reset_then_live_events(
         t=uuid.UUID(tenant.id),
         p=position[0][0],
     )
-    reader = open_stream(tenant, last_event_id="0")
+    reader = open_stream(tenant, last_event_id=opaque(tenant, 0))
     streams.append(reader)
     events = reader.wait_for(lambda events: len(events) >= 2)
     assert [e.event for e in events[:2]] == ["connected", "reset"]
@@ -209,12 +209,15 @@ def test_replay_from_before_what_is_kept_sends_reset_then_live_events(
 
 
 def test_replay_from_past_the_newest_event_sends_reset_then_live_events(
-    tenant: Tenant, streams: list[SseReader], position: Callable[[Tenant, str | None], int]
+    tenant: Tenant,
+    streams: list[SseReader],
+    position: Callable[[Tenant, str | None], int],
+    opaque: Callable[[Tenant, int], str],
 ) -> None:
     numbered(tenant, created(tenant.create()))
     newest = tenant.db.fetch("SELECT max(position) FROM ticket_events")[0][0]
     # An id from another database, or from before a restore: ahead of every event there is.
-    reader = open_stream(tenant, last_event_id=str(newest + 100_000))
+    reader = open_stream(tenant, last_event_id=opaque(tenant, newest + 100_000))
     streams.append(reader)
     events = reader.wait_for(lambda events: len(events) >= 2)
     assert [e.event for e in events[:2]] == ["connected", "reset"]
@@ -273,6 +276,15 @@ def test_event_ids_tell_a_tenant_nothing_about_other_tenants(
     )
     assert refused.status_code == 400, refused.text
     assert "Last-Event-ID" in refused.json()["validationResult"]["reason"]
+    # Nor are plain numbers ids: taken as positions, they would tell the number of events of
+    # every tenant (a tenant would try numbers until one is past the newest).
+    for number in ("1", "7", str(position(quiet, event.id))):
+        as_number = quiet.client.get(
+            f"{quiet.base_url}{UPDATES}",
+            params=QUERY,
+            headers={**quiet.headers(accept="text/event-stream"), "Last-Event-ID": number},
+        )
+        assert as_number.status_code == 400, as_number.text
 
 
 def test_bad_stream_requests_are_refused_in_the_envelope(tenant: Tenant) -> None:
@@ -393,6 +405,7 @@ def test_concurrent_writers_in_several_processes_every_event_once_in_order(
     own_server: Callable[..., Server],
     streams: list[SseReader],
     position: Callable[[Tenant, str | None], int],
+    opaque: Callable[[Tenant, int], str],
 ) -> None:
     others = [own_server(), own_server()]
     base_urls = [server.base_url, *(s.base_url for s in others)]
@@ -419,7 +432,7 @@ def test_concurrent_writers_in_several_processes_every_event_once_in_order(
     assert sequences[0] == sequences[1] == sequences[2]
     # A late reader resuming from before the burst replays exactly the same sequence.
     first_id = sequences[0][0][0] - 1
-    late = open_stream(tenant, last_event_id=str(first_id))
+    late = open_stream(tenant, last_event_id=opaque(tenant, first_id))
     streams.append(late)
     replayed = changes(late.wait_for(lambda events: len(changes(events)) >= len(done)))
     assert [

@@ -196,14 +196,14 @@ def test_the_notification_stream_sends_the_callers_notifications_only(
 
 
 def test_the_notification_stream_resets_from_past_the_newest_event(
-    tenant: Tenant, streams: list[SseReader]
+    tenant: Tenant, streams: list[SseReader], opaque: Callable[[Tenant, int], str]
 ) -> None:
     alice = user_token(tenant, "alice")
     ticket = created(tenant.create(token=alice))
     numbered(tenant, ticket)
     newest = tenant.db.fetch("SELECT max(position) FROM ticket_events")[0][0]
     headers = tenant.headers(alice, accept="text/event-stream")
-    headers["Last-Event-ID"] = str(newest + 100_000)
+    headers["Last-Event-ID"] = opaque(tenant, newest + 100_000)
     reader = SseReader(f"{tenant.base_url}{STREAM}", headers, QUERY)
     streams.append(reader)
     events = reader.wait_for(lambda events: len(events) >= 2)

@@ -307,6 +307,9 @@ def test_requesters_may_not_read_queues_or_their_members(desk: Tenant) -> None:
     for token in (agent_token(desk, AGENTS[0]), admin_token(desk)):
         assert call(desk, "GET", "/queue/list", token=token).status_code == 200
         assert call(desk, "GET", f"/queue/{QUEUE}/users", token=token).status_code == 200
+    # The permission comes before the query's validation, as on every route.
+    for path in ("/queue/list", f"/queue/{QUEUE}/users"):
+        assert_error(call(desk, "GET", path, token=requester, params={}), 401)
     # A requester's own queues stay readable (none: an empty list).
     assert call(desk, "GET", "/queue/current", token=requester).json()["data"]["count"] == 0
 

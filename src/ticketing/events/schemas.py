@@ -10,10 +10,10 @@ LAST_EVENT_ID: dict[str, Any] = {
     "name": "Last-Event-ID",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "pattern": "^([A-Za-z0-9_-]{22}|[0-9]{1,18})$"},
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
     "description": "Resume after this event id (the last `id:` the stream sent: 22 opaque "
-    "characters; a plain number as sent before ids were opaque is taken too): missed events "
-    "are replayed, or `reset` is sent when they are no longer kept.",
+    "characters): missed events are replayed, or `reset` is sent when they are no longer "
+    "kept.",
 }
 
 TICKET: dict[str, Any] = {

@@ -47,9 +47,9 @@ async def end_user_sessions(request: Request, user: User) -> Response:
     tenants are not touched."""
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.UPDATE)
-        require_catalog_query(request.query_params)
         if ADMIN_ROLE not in access.principal.roles:
             raise PermissionFailure("You do not have the required permissions to end sessions")
+        require_catalog_query(request.query_params)
         if not _is_user(user):
             raise InputValidationFailure(
                 {"user": [f"user must be a username or email address (1 to {MAX_USER} characters)"]}

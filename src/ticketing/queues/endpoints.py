@@ -83,6 +83,8 @@ async def list_queues(request: Request) -> Response:
     """The tenant's queues."""
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.READ)
+    # The permission before the query's validation, as on every route.
+    service.require_agent(access)
     require_catalog_query(request.query_params)
     return _page(service.list_queues(access))
 
@@ -114,6 +116,7 @@ async def list_members(request: Request, queueId: QueueId) -> Response:
     """A queue's members and their availability."""
     async with transaction(app_state(request).sessionmaker) as session:
         access = await admit(request, session, Action.READ)
+        service.require_agent(access)
         require_catalog_query(request.query_params)
         members = await service.list_members(session, access=access, queue_id=queueId)
     return _page(members)

@@ -209,7 +209,8 @@ def _queue(access: Access, queue_id: str) -> QueueSpec:
     return queue
 
 
-def _require_agent(access: Access) -> None:
+def require_agent(access: Access) -> None:
+    """Agents and admins only (401 USER_PERMISSION_FAILURE for others)."""
     # Queues and their members (agents' emails and availability) are the desk's own
     # business: requesters see their tickets, not who works them.
     if not access.principal.roles & AGENT_ROLES:
@@ -218,7 +219,7 @@ def _require_agent(access: Access) -> None:
 
 def list_queues(access: Access) -> list[dict[str, Any]]:
     """The tenant's queues (agents and admins only)."""
-    _require_agent(access)
+    require_agent(access)
     return [queue_public(q) for q in access.catalog.desk.queues.values()]
 
 
@@ -242,7 +243,7 @@ async def list_members(
     session: AsyncSession, *, access: Access, queue_id: str
 ) -> list[dict[str, Any]]:
     """A queue's members with their availability (agents and admins only)."""
-    _require_agent(access)
+    require_agent(access)
     queue = _queue(access, queue_id)
     members = await repository.list_members(session, tenant_id=access.tenant_id, queue_id=queue.id)
     return [member_public(m) for m in members]

@@ -69,6 +69,10 @@ class Target:
     def headers(self) -> dict[str, str]:
         parts = urlsplit(self.url)
         netloc = parts.netloc.rpartition("@")[2]
+        if parts.scheme == "https":
+            # The client pools connections by address: a TLS connection whose certificate was
+            # checked for one host name must not carry another's request to the same address.
+            return {"host": netloc, "connection": "close"}
         return {"host": netloc}
 
     def extensions(self) -> dict[str, str]:
