@@ -631,13 +631,16 @@ idempotency_keys = (
 # Who sends a case: mostly agents (they may do everything), some users and admins, a few
 # without credentials.
 callers = st.sampled_from(["ticket_agent"] * 5 + ["ticket_user", "tenant_admin", "anonymous"])
-# Queue members are changed by admins, and webhook deliveries read by them: mostly them there.
+# Queue members are changed by admins, webhook deliveries read and sessions ended by them:
+# mostly them there.
 admin_callers = st.sampled_from(["tenant_admin"] * 5 + ["ticket_agent", "ticket_user", "anonymous"])
 
 
 def _callers(operation: APIOperation) -> st.SearchStrategy[str]:
     writes_members = operation.path.startswith(QUEUE_PATHS) and operation.method.upper() != "GET"
-    for_admins = operation.path.startswith("/api/v2/ticketing/tenant/webhooks")
+    for_admins = operation.path.startswith(
+        ("/api/v2/ticketing/tenant/webhooks", "/api/v2/ticketing/sessions")
+    )
     return admin_callers if writes_members or for_admins else callers
 
 
