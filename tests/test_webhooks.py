@@ -477,3 +477,49 @@ def test_a_name_that_resolves_to_a_private_address_is_refused_before_connecting(
 
     with pytest.raises(TargetRefused, match=r"10\.0\.0\.7"):
         asyncio.run(send())
+
+
+def test_a_server_refuses_to_post_to_embedded_ipv4_and_private_targets(
+    database: Database, data_dir: Path, receiver: Receiver, make_tenant: Callable[..., Tenant]
+) -> None:
+    """Through a real server without TICKETING_WEBHOOKS_ALLOW_PRIVATE: NAT64, 6to4 and
+    loopback targets are recorded as refused attempts and nothing reaches the receiver."""
+    guarded = start_server(
+        database_url=database.url,
+        data_dir=data_dir,
+        env={"TICKETING_WEBHOOKS_ALLOW_PRIVATE": "false", "TICKETING_WEBHOOKS_RETRY_BASE": "30"},
+    )
+    try:
+        port = receiver.url.rsplit(":", 1)[1].split("/", 1)[0]
+        targets_ = {
+            "nat64": f"http://[64:ff9b::7f00:1]:{port}/hooks",
+            "sixtofour": f"http://[2002:7f00:1::]:{port}/hooks",
+            "loopback": receiver.url,
+        }
+        tenant = make_tenant(
+            webhooks=[
+                {"id": hook, "url": url, "events": ["ticket.created"], "secret": SECRET}
+                for hook, url in targets_.items()
+            ]
+        )
+        response = tenant.client.post(
+            f"{guarded.base_url}/api/v2/ticketing/ticket/create/james/16910",
+            params={"type": "template", "module": "ticketing"},
+            headers=tenant.headers(),
+            json=seed_body(),
+        )
+        assert response.status_code == 200, response.text
+
+        def attempted(hook: str) -> list[dict[str, Any]]:
+            rows = _rows(tenant, hook)
+            return rows[0]["log"] if rows else []
+
+        for hook in targets_:
+            wait_until(lambda hook=hook: len(attempted(hook)) >= 1)
+        for hook in ("nat64", "sixtofour"):
+            error = attempted(hook)[0]["error"]
+            assert error.startswith("refused:") and "embeds an IPv4 address" in error, error
+        assert "not a public address" in attempted("loopback")[0]["error"]
+        assert receiver.requests == []
+    finally:
+        stop_server(guarded)
