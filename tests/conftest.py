@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.attachment_api import file_tenant_config
+from tests.browser import browser  # noqa: F401  (the browser tests' fixture)
 from tests.portal_client import PortalClient
 from tests.sse_client import SseReader
 from tests.support import (

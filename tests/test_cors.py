@@ -17,11 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.support import Database, Server, Tenant, free_port, seed_body, start_server, stop_server
 from tests.test_cli import cli_env
-from tests.test_portal_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.ticket_api import QUERY, assert_error, call, created, reason_of, user_token
 
 API = "/api/v2/ticketing"
@@ -279,16 +278,6 @@ def test_the_server_refuses_to_start_with_a_wildcard_or_an_origin_browsers_never
 
 
 # -- in a browser -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Chromium for this module (see tests/test_portal_browser.py on why not per session)."""
-    assert CHROMIUM.exists(), "Chromium is missing: run `make browser-deps`"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def page_at(browser: Browser, origin: str) -> Page:

@@ -14,13 +14,13 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.attachment_api import F_LOGS, PNG, file_tenant_config, upload
 from tests.desk_support import desk_overrides
@@ -31,31 +31,10 @@ from ticketing.portal.schemas import DEMO_USERS
 from ticketing.portal.session import COOKIE_PATH, SESSION_COOKIE
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
 AXE_DIR = ROOT / ".cache" / "axe-core"
 AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = os.environ.get("TICKETING_PORTAL_SCREENSHOTS")
 AGENT = "agent@example.com"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One Chromium for this module's tests of a backend. Not kept for the session: while
-    Playwright's sync API is open its event loop runs in this thread, and other modules'
-    tests call asyncio.run()."""
-    assert CHROMIUM.exists(), "Chromium is missing: run `make browser-deps`"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="session")

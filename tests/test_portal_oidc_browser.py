@@ -19,12 +19,12 @@ from typing import Any
 
 import jwt
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import BACKENDS
 from tests.oidc_provider import OidcProvider, Realm, reserve
 from tests.support import Database, Server, Tenant, new_tenant_config, start_server, stop_server
-from tests.test_portal_browser import CHROMIUM, CHROMIUM_ARGS, Visit, load_axe
+from tests.test_portal_browser import Visit, load_axe
 
 pytestmark = pytest.mark.parametrize("database", [BACKENDS[1]], indirect=True)
 
@@ -107,15 +107,6 @@ def setup(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Itera
         provider.stop()
         for server in servers:
             stop_server(server)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), "Chromium is missing: run `make browser-deps`"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
